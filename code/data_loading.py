@@ -38,6 +38,9 @@ AUDIO_EXTENSIONS = (".flac", ".wav")
 SILENCE_RMS = 1e-5  # below this RMS (about -100 dBFS) a signal counts as silent
 
 
+_RESAMPLE_NOTED: set[tuple[int, int]] = set()  # rate pairs already noted in the log
+
+
 class DataError(Exception):
     """The data set is not in the shape the pipeline needs."""
 
@@ -205,7 +208,9 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if not np.all(np.isfinite(audio)):
         raise DataError(f"audio file {path} contains NaN or infinite samples")
     if file_rate != sample_rate:
-        logger.info("%s: resampling %d Hz -> %d Hz", path.name, file_rate, sample_rate)
+        if (file_rate, sample_rate) not in _RESAMPLE_NOTED:
+            _RESAMPLE_NOTED.add((file_rate, sample_rate))
+            logger.info("audio at %d Hz (e.g. %s) is resampled to %d Hz", file_rate, path, sample_rate)
         audio = soxr.resample(audio.T, file_rate, sample_rate, quality="HQ").T
     return np.ascontiguousarray(audio, dtype=np.float32)
 
