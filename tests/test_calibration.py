@@ -1,0 +1,62 @@
+"""Calibration: the 0..100 logistic, and honest out-of-fold predictions on train."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from code.evaluation.calibration import LogisticCalibration, out_of_fold_predictions, prompt_folds
+
+
+def _pairs(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, n)
+    y = 100 / (1 + np.exp(-8 * (x - 0.5))) + rng.normal(0, 5, n)
+    return x, np.clip(y, 0, 100)
+
+
+def test_fitted_curve_spans_0_to_100():
+    x, y = _pairs()
+    model = LogisticCalibration.fit(x, y)
+    assert model.x0 == pytest.approx(0.5, abs=0.05) and model.k == pytest.approx(8, rel=0.2)
+    assert model.predict(np.array([0.0]))[0] < 5 and model.predict(np.array([1.0]))[0] > 95
+
+
+def test_predictions_monotonic_and_in_range():
+    x, y = _pairs()
+    grid = np.linspace(-0.5, 1.5, 101)
+    predicted = LogisticCalibration.fit(x, y).predict(grid)
+    assert np.all(np.diff(predicted) >= 0) and predicted.min() >= 0 and predicted.max() <= 100
+
+
+def test_the_recipe_bug_is_refused():
+    x, y = _pairs()
+    with pytest.raises(ValueError, match="0..1 correctness"):
+        LogisticCalibration.fit(x, y / 100)  # correctness without x100
+
+
+def test_too_few_pairs():
+    with pytest.raises(ValueError, match="at least 3"):
+        LogisticCalibration.fit(np.array([0.1, 0.9]), np.array([10.0, 90.0]))
+
+
+def test_folds_group_prompts_and_are_deterministic():
+    prompts = [f"prompt {i % 40}" for i in range(120)]
+    folds = prompt_folds(prompts, n_folds=5, seed=0)
+    for prompt in set(prompts):
+        assert len({f for p, f in zip(prompts, folds) if p == prompt}) == 1
+    assert np.array_equal(folds, prompt_folds(prompts, n_folds=5, seed=0))
+    assert set(folds) == set(range(5))
+
+
+def test_out_of_fold_never_sees_its_own_prompt():
+    x, y = _pairs(150)
+    prompts = [f"p{i % 30}" for i in range(150)]
+    # Poison one prompt's labels: in-sample fitting would pull its predictions up.
+    y_poisoned = y.copy()
+    poisoned = np.array([p == "p7" for p in prompts])
+    y_poisoned[poisoned] = 100.0
+    oof = out_of_fold_predictions(x, y_poisoned, prompts, x, prompts)
+    clean = out_of_fold_predictions(x, y, prompts, x, prompts)
+    assert np.allclose(oof[poisoned], clean[poisoned])  # its own labels never used
+    assert not np.allclose(oof[~poisoned], clean[~poisoned])  # but they are used for others

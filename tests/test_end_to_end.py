@@ -1,0 +1,113 @@
+"""The whole pipeline through `python main.py`, with real Whisper inference on the demo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from code.data_loading import read_audio
+from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root
+
+
+def run_main(*args, cwd=ROOT, check=True):
+    proc = subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"main.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`python main.py` defaults (NLR1, demo valid split), into a temporary results folder."""
+    results = tmp_path_factory.mktemp("results")
+    first = run_main("--results-dir", results)
+    return results, first
+
+
+@pytest.mark.slow
+def test_demo_run_writes_enhanced_audio_and_submission(demo_run):
+    results, _ = demo_run
+    records = demo_records("valid")
+    for r in records:
+        wav = results / "NLR1" / f"{r['signal']}.wav"
+        source = read_audio(DEMO_ROOT / "cadenza_data" / "valid" / "signals" / f"{r['signal']}.flac")
+        assert read_audio(wav).shape == source.shape
+    assert json.loads((results / "NLR1" / "config_valid.json").read_text())["model"] == "NLR1"
+    with (results / "submission_NLR1_valid.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["signal_ID", "intelligibility_score"]
+    assert [row[0] for row in rows[1:]] == [r["signal"] for r in records]
+    values = np.array([float(row[1]) for row in rows[1:]])
+    assert np.all(np.isfinite(values)) and np.all((values >= 0) & (values <= 100))
+    evalai = (results / "evalai_NLR1_valid.csv").read_text().splitlines()
+    assert evalai == [",".join(row) for row in rows[1:]]
+
+
+@pytest.mark.slow
+def test_transcripts_are_kept_and_real(demo_run):
+    results, _ = demo_run
+    caches = list((results / "NLR1").glob("scores.valid.*.jsonl"))
+    assert len(caches) == 1
+    lines = [json.loads(line) for line in caches[0].read_text().splitlines()]
+    assert len(lines) == 9
+    prompts = {r["signal"]: r["prompt"] for r in demo_records("valid")}
+    for line in lines:
+        assert len(line["transcripts"]) == 2 and line["score"] == max(line["ear_correctness"])
+    # Whisper hears the demo's words: most of the lyric lines are mostly recognised.
+    assert np.mean([line["score"] for line in lines]) > 0.3
+    assert any(prompts[line["signal"]].split()[-1] in line["transcripts"][0].lower() for line in lines)
+
+
+@pytest.mark.slow
+def test_second_run_recomputes_nothing(demo_run):
+    results, _ = demo_run
+    wavs = {p: p.stat().st_mtime_ns for p in (results / "NLR1").glob("*.wav")}
+    second = run_main("--results-dir", results)
+    assert "0 to enhance, 9 reused" in second.stderr
+    assert "0 signal(s) to transcribe, 9 reused" in second.stderr
+    assert {p: p.stat().st_mtime_ns for p in wavs} == wavs
+
+
+@pytest.mark.slow
+def test_compute_csvs_compares_demo_outputs(demo_run):
+    results, _ = demo_run
+    proc = subprocess.run([sys.executable, "compute_csvs.py", str(results)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1  # valid-split CSVs have no ground truth in train labels
+    assert "submission_NLR1_valid.csv" in proc.stdout and "SKIPPED" in proc.stdout
+
+
+@pytest.mark.parametrize("damage,expected", [
+    (lambda root, rs: (root / "cadenza_data/valid/signals" / f"{rs[1]['signal']}.flac").write_bytes(b""),
+     "audio file is empty"),
+    (lambda root, rs: (root / "cadenza_data/metadata/valid_metadata.json").write_text(
+        json.dumps([{**rs[0], "hearing_loss": "Profound"}] + rs[1:])), "unknown hearing_loss"),
+])
+def test_bad_input_fails_fast_without_csv(tmp_path, damage, expected):
+    records = demo_records("valid")[:3]
+    root = make_clip_root(tmp_path / "data", "valid", records)
+    damage(root, records)
+    proc = run_main("--data-root", root, "--results-dir", tmp_path / "results", check=False)
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+    assert not list((tmp_path / "results").glob("submission_*"))
+
+
+def test_not_a_clip_root(tmp_path):
+    proc = run_main("--data-root", tmp_path, "--results-dir", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "is not a CLIP data root" in proc.stderr
+
+
+def test_help_lists_every_field():
+    proc = run_main("--help")
+    for flag in ("--data-root", "--split", "--model", "--input", "--asr-engine", "--scores",
+                 "--train-scores", "--shard", "--audiograms", "--results-dir"):
+        assert flag in proc.stdout

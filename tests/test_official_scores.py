@@ -1,0 +1,81 @@
+"""The --scores route on the official precomputed Whisper scores (no audio needed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.optimize import curve_fit
+
+from code.evaluation.calibration import prompt_folds
+from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES, PRECOMPUTED_DIR, read_score_file
+from tests.conftest import ROOT
+
+CATEGORIES = ["No Loss", "Mild", "Moderate"]
+
+
+@pytest.fixture(scope="module")
+def official_root(tmp_path_factory):
+    """Metadata over the official signal IDs (prompts and labels are stand-ins)."""
+    root = tmp_path_factory.mktemp("clip")
+    meta = root / "cadenza_data" / "metadata"
+    meta.mkdir(parents=True)
+    (root / "cadenza_data" / "valid").mkdir()
+    (root / "cadenza_data" / "train").mkdir()
+    _, train = read_score_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])
+    _, valid = read_score_file(PRECOMPUTED_DIR / "cadenza_data.valid.whisper.jsonl")
+    rng = np.random.default_rng(1)
+    train_records = [{"signal": s, "prompt": f"prompt number {i // 3}", "hearing_loss": CATEGORIES[i % 3],
+                      "correctness": float(np.clip(x + rng.normal(0, 0.2), 0, 1))}
+                     for i, (s, x) in enumerate(train.items())]
+    valid_records = [{"signal": s, "prompt": "a line", "hearing_loss": CATEGORIES[i % 3]}
+                     for i, s in enumerate(valid)]
+    (meta / "train_metadata.json").write_text(json.dumps(train_records))
+    (meta / "valid_metadata.json").write_text(json.dumps(valid_records))
+    return root, train_records, valid_records, train, valid
+
+
+def _run(root, split, results):
+    proc = subprocess.run(
+        [sys.executable, "main.py", "--data-root", str(root), "--split", split, "--model", "identity",
+         "--scores", str(PRECOMPUTED_DIR / f"cadenza_data.{split}.whisper.jsonl"),
+         "--results-dir", str(results)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with (results / f"submission_identity_{split}.csv").open() as f:
+        return {row[0]: float(row[1]) for row in list(csv.reader(f))[1:]}
+
+
+def _logistic(x, x0, k):
+    return 100 / (1 + np.exp(-k * (x - x0)))
+
+
+def test_valid_reproduces_the_official_baseline_fit(official_root, tmp_path):
+    root, train_records, valid_records, train, valid = official_root
+    predicted = _run(root, "valid", tmp_path)
+    assert list(predicted) == [r["signal"] for r in valid_records]
+    x = np.array([train[r["signal"]] for r in train_records])
+    y = np.array([100 * r["correctness"] for r in train_records])
+    params, _ = curve_fit(_logistic, x, y, p0=[0.5, 5.0])
+    expected = _logistic(np.array([valid[s] for s in predicted]), *params)
+    assert np.allclose(list(predicted.values()), expected, atol=1e-3)
+    assert min(predicted.values()) < 30 and max(predicted.values()) > 70  # the 0..100 scale
+
+
+def test_train_predictions_are_out_of_fold(official_root, tmp_path):
+    root, train_records, _, train, _ = official_root
+    predicted = _run(root, "train", tmp_path)
+    prompts = [r["prompt"] for r in train_records]
+    folds = prompt_folds(prompts, n_folds=5, seed=0)
+    x = np.array([train[r["signal"]] for r in train_records])
+    y = np.array([100 * r["correctness"] for r in train_records])
+    values = np.array([predicted[r["signal"]] for r in train_records])
+    for fold in range(5):
+        params, _ = curve_fit(_logistic, x[folds != fold], y[folds != fold], p0=[0.5, 5.0])
+        test = folds == fold
+        assert np.allclose(values[test], _logistic(x[test], *params), atol=1e-3)
+    in_sample = _logistic(x, *curve_fit(_logistic, x, y, p0=[0.5, 5.0])[0])
+    assert not np.allclose(values, in_sample, atol=1e-3)
