@@ -105,8 +105,10 @@ def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    # Our own loggers at INFO; third-party chatter (pyclarity's MSBG logs to the root logger) at WARNING.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("main", "code"):
+        logging.getLogger(name).setLevel(logging.INFO)
     cfg = parse_config(argv)
     from code.data_loading import DataError
     from code.evaluation.asr import ASRError

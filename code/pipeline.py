@@ -22,6 +22,7 @@ from code.evaluation.evaluation_helper import (
     score_audio,
     write_submission,
 )
+from code.evaluation.report import report_rows, write_report
 from code.io_utils import write_json_atomic
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
 
@@ -185,6 +186,7 @@ def run(cfg) -> None:
         train = split if cfg.split == "train" else _train_split(cfg)
     records = _shard(split.records, cfg.shard)
     settings = asr_settings(cfg)
+    all_predictions: dict[str, dict[str, float]] = {}
     for model in model_names(cfg):
         out_dir = output_dir(Path(cfg.results_dir), model, cfg.input)
         if "1" in stages:
@@ -208,3 +210,21 @@ def run(cfg) -> None:
         predictions = predict(split.records, scores, train.records, train_scores,
                               split=cfg.split, n_folds=cfg.folds, seed=cfg.seed)
         _write_outputs(cfg, split, predictions, submission_tag(model, cfg.input))
+        all_predictions[model] = predictions
+    if len(all_predictions) > 1:
+        write_hearing_aid_report(cfg, all_predictions, split.records)
+
+
+def write_hearing_aid_report(cfg, predictions: dict[str, dict[str, float]], records: list[dict]) -> None:
+    """``results/hearing_aid_report_<split>.csv`` and ``.png``: models by hearing loss."""
+    rows = report_rows(predictions, records)
+    base = Path(cfg.results_dir) / f"hearing_aid_report_{cfg.split}"
+    chain = "unprocessed -> model -> MSBG -> Whisper" if cfg.input == "unprocessed" else "signals -> model -> Whisper"
+    write_report(rows, base.with_suffix(".csv"), base.with_suffix(".png"),
+                 f"{cfg.split}: {chain}")
+    for row in rows:
+        if row["model"] != "identity":
+            logger.info("report: %s %-8s n=%d mean %.1f (change vs identity %+.1f)", row["model"],
+                        row["hearing_loss"], row["n"], row["mean_intelligibility"],
+                        row["change_vs_identity"])
+    logger.info("wrote %s.csv and %s.png", base, base)
