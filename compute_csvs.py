@@ -52,11 +52,11 @@ def load_truth(metadata_file: Path) -> dict[str, tuple[float, str]]:
 
 def format_table(results: list) -> str:
     ok = sorted((r for r in results if not r.error), key=lambda r: r.RMSE)
-    lines = [f"{'file':<48} {'n':>6} {'RMSE':>7} {'Std':>6} {'NCC':>6} {'KT':>6}  RMSE by hearing loss"]
+    lines = [f"{'file':<48} {'n':>6} {'absent':>6} {'RMSE':>7} {'Std':>6} {'NCC':>6} {'KT':>6}  RMSE by hearing loss"]
     for r in ok:
         by_loss = ", ".join(f"{k} {v['RMSE']:.2f}" for k, v in r.per_hearing_loss.items())
         fmt = lambda x: "   nan" if math.isnan(x) else f"{x:6.3f}"
-        lines.append(f"{r.path:<48} {r.n:>6} {r.RMSE:7.2f} {r.Std:6.2f} {fmt(r.NCC)} {fmt(r.KT)}  {by_loss}")
+        lines.append(f"{r.path:<48} {r.n:>6} {r.unmatched:>6} {r.RMSE:7.2f} {r.Std:6.2f} {fmt(r.NCC)} {fmt(r.KT)}  {by_loss}")
     for r in results:
         if r.error:
             lines.append(f"{r.path:<48} SKIPPED: {r.error}")
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = [compare(path, truth) for path in csvs]
     print(format_table(results))
+    for r in results:
+        if not r.error and r.unmatched:
+            log.warning("%s: %d signal ID(s) are not in the ground truth (left out)", r.path, r.unmatched)
     if args.json:
         write_json_atomic(args.json, {r.path: r.to_dict() for r in results})
     if args.plot:

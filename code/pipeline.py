@@ -23,7 +23,7 @@ from code.evaluation.evaluation_helper import (
     write_submission,
 )
 from code.evaluation.report import report_rows, write_report
-from code.io_utils import write_json_atomic
+from code.io_utils import read_jsonl, settings_digest, write_json_atomic
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
 
 logger = logging.getLogger(__name__)
@@ -118,11 +118,12 @@ def training_scores(cfg, train: SplitData, *, shard: str = "") -> dict[str, floa
     settings are the official baseline's and it covers this training set, or
     computed here once and cached for every model (only the shard's part
     with ``shard``)."""
+    settings = asr_settings(cfg)
     if cfg.train_scores:
+        check_train_scores_match(Path(cfg.train_scores), settings)
         _, scores = read_score_file(Path(cfg.train_scores))
         logger.info("training scores from %s", cfg.train_scores)
         return scores
-    settings = asr_settings(cfg)
     if settings.is_official_baseline():
         _, official = read_score_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])
         if all(r["signal"] in official for r in train.records):
@@ -135,6 +136,28 @@ def training_scores(cfg, train: SplitData, *, shard: str = "") -> dict[str, floa
     return score_audio(items, settings=settings, split="train", sample_rate=cfg.sample_rate,
                        cache_file=asr_cache_file(folder, "train", settings, shard),
                        desc="Stage 2: training scores")
+
+
+def check_train_scores_match(path: Path, settings: ASRSettings) -> None:
+    """Refuse training scores made with other ASR settings than the run's.
+
+    Raises:
+        DataError: for the official precomputed files when the run is not the
+            official baseline's settings, or for this project's score files
+            whose recorded ASR settings differ.
+    """
+    official = {p.resolve() for p in OFFICIAL_TRAIN_SCORES.values()}
+    if path.resolve() in official and not settings.is_official_baseline():
+        raise DataError(
+            f"training scores {path} are the official openai-whisper base.en scores, but this "
+            f"run uses {settings.engine} {settings.model}: calibration needs the same ASR "
+            "settings (use --asr-engine openai-whisper --asr-model base.en, or drop --train-scores)")
+    wanted = settings_digest(settings.cache_key())
+    recorded = {r["asr"] for r in read_jsonl(path) if "asr" in r}
+    if recorded and recorded != {wanted}:
+        raise DataError(f"training scores {path} were made with other ASR settings "
+                        f"({sorted(recorded)}) than this run's ({wanted}); drop --train-scores "
+                        "to score the training split with this run's settings")
 
 
 def _write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str) -> None:

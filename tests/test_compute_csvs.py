@@ -74,3 +74,10 @@ def test_table_json_and_plot(tmp_path, truth_file, capsys):
     assert set(figures[str(good)]["per_hearing_loss"]) == {"No Loss", "Mild", "Moderate"}
     assert "error" in figures[str(bad)]
     assert good.with_suffix(".png").stat().st_size > 1000
+
+
+def test_ids_absent_from_truth_are_counted(tmp_path, truth_file):
+    path = tmp_path / "partial.csv"
+    path.write_text("s0,10\ns1,20\nnot_in_truth,30\n")
+    result = compare(path, compute_csvs.load_truth(truth_file))
+    assert result.n == 2 and result.unmatched == 1

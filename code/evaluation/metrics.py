@@ -22,6 +22,7 @@ class Comparison:
 
     path: str
     n: int = 0
+    unmatched: int = 0  # signal IDs of the CSV absent from the ground truth
     RMSE: float = math.nan
     Std: float = math.nan
     NCC: float = math.nan
@@ -32,7 +33,7 @@ class Comparison:
     def to_dict(self) -> dict:
         if self.error:
             return {"error": self.error}
-        return {"n": self.n, "RMSE": self.RMSE, "Std": self.Std, "NCC": self.NCC,
+        return {"n": self.n, "unmatched": self.unmatched, "RMSE": self.RMSE, "Std": self.Std, "NCC": self.NCC,
                 "KT": self.KT, "per_hearing_loss": self.per_hearing_loss}
 
 
@@ -107,6 +108,7 @@ def compare(path: Path, truth: dict[str, tuple[float, str]]) -> Comparison:
     p = np.array([predicted[s] for s in shared])
     y = np.array([truth[s][0] for s in shared])
     result.n = len(shared)
+    result.unmatched = len(predicted) - len(shared)
     for key, value in clip_metrics(p, y).items():
         setattr(result, key, value)
     categories = np.array([truth[s][1] for s in shared])

@@ -1,0 +1,68 @@
+"""Pipeline plumbing: workers give the same audio as one process, shards, config checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from code.data_loading import DataError, validate_split
+from code.enhancement import enhance_split
+from code.evaluation.asr import ASRSettings
+from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES
+from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
+from code.pipeline import _shard, check_config, check_train_scores_match, parse_shard
+from main import CONFIG
+
+
+def test_worker_processes_match_one_process(demo_root, tmp_path):
+    split = validate_split(demo_root, "valid", check_audio=False)
+    split = dataclasses.replace(split, records=split.records[:4])
+    for jobs, folder in ((1, "one"), (2, "two")):
+        summary = enhance_split(split, model_name="NLR1", audiograms=DEFAULT_AUDIOGRAMS,
+                                results_dir=tmp_path / folder, jobs=jobs)
+        assert summary.done == 4
+    for r in split.records:
+        one = (tmp_path / "one" / "NLR1" / f"{r['signal']}.wav").read_bytes()
+        assert one == (tmp_path / "two" / "NLR1" / f"{r['signal']}.wav").read_bytes()
+    again = enhance_split(split, model_name="NLR1", audiograms=DEFAULT_AUDIOGRAMS,
+                          results_dir=tmp_path / "one", jobs=1)
+    assert (again.done, again.reused) == (0, 4)
+    changed = dict(DEFAULT_AUDIOGRAMS, Mild=DEFAULT_AUDIOGRAMS["Moderate"])
+    redo = enhance_split(split, model_name="NLR1", audiograms=changed,
+                         results_dir=tmp_path / "one", jobs=1)
+    mild = sum(r["hearing_loss"] == "Mild" for r in split.records)
+    assert (redo.done, redo.reused) == (mild, 4 - mild)  # only what the change touches
+
+
+def test_shards_partition_the_split():
+    records = [{"signal": str(i)} for i in range(10)]
+    parts = [_shard(records, f"{k}/3") for k in (1, 2, 3)]
+    assert sorted(r["signal"] for part in parts for r in part) == [str(i) for i in range(10)]
+    assert parts[0] == _shard(records, "1/3")  # deterministic
+    for bad in ("0/3", "4/3", "x"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"split": "test"}, "--split must be one of"),
+    ({"model": "NLR9"}, "unknown model 'NLR9'"),
+    ({"input": "raw"}, "--input must be one of"),
+    ({"stages": "3"}, "--stages"),
+    ({"audiograms": {"Severe": {}}}, "unknown category 'Severe'"),
+    ({"shard": "5/2"}, "1 <= K <= N"),
+])
+def test_bad_config_is_refused_before_work(change, expected):
+    assert expected in check_config(dataclasses.replace(CONFIG, **change))
+
+
+def test_mismatched_training_scores_refused(tmp_path):
+    with pytest.raises(DataError, match="same ASR settings"):
+        check_train_scores_match(OFFICIAL_TRAIN_SCORES["whisper.mixture"], ASRSettings())
+    check_train_scores_match(OFFICIAL_TRAIN_SCORES["whisper.mixture"],
+                             ASRSettings(engine="openai-whisper", model="base.en"))
+    other = tmp_path / "train.jsonl"
+    other.write_text('{"signal": "a", "score": 0.5, "asr": "0123456789ab"}\n')
+    with pytest.raises(DataError, match="other ASR settings"):
+        check_train_scores_match(other, ASRSettings())
