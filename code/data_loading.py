@@ -135,6 +135,12 @@ def load_metadata(path: Path) -> list[dict]:
     return records
 
 
+def record_name(index: int, record: dict) -> str:
+    """How problems name a record: its signal ID, or its position when it has none."""
+    signal = record.get("signal")
+    return str(signal) if signal else f"record #{index}"
+
+
 def check_records(records: list[dict], *, require_correctness: bool = False) -> list[Problem]:
     """Check metadata records; return every problem found (empty when all is well).
 
@@ -145,7 +151,7 @@ def check_records(records: list[dict], *, require_correctness: bool = False) -> 
     seen: dict[str, int] = {}
     for index, record in enumerate(records):
         signal = record.get("signal")
-        name = str(signal) if signal else f"record #{index}"
+        name = record_name(index, record)
         for key in REQUIRED_FIELDS:
             if key not in record:
                 problems.append(Problem(name, f"missing required field {key!r}"))
@@ -270,8 +276,7 @@ def validate_split(
             "Fix them, or pass --skip-invalid to leave those records out."
         )
     bad = {p.signal for p in problems}
-    kept = [r for i, r in enumerate(records)
-            if r.get("signal") not in bad and f"record #{i}" not in bad]
+    kept = [r for i, r in enumerate(records) if record_name(i, r) not in bad]
     for p in problems:
         logger.warning("skipping invalid record: %s", p)
     return SplitData(layout, kept, skipped=problems, notes=notes)

@@ -200,3 +200,10 @@ def test_bad_metadata_file_is_named(tmp_path, content, expected):
     with pytest.raises(DataError) as err:
         validate_split(root, "valid")
     assert expected in str(err.value) and "valid_metadata.json" in str(err.value)
+
+
+def test_skip_invalid_drops_a_record_with_a_non_string_id(tmp_path):
+    root, records = _valid_root(tmp_path, lambda rs: [{**rs[0], "signal": 123}] + rs[1:])
+    data = validate_split(root, "valid", skip_invalid=True)
+    assert [r["signal"] for r in data.records] == [r["signal"] for r in records[1:]]
+    assert "123" in {p.signal for p in data.skipped}
