@@ -35,6 +35,11 @@ def model_names(cfg) -> list[str]:
     return [m.strip() for m in cfg.models.split(",") if m.strip()] or [cfg.model]
 
 
+def stages(cfg) -> set[str]:
+    """The stages ``--stages`` asks for, e.g. ``"1,2"`` -> {"1", "2"}."""
+    return set(cfg.stages.replace(" ", "").split(","))
+
+
 def parse_shard(shard: str) -> tuple[int, int] | None:
     """``"K/N"`` -> (K, N), 1 <= K <= N; ``""`` -> None."""
     if not shard:
@@ -59,8 +64,7 @@ def check_config(cfg) -> str | None:
             return f"unknown model {name!r}; registered models: {sorted(MODELS)}"
     if cfg.asr_engine not in ENGINES:
         return f"--asr-engine must be one of {ENGINES}, got {cfg.asr_engine!r}"
-    stages = set(cfg.stages.replace(" ", "").split(","))
-    if not stages or not stages <= {"1", "2"}:
+    if not stages(cfg) <= {"1", "2"}:
         return f"--stages must be 1, 2 or 1,2; got {cfg.stages!r}"
     for category in cfg.audiograms:
         if category not in DEFAULT_AUDIOGRAMS:
@@ -198,28 +202,28 @@ def run(cfg) -> None:
     if cfg.scores:
         run_from_scores(cfg)
         return
-    stages = set(cfg.stages.replace(" ", "").split(","))
+    wanted = stages(cfg)
     table = audiogram_table(cfg)
-    input_kinds = (cfg.input,) if "1" in stages else ()
+    input_kinds = (cfg.input,) if "1" in wanted else ()
     split = validate_split(Path(cfg.data_root), cfg.split, input_kinds=input_kinds,
                            sample_rate=cfg.sample_rate, skip_invalid=cfg.skip_invalid,
                            require_correctness=cfg.split == "train")
     train = None
-    if "2" in stages:
+    if "2" in wanted:
         train = split if cfg.split == "train" else _train_split(cfg)
     records = _shard(split.records, cfg.shard)
     settings = asr_settings(cfg)
     all_predictions: dict[str, dict[str, float]] = {}
     for model in model_names(cfg):
         out_dir = output_dir(Path(cfg.results_dir), model, cfg.input)
-        if "1" in stages:
+        if "1" in wanted:
             summary = enhance_split(dataclasses.replace(split, records=records), model_name=model,
                                     audiograms=table, results_dir=Path(cfg.results_dir),
                                     input_kind=cfg.input, sample_rate=cfg.sample_rate,
                                     jobs=cfg.jobs)
             write_json_atomic(out_dir / f"config_{cfg.split}.json", dataclasses.asdict(cfg))
             logger.info("Stage 1 %s: %d enhanced, %d reused", model, summary.done, summary.reused)
-        if "2" not in stages:
+        if "2" not in wanted:
             continue
         items = [ScoreItem(r["signal"], r["prompt"], scored_path(out_dir, r["signal"], cfg.input))
                  for r in records]
