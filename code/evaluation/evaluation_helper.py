@@ -27,13 +27,12 @@ from tqdm import tqdm
 from code.data_loading import DataError, read_audio
 from code.evaluation.asr import ASRSettings, make_engine, split_ears
 from code.evaluation.calibration import LogisticCalibration, out_of_fold_predictions
-from code.evaluation.scoring import LyricScorer
+from code.evaluation.scoring import RECIPE_DIR, LyricScorer
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-PRECOMPUTED_DIR = (Path(__import__("recipes.cad_icassp_2026.baseline", fromlist=["x"]).__file__).parent
-                   / "precomputed")
+PRECOMPUTED_DIR = RECIPE_DIR / "precomputed"
 OFFICIAL_TRAIN_SCORES = {
     "whisper.mixture": PRECOMPUTED_DIR / "cadenza_data.train.whisper.jsonl",
     "stoi": PRECOMPUTED_DIR / "cadenza_data.train.stoi.jsonl",

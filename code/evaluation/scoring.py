@@ -14,7 +14,8 @@ from pathlib import Path
 
 from recipes.cad_icassp_2026.baseline import transcription_scorer
 
-CONTRACTIONS_FILE = Path(transcription_scorer.__file__).parent / "contractions.csv"
+RECIPE_DIR = Path(transcription_scorer.__file__).parent  # pyclarity's CLIP1 baseline recipe
+CONTRACTIONS_FILE = RECIPE_DIR / "contractions.csv"
 
 
 @dataclass(frozen=True)
