@@ -51,7 +51,6 @@ class EnhanceTask:
 class StageSummary:
     done: int = 0
     reused: int = 0
-    warnings: int = 0
 
 
 def output_dir(results_dir: Path, model_name: str, input_kind: str) -> Path:
@@ -147,13 +146,13 @@ def enhance_split(
         append_jsonl(manifest, {"signal": signal, "key": by_signal[signal].key})
         summary.done += 1
         if peak > 1.0:
-            summary.warnings += 1
             logger.warning("signal %s: output peaks at %.2f (above full scale); kept in "
                            "float WAV, not clipped", signal, peak)
         bar.update()
 
     if jobs == 1 or len(tasks) == 1:
-        _init_worker(model_name, sample_rate)
+        global _worker_model
+        _worker_model = model  # in this process: the model built above
         for task in tasks:
             _finish(*_run_task(task, sample_rate))
     else:
