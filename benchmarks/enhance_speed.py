@@ -47,6 +47,8 @@ def signals(n: int) -> list[tuple[np.ndarray, str]]:
 
 
 def pyclarity_nlr1(audio: np.ndarray, audiogram, model: NLR1) -> np.ndarray:
+    """pyclarity's NALR + Compressor called directly with ``model``'s parameters,
+    cropped by the filter's known delay (the reference the tests compare with)."""
     c = model.compressor
     nalr = NALR(model.nfir, model.sample_rate)
     compressor = Compressor(fs=model.sample_rate, attack=c.attack, release=c.release,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from clarity.enhancer.compressor import Compressor
 from clarity.enhancer.nalr import NALR
 from clarity.utils.audiogram import AUDIOGRAM_MILD, AUDIOGRAM_MODERATE, AUDIOGRAM_REF
 
+from benchmarks.enhance_speed import pyclarity_nlr1
 from code.data_loading import read_audio
 from code.models.hearing_aid_models import NLR1, CompressorSettings, make_model
 from tests.conftest import DEMO_ROOT, demo_records
@@ -18,26 +18,12 @@ def _demo_audio(i=0):
     return read_audio(DEMO_ROOT / "cadenza_data" / "valid" / "signals" / f"{record['signal']}.flac")
 
 
-def pyclarity_nlr1(audio, audiogram, settings=CompressorSettings(), nfir=220, rate=44100):
-    """NAL-R + Compressor called directly, cropped by the filter's known delay."""
-    nalr = NALR(nfir, rate)
-    fir, _ = nalr.build(audiogram)
-    compressor = Compressor(fs=rate, attack=settings.attack, release=settings.release,
-                            threshold=settings.threshold, attenuation=settings.attenuation,
-                            rms_buffer_size=settings.rms_buffer_size, makeup_gain=settings.makeup_gain)
-    out = []
-    for channel in audio.astype(np.float64):
-        compressed, _, _ = compressor.process(nalr.apply(fir, channel))
-        out.append(compressed[nfir // 2: nfir // 2 + audio.shape[1]])
-    return np.array(out)
-
-
 @pytest.mark.parametrize("audiogram", [AUDIOGRAM_REF, AUDIOGRAM_MILD, AUDIOGRAM_MODERATE],
                          ids=["no-loss", "mild", "moderate"])
 def test_nlr1_equals_pyclarity(audiogram):
     audio = _demo_audio() * 4.0  # loud enough that the compressor engages
     ours = NLR1()(audio, audiogram)
-    theirs = pyclarity_nlr1(audio, audiogram)
+    theirs = pyclarity_nlr1(audio, audiogram, NLR1())
     assert ours.shape == audio.shape and ours.dtype == np.float32
     assert np.max(np.abs(ours - theirs)) <= 1e-4
     assert np.max(np.abs(theirs)) > 0.35  # the compressor's threshold was crossed
@@ -49,9 +35,9 @@ def test_compressor_engages_and_matches_other_settings():
                                   rms_buffer_size=0.2, makeup_gain=1.5)
     model = NLR1(compressor=settings)
     ours = model(audio, AUDIOGRAM_MODERATE)
-    theirs = pyclarity_nlr1(audio, AUDIOGRAM_MODERATE, settings)
+    theirs = pyclarity_nlr1(audio, AUDIOGRAM_MODERATE, model)
     assert np.max(np.abs(ours - theirs)) <= 1e-4
-    linear = pyclarity_nlr1(audio, AUDIOGRAM_MODERATE, CompressorSettings(threshold=1e9))
+    linear = pyclarity_nlr1(audio, AUDIOGRAM_MODERATE, NLR1(compressor=CompressorSettings(threshold=1e9)))
     assert np.max(np.abs(theirs - 1.5 * linear)) > 0.01  # compression changed the signal
 
 
