@@ -39,10 +39,42 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _flush_to_disk(tmp)
+        # mkstemp creates 0600; give the file what the umask gives a normal file (0644 under 022).
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+        _flush_to_disk(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask: from /proc on Linux (no change), else set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _flush_to_disk(path: Path) -> None:
+    """fsync a file (its contents) or a folder (its entries), so a rename survives a crash."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return  # some file systems refuse to open folders; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # fsync of a folder is not supported everywhere
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -35,3 +35,21 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             raise Boom
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_outputs_get_the_umask_permissions(tmp_path, umask, mode):
+    from code.io_utils import write_json_atomic, write_wav_atomic
+    import numpy as np
+    import os
+
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "a.csv", "x\n")
+        write_json_atomic(tmp_path / "b.json", {"a": 1})
+        write_wav_atomic(tmp_path / "c.wav", np.zeros((2, 10), dtype=np.float32), 16000)
+        append_jsonl(tmp_path / "d.jsonl", {"a": 1})
+    finally:
+        os.umask(old)
+    for name in ("a.csv", "b.json", "c.wav", "d.jsonl"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
