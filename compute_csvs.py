@@ -1,89 +1,82 @@
-"""Compare every submission CSV with listener ground truth (RMSE, Std, NCC, KT).
+"""Compare submission CSVs with listener ground truth (RMSE, Std, NCC, KT), one row per model and split.
 
-    python compute_csvs.py                      # all CSVs in results/ and here, vs the demo train labels
-    python compute_csvs.py results/ my.csv --ground-truth /data/clip1/cadenza_data/metadata/train_metadata.json
-    python compute_csvs.py --json scores.json --plot
+    python compute_csvs.py                      # every submission in results/ and here, vs the demo's labels
+    python compute_csvs.py --data-root /data/clip1            # labels of whichever split each CSV covers
+    python compute_csvs.py results/ my.csv --ground-truth /data/clip1/cadenza_data/metadata/valid_metadata.json
+    python compute_csvs.py --baseline identity --plot --json scores.json
+
+Each CSV is matched with the labels of the split whose signals it holds (any split whose
+metadata carries ``correctness``: CLIP1's valid and eval labels were released after the
+challenge). ``--baseline`` adds, for every other model, the paired difference on shared
+signals (dRMSE, dNCC) with a 95% bootstrap interval that resamples prompts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
 from pathlib import Path
 
 # ----------------------------------------------------------------------------
-# Defaults. Edit here, or override on the command line.
+# Defaults. Edit here, or override on the command line. Relative paths here are
+# relative to this file's folder; paths given on the command line, to the current one.
 # ----------------------------------------------------------------------------
-DATA_ROOT = Path("data/demo")  # the dataset whose train metadata is the default ground truth
-SEARCH = [Path("results"), Path(".")]  # where to look for CSVs when none are given
+HERE = Path(__file__).resolve().parent
+DATA_ROOT = None  # None: the data root of main.py's config (the demo unless edited)
+SEARCH = [HERE / "results", Path(".")]  # where to look for CSVs when none are given
+BASELINE = "identity"  # the model every other is paired with, when present ("" for none)
 # ----------------------------------------------------------------------------
 
 log = logging.getLogger("compute_csvs")
 
 
-def find_csvs(paths: list[Path]) -> list[Path]:
-    """CSV files named, or inside named folders (not recursive), sorted, deduplicated."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.glob("*.csv") if p.is_file())
-        elif path.is_file():
-            found.append(path)
-        else:
-            log.warning("no such file or folder: %s", path)
-    unique = {p.resolve(): p for p in found}
-    return list(unique.values())
+def default_data_root() -> Path:
+    if DATA_ROOT is not None:
+        return HERE / DATA_ROOT
+    from main import CONFIG
+
+    return HERE / CONFIG.data_root
 
 
-def load_truth(metadata_file: Path) -> dict[str, tuple[float, str]]:
-    """{signal: (correctness x 100, hearing_loss)} from a metadata file with correctness."""
-    from code.data_loading import check_records, load_metadata, DataError
+def metadata_files(data_root: Path) -> dict[str, Path]:
+    """``{split: metadata file}`` of the data root (the folder holding ``cadenza_data/``,
+    ``cadenza_data/`` itself, or a CLIP2 ``clip2/`` folder)."""
+    from code.data_loading import SPLITS
 
-    records = load_metadata(metadata_file)
-    problems = check_records(records, require_correctness=True)
-    if problems:
-        listing = "\n  ".join(str(p) for p in problems[:10])
-        raise DataError(f"{metadata_file} cannot be ground truth ({len(problems)} problem(s)):\n  {listing}")
-    return {r["signal"]: (100.0 * float(r["correctness"]), r["hearing_loss"]) for r in records}
+    root = Path(data_root)
+    for folder in (root / "cadenza_data" / "metadata", root / "metadata",
+                   root / "cadenza_data" / "clip2" / "metadata", root / "clip2" / "metadata"):
+        if folder.is_dir():
+            return {split: folder / f"{split}_metadata.json" for split in SPLITS}
+    return {}
 
 
-def format_table(results: list) -> str:
-    ok = sorted((r for r in results if not r.error), key=lambda r: r.RMSE)
-    lines = [f"{'file':<48} {'n':>6} {'absent':>6} {'RMSE':>7} {'Std':>6} {'NCC':>6} {'KT':>6}  RMSE by hearing loss"]
-    for r in ok:
-        by_loss = ", ".join(f"{k} {v['RMSE']:.2f}" for k, v in r.per_hearing_loss.items())
-        fmt = lambda x: "   nan" if math.isnan(x) else f"{x:6.3f}"
-        lines.append(f"{r.path:<48} {r.n:>6} {r.unmatched:>6} {r.RMSE:7.2f} {r.Std:6.2f} {fmt(r.NCC)} {fmt(r.KT)}  {by_loss}")
-    for r in results:
-        if r.error:
-            lines.append(f"{r.path:<48} SKIPPED: {r.error}")
+def _fmt(x: float, width: int = 6, digits: int = 3) -> str:
+    return f"{'nan':>{width}}" if math.isnan(x) else f"{x:{width}.{digits}f}"
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'model':<28} {'split':<6} {'n':>5} {'lacks':>5} {'RMSE':>7} {'Std':>6} {'NCC':>6} "
+             f"{'KT':>6}  RMSE by hearing loss"]
+    for r in sorted(rows, key=lambda r: (r["split"], r["RMSE"])):
+        by_loss = ", ".join(f"{k} {v['RMSE']:.2f}" for k, v in r["per_hearing_loss"].items())
+        lines.append(f"{r['name']:<28} {r['split']:<6} {r['n']:>5} {r['truth_not_predicted']:>5} "
+                     f"{r['RMSE']:7.2f} {r['Std']:6.2f} {_fmt(r['NCC'])} {_fmt(r['KT'])}  {by_loss}")
     return "\n".join(lines)
 
 
-def plot(result, truth, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from code.evaluation.metrics import read_submission
-
-    predicted = read_submission(Path(result.path))
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for category in sorted({truth[s][1] for s in predicted if s in truth}):
-        shared = [s for s in predicted if s in truth and truth[s][1] == category]
-        ax.scatter([truth[s][0] for s in shared], [predicted[s] for s in shared], s=12,
-                   alpha=0.7, label=category)
-    ax.plot([0, 100], [0, 100], "k--", lw=1)
-    ax.set(xlim=(-2, 102), ylim=(-2, 102), xlabel="true intelligibility (correctness x 100)",
-           ylabel="predicted intelligibility", title=f"{Path(result.path).name}\nRMSE {result.RMSE:.2f}, n={result.n}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+def format_differences(diffs: list) -> str:
+    lines = [f"\npaired with {diffs[0].baseline} on shared signals (95% bootstrap CI, prompts resampled):",
+             f"{'model':<28} {'n':>5} {'dRMSE':>7} {'95% CI':>17} {'dNCC':>7} {'95% CI':>17}"]
+    for d in diffs:
+        lines.append(f"{d.model:<28} {d.n:>5} {d.d_rmse:+7.2f} "
+                     f"[{d.d_rmse_ci[0]:+6.2f}, {d.d_rmse_ci[1]:+6.2f}] {d.d_ncc:+7.3f} "
+                     f"[{d.d_ncc_ci[0]:+6.3f}, {d.d_ncc_ci[1]:+6.3f}]")
+    lines.append("(dRMSE < 0 and dNCC > 0: better than the baseline; an interval holding 0: "
+                 "no clear difference)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,41 +84,138 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("compute_csvs", "code"):
         logging.getLogger(name).setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="*", type=Path, help="CSV files or folders")
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help="CSV files or folders (default: results/ beside this file, and .)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="folder holding cadenza_data/; each CSV is compared with the labels of "
+                             "the split it covers (default: main.py's data root)")
     parser.add_argument("--ground-truth", type=Path,
-                        default=DATA_ROOT / "cadenza_data" / "metadata" / "train_metadata.json",
-                        help="metadata JSON with correctness (0..1)")
+                        help="one metadata JSON with correctness (0..1) for every CSV (overrides --data-root)")
+    parser.add_argument("--target", default="correctness",
+                        help="label field (0..1): correctness (default), or phoneme_correctness for CLIP2")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help=f"model name or CSV path to pair every other model with ('' for none; default: {BASELINE})")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
-    parser.add_argument("--plot", action="store_true", help="write a PNG per file beside it")
+    parser.add_argument("--plot", type=Path, nargs="?", const=Path("comparison.png"),
+                        help="write one figure comparing all models (default file: comparison.png)")
     args = parser.parse_args(argv)
 
     from code.data_loading import DataError
-    from code.evaluation.metrics import compare
+    from code.evaluation.comparison import find_submissions, load_labels
     from code.io_utils import write_json_atomic
 
     try:
-        truth = load_truth(args.ground_truth)
+        if args.ground_truth:
+            files = {"given": args.ground_truth}
+            if not args.ground_truth.is_file():
+                raise DataError(f"ground truth file not found: {args.ground_truth}")
+        else:
+            root = args.data_root or default_data_root()
+            files = metadata_files(root)
+            if not files:
+                raise DataError(f"{root} holds no CLIP metadata folder (looked for cadenza_data/metadata, "
+                                "metadata, cadenza_data/clip2/metadata)")
+        labels, unlabelled = load_labels(files, target=args.target)
     except DataError as e:
         log.error("%s", e)
         return 2
-    csvs = find_csvs(args.paths or SEARCH)
-    if not csvs:
-        log.error("no CSV files found in %s", ", ".join(map(str, args.paths or SEARCH)))
+    if args.ground_truth and not labels:
+        log.error("%s has no %r on every record: it cannot be ground truth", args.ground_truth, args.target)
         return 2
-    results = [compare(path, truth) for path in csvs]
-    print(format_table(results))
-    for r in results:
-        if not r.error and r.unmatched:
-            log.warning("%s: %d signal ID(s) are not in the ground truth (left out)", r.path, r.unmatched)
+    submissions = find_submissions(args.paths or SEARCH)
+    if not submissions:
+        log.error("no submission CSVs found in %s; make one with e.g. "
+                  "`python main.py --split train --models identity,NLR1`",
+                  ", ".join(map(str, args.paths or SEARCH)))
+        return 1
+    rows, by_key, without_labels, broken = compare_all(submissions, labels)
+    for s in broken:
+        print(f"{s.path}: not comparable: {s.error}")
+    if without_labels:
+        names = ", ".join(sorted({s.name for s in without_labels}))
+        print(f"{len(without_labels)} submission(s) cover signals without labels "
+              f"({'split(s) ' + ', '.join(unlabelled) + ' have none' if unlabelled else 'no labelled split matches'}): {names}")
+    if not rows:
+        log.error("nothing could be compared: no submission covers a labelled split. Out-of-fold "
+                  "predictions on the labelled training split: `python main.py --split train "
+                  "--models identity,NLR1`, then `python compute_csvs.py`")
+        return 1
+    print(format_table(rows))
+    for r in rows:
+        if r["scale_warning"]:
+            log.warning("%s: every score is within 0..1: is it on the 0..1 scale? "
+                        "Submissions are 0..100", r["path"])
+        if r["absent_from_truth"]:
+            log.warning("%s: %d signal ID(s) are not in the %s labels (left out)", r["path"],
+                        r["absent_from_truth"], r["split"])
+    diffs = paired(args.baseline, submissions, rows, by_key, labels)
+    if diffs:
+        print(format_differences(diffs))
     if args.json:
-        write_json_atomic(args.json, {r.path: r.to_dict() for r in results})
+        write_json_atomic(args.json, {"rows": [{k: v for k, v in r.items() if k != "predictions"}
+                                               for r in rows],
+                                      "paired": [d.to_dict() for d in diffs]})
     if args.plot:
-        for r in results:
-            if not r.error:
-                out = Path(r.path).with_suffix(".png")
-                plot(r, truth, out)
-                log.info("plot: %s", out)
-    return 0 if any(not r.error for r in results) else 1
+        from code.evaluation.comparison_plot import plot_comparison
+
+        plot_comparison(rows, labels, args.plot)
+        log.info("plot: %s", args.plot)
+    return 0
+
+
+def compare_all(submissions, labels):
+    """Rows of figures, one per (model, split); submissions without labels; broken ones."""
+    from code.evaluation.comparison import covering_split, metrics_by_category, overall_metrics
+
+    rows, by_key, without_labels, broken = [], {}, [], []
+    for s in submissions:
+        if s.error:
+            broken.append(s)
+            continue
+        split = covering_split(s.predictions, labels)
+        if split is None:
+            without_labels.append(s)
+            continue
+        figures = overall_metrics(s.predictions, labels[split])
+        row = {"name": s.name, "split": split, "path": str(s.path), **figures,
+               "per_hearing_loss": metrics_by_category(s.predictions, labels[split]),
+               "scale_warning": all(0.0 <= v <= 1.0 for v in s.predictions.values()),
+               "predictions": s.predictions}
+        key = (s.name, split)
+        if key in by_key:  # same model and split twice (e.g. a copy elsewhere): keep the first
+            log.info("%s: same model and split as %s; listed once", s.path, by_key[key]["path"])
+            continue
+        by_key[key] = row
+        rows.append(row)
+    return rows, by_key, without_labels, broken
+
+
+def paired(baseline: str, submissions, rows, by_key, labels) -> list:
+    """Paired differences of every model with the baseline, split by split."""
+    from code.evaluation.comparison import paired_difference
+
+    if not baseline:
+        return []
+    base_rows = [r for r in rows if r["name"] == baseline or r["path"] == baseline
+                 or Path(r["path"]).name == baseline]
+    if not base_rows and Path(baseline).is_file():
+        from code.evaluation.comparison import covering_split
+        from code.evaluation.metrics import read_submission
+
+        predictions = read_submission(Path(baseline))
+        split = covering_split(predictions, labels)
+        base_rows = [{"name": Path(baseline).name, "split": split, "predictions": predictions,
+                      "path": baseline}] if split else []
+    diffs = []
+    for base in base_rows:
+        for r in rows:
+            if r["split"] != base["split"] or r["path"] == base["path"]:
+                continue
+            d = paired_difference(r["predictions"], base["predictions"], labels[r["split"]],
+                                  names=(f"{r['name']} ({r['split']})", base["name"]))
+            if d is not None:
+                diffs.append(d)
+    return diffs
 
 
 if __name__ == "__main__":

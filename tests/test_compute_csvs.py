@@ -53,31 +53,90 @@ def test_bad_submissions_named(tmp_path, body, reason):
     assert reason in result.error
 
 
-def test_table_json_and_plot(tmp_path, truth_file, capsys):
-    good = tmp_path / "good.csv"
-    good.write_text("signal_ID,intelligibility_score\n" + "".join(
-        f"s{i},{v}\n" for i, v in enumerate([5, 20, 50, 70, 95, 60])))
-    worse = tmp_path / "worse.csv"
-    worse.write_text("".join(f"s{i},50\n" for i in range(6)) + "unknown,10\n")
-    nomatch = tmp_path / "nomatch.csv"
-    nomatch.write_text("x1,10\n")
-    bad = tmp_path / "bad.csv"
-    bad.write_text("s1,101\n")
-    out = tmp_path / "scores.json"
-    code = compute_csvs.main([str(tmp_path), "--ground-truth", str(truth_file), "--json", str(out), "--plot"])
+def _write(path, rows, header=True):
+    path.write_text(("signal_ID,intelligibility_score\n" if header else "")
+                    + "".join(f"{s},{v}\n" for s, v in rows))
+    return path
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    """A metadata-only data root: labelled train (12 records, 4 prompts), unlabelled eval."""
+    meta = tmp_path / "root" / "cadenza_data" / "metadata"
+    meta.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train = [{"signal": f"t{i}", "prompt": f"prompt {i % 4}", "hearing_loss": ["No Loss", "Mild", "Moderate"][i % 3],
+              "correctness": float(rng.uniform())} for i in range(12)]
+    evals = [{"signal": f"e{i}", "prompt": "a b", "hearing_loss": "Mild"} for i in range(3)]
+    (meta / "train_metadata.json").write_text(json.dumps(train))
+    (meta / "eval_metadata.json").write_text(json.dumps(evals))
+    return tmp_path / "root", train
+
+
+def test_one_row_per_model_with_paired_difference(tmp_path, data_root, capsys):
+    root, train = data_root
+    results = tmp_path / "results"
+    results.mkdir()
+    truth = {r["signal"]: 100 * r["correctness"] for r in train}
+    good = [(s, min(100, max(0, v + 5))) for s, v in truth.items()]
+    flat = [(s, 50) for s in truth]
+    _write(results / "submission_NLR1_train.csv", good)
+    _write(results / "evalai_NLR1_train.csv", good, header=False)  # the leaderboard copy
+    _write(results / "submission_identity_train.csv", flat)
+    _write(results / "evalai_identity_train.csv", flat, header=False)
+    _write(results / "submission_NLR1_eval.csv", [("e0", 10), ("e1", 20), ("e2", 30)])
+    (results / "hearing_aid_report_train_signals.csv").write_text(
+        "model,hearing_loss,n,mean_intelligibility\nNLR1,Mild,4,50.0\n")
+    out = tmp_path / "figures.json"
+    plot = tmp_path / "cmp.png"
+    code = compute_csvs.main([str(results), "--data-root", str(root), "--json", str(out),
+                              "--plot", str(plot)])
     assert code == 0
-    table = capsys.readouterr().out.splitlines()
-    assert table[1].startswith(str(good)) and table[2].startswith(str(worse))  # best RMSE first
-    assert "SKIPPED" in "\n".join(table) and "nomatch.csv" in "\n".join(table)
+    text = capsys.readouterr().out
+    table = [line for line in text.split("paired with")[0].splitlines()
+             if line.startswith(("NLR1 ", "identity "))]
+    assert [line.split()[0] for line in table] == ["NLR1", "identity"]  # one row each, best first
+    assert "report" not in text and "evalai" not in text
+    assert "eval have none" in text  # unlabelled split: one short line
     figures = json.loads(out.read_text())
-    assert figures[str(good)]["n"] == 6 and figures[str(worse)]["n"] == 6
-    assert set(figures[str(good)]["per_hearing_loss"]) == {"No Loss", "Mild", "Moderate"}
-    assert "error" in figures[str(bad)]
-    assert good.with_suffix(".png").stat().st_size > 1000
+    assert [r["name"] for r in figures["rows"]] == ["NLR1", "identity"]
+    (diff,) = figures["paired"]
+    assert diff["baseline"] == "identity" and diff["n"] == 12
+    rmse_nlr1 = figures["rows"][0]["RMSE"]
+    rmse_identity = figures["rows"][1]["RMSE"]
+    assert diff["dRMSE"] == pytest.approx(rmse_nlr1 - rmse_identity)
+    low, high = diff["dRMSE_ci95"]
+    assert low <= diff["dRMSE"] <= high and high < 0  # clearly better than a flat 50
+    assert plot.stat().st_size > 1000
+
+
+def test_nothing_comparable_exits_nonzero_and_says_what_to_run(tmp_path, data_root, caplog):
+    root, _ = data_root
+    _write(tmp_path / "submission_NLR1_eval.csv", [("e0", 10), ("e1", 20), ("e2", 30)])
+    assert compute_csvs.main([str(tmp_path), "--data-root", str(root)]) == 1
+    assert "python main.py --split train" in caplog.text
+
+
+def test_zero_to_one_scale_is_warned_and_coverage_counted(tmp_path, data_root, caplog, capsys):
+    root, train = data_root
+    _write(tmp_path / "submission_m_train.csv", [(r["signal"], 0.5) for r in train[:10]])
+    assert compute_csvs.main([str(tmp_path), "--data-root", str(root), "--baseline", ""]) == 0
+    assert "0..1 scale" in caplog.text
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("m ")][0]
+    assert row.split()[2:4] == ["10", "2"]  # n=10 compared, 2 labelled signals lacking
+
+
+def test_ground_truth_file_overrides(tmp_path, truth_file, capsys):
+    _write(tmp_path / "a.csv", [(f"s{i}", v) for i, v in enumerate([5, 20, 50, 70, 95, 60])])
+    (tmp_path / "bad.csv").write_text("s1,101\n")
+    assert compute_csvs.main([str(tmp_path), "--ground-truth", str(truth_file)]) == 0
+    out = capsys.readouterr().out
+    assert "a.csv" in out and "bad.csv: not comparable" in out and "outside 0..100" in out
 
 
 def test_ids_absent_from_truth_are_counted(tmp_path, truth_file):
-    path = tmp_path / "partial.csv"
-    path.write_text("s0,10\ns1,20\nnot_in_truth,30\n")
-    result = compare(path, compute_csvs.load_truth(truth_file))
-    assert result.n == 2 and result.unmatched == 1
+    from code.evaluation.comparison import load_labels, overall_metrics
+
+    labels, _ = load_labels({"train": truth_file})
+    figures = overall_metrics({"s0": 10.0, "s1": 20.0, "not_in_truth": 30.0}, labels["train"])
+    assert (figures["n"], figures["absent_from_truth"], figures["truth_not_predicted"]) == (2, 1, 4)

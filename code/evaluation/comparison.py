@@ -1,0 +1,244 @@
+"""Compare submissions side by side: find them, match each to its split's labels, pair them.
+
+- ``find_submissions``: the submission CSVs among files and folders. A headerless
+  ``evalai_`` (or official ``ICASSP20xx_``) copy of a submission already found is
+  dropped; CSVs that are not submissions (reports, configs) are left out quietly.
+- ``load_labels``: for a data root, ``{split: {signal: (truth 0..100, hearing_loss, prompt)}}``
+  for every split whose metadata carries the target.
+- ``paired_difference``: a model against a baseline on shared signals, with a 95%
+  bootstrap interval that resamples prompts (all records of a prompt together).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from code.evaluation.metrics import SubmissionError, clip_metrics, read_submission
+
+logger = logging.getLogger(__name__)
+
+_OWN_NAME = re.compile(r"^(submission|evalai)_(?P<tag>.+)_(?P<split>train|valid|eval)$")
+_OFFICIAL_NAME = re.compile(r"^ICASSP20\d\d_(?P<split>train|valid|eval)_(?P<team>.+)$")
+SUBMISSION_HEADERS = {"signal_id", "signal"}
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One listener's result: ``correctness x 100`` (0..100), category and lyric line."""
+
+    value_0_100: float
+    hearing_loss: str
+    prompt: str
+
+
+@dataclass
+class Submission:
+    """A submission CSV and what it predicts (0..100 by signal)."""
+
+    path: Path
+    name: str  # the model tag for this project's files, else the file name
+    predictions: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def is_submission_csv(path: Path) -> bool:
+    """True when the first row is a submission header or a ``signal,number`` row."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as f:
+            first = next((row for row in csv.reader(f) if row and any(c.strip() for c in row)), None)
+    except (OSError, UnicodeDecodeError):
+        return True  # unreadable: let the reader name the problem
+    if first is None:
+        return True
+    if first[0].strip().lower() in SUBMISSION_HEADERS:
+        return True
+    if len(first) != 2:
+        return False
+    try:
+        float(first[1])
+    except ValueError:
+        return False
+    return True
+
+
+def submission_name(path: Path) -> str:
+    """``submission_NLR1_valid.csv`` -> ``NLR1``; other files keep their file name."""
+    match = _OWN_NAME.match(Path(path).stem)
+    return match["tag"] if match else Path(path).name
+
+
+def find_submissions(paths: list[Path]) -> list[Submission]:
+    """Submission CSVs named, or inside named folders (not recursive), read and deduplicated.
+
+    ``evalai_`` files and official-name copies whose predictions equal those of a
+    ``submission_`` file already found are dropped; files that are not
+    submissions (e.g. ``hearing_aid_report_*.csv``) are skipped with a debug note.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.glob("*.csv") if p.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            logger.warning("no such file or folder: %s", path)
+    unique = list({p.resolve(): p for p in found}.values())
+    # submission_ files first, so copies are recognised as copies
+    unique.sort(key=lambda p: (not p.name.startswith("submission_"), str(p)))
+    submissions: list[Submission] = []
+    for path in unique:
+        if not is_submission_csv(path):
+            logger.debug("not a submission (left out): %s", path)
+            continue
+        item = Submission(path, submission_name(path))
+        try:
+            item.predictions = read_submission(path)
+        except (SubmissionError, OSError, UnicodeDecodeError) as e:
+            item.error = str(e)
+        if not item.error and _is_copy(path, item.predictions, submissions):
+            logger.debug("copy of a submission already listed: %s", path)
+            continue
+        submissions.append(item)
+    return submissions
+
+
+def _is_copy(path: Path, predictions: dict[str, float], seen: list[Submission]) -> bool:
+    if path.name.startswith("submission_"):
+        return False
+    return any(s.predictions == predictions for s in seen if not s.error)
+
+
+def load_labels(metadata_files: dict[str, Path], *, target: str = "correctness"
+                ) -> tuple[dict[str, dict[str, Truth]], list[str]]:
+    """Labels of every split whose metadata carries ``target`` (0..1) on every record.
+
+    Returns ``({split: {signal: Truth}}, [splits found without labels])``.
+
+    Raises:
+        DataError: naming the file and problems, for metadata that is broken.
+    """
+    from code.data_loading import check_records, load_metadata, DataError
+
+    labels: dict[str, dict[str, Truth]] = {}
+    unlabelled: list[str] = []
+    for split, path in metadata_files.items():
+        if not Path(path).is_file():
+            continue
+        records = load_metadata(path)
+        if not records or any(target not in r for r in records):
+            unlabelled.append(split)
+            continue
+        problems = check_records(records, require_correctness=target == "correctness")
+        if problems:
+            listing = "\n  ".join(str(p) for p in problems[:10])
+            raise DataError(f"{path} cannot be ground truth ({len(problems)} problem(s)):\n  {listing}")
+        labels[split] = {r["signal"]: Truth(100.0 * float(r[target]), r["hearing_loss"], r["prompt"])
+                         for r in records}
+    return labels, unlabelled
+
+
+def covering_split(predictions: dict[str, float], labels: dict[str, dict[str, Truth]]) -> str | None:
+    """The split holding most of the submission's signals (None when it shares none)."""
+    best, overlap = None, 0
+    for split, truth in labels.items():
+        shared = sum(1 for s in predictions if s in truth)
+        if shared > overlap:
+            best, overlap = split, shared
+    return best
+
+
+@dataclass
+class PairedDifference:
+    """``model - baseline`` on shared signals, with 95% bootstrap intervals (prompts resampled)."""
+
+    model: str
+    baseline: str
+    n: int
+    d_rmse: float
+    d_rmse_ci: tuple[float, float]
+    d_ncc: float
+    d_ncc_ci: tuple[float, float]
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "baseline": self.baseline, "n": self.n,
+                "dRMSE": self.d_rmse, "dRMSE_ci95": list(self.d_rmse_ci),
+                "dNCC": self.d_ncc, "dNCC_ci95": list(self.d_ncc_ci)}
+
+
+def paired_difference(model: dict[str, float], baseline: dict[str, float],
+                      truth: dict[str, Truth], *, names: tuple[str, str] = ("model", "baseline"),
+                      n_boot: int = 2000, seed: int = 0) -> PairedDifference | None:
+    """ΔRMSE and ΔNCC (model minus baseline) on the signals both predict and ``truth`` labels.
+
+    The 95% interval comes from ``n_boot`` bootstrap resamples of prompts: every
+    record of a drawn prompt enters together, so records that share a lyric line
+    are not treated as independent. None when fewer than 3 signals are shared.
+    """
+    shared = [s for s in model if s in baseline and s in truth]
+    if len(shared) < 3:
+        return None
+    p = np.array([model[s] for s in shared])
+    b = np.array([baseline[s] for s in shared])
+    y = np.array([truth[s].value_0_100 for s in shared])
+    prompts = [truth[s].prompt for s in shared]
+    groups: dict[str, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(prompt, []).append(i)
+    members = list(groups.values())
+    rng = np.random.default_rng(seed)
+    d_rmse, d_ncc = [], []
+    for _ in range(n_boot):
+        drawn = rng.integers(0, len(members), len(members))
+        idx = np.concatenate([members[g] for g in drawn])
+        d_rmse.append(_rmse(p[idx], y[idx]) - _rmse(b[idx], y[idx]))
+        d_ncc.append(_ncc(p[idx], y[idx]) - _ncc(b[idx], y[idx]))
+    return PairedDifference(
+        names[0], names[1], len(shared),
+        _rmse(p, y) - _rmse(b, y), _interval(d_rmse),
+        _ncc(p, y) - _ncc(b, y), _interval(d_ncc))
+
+
+def _rmse(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((p - y) ** 2)))
+
+
+def _ncc(p: np.ndarray, y: np.ndarray) -> float:
+    if np.all(p == p[0]) or np.all(y == y[0]):
+        return math.nan
+    return float(np.corrcoef(p, y)[0, 1])
+
+
+def _interval(values: list[float]) -> tuple[float, float]:
+    finite = np.array([v for v in values if math.isfinite(v)])
+    if finite.size == 0:
+        return (math.nan, math.nan)
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def metrics_by_category(predictions: dict[str, float], truth: dict[str, Truth]) -> dict:
+    """``{category: {"n", "RMSE"}}`` on the signals both hold."""
+    out = {}
+    for category in sorted({truth[s].hearing_loss for s in predictions if s in truth}):
+        shared = [s for s in predictions if s in truth and truth[s].hearing_loss == category]
+        p = np.array([predictions[s] for s in shared])
+        y = np.array([truth[s].value_0_100 for s in shared])
+        out[category] = {"n": len(shared), "RMSE": _rmse(p, y)}
+    return out
+
+
+def overall_metrics(predictions: dict[str, float], truth: dict[str, Truth]) -> dict:
+    """RMSE, Std, NCC, KT on shared signals, with coverage counts."""
+    shared = [s for s in predictions if s in truth]
+    figures = clip_metrics(np.array([predictions[s] for s in shared]),
+                           np.array([truth[s].value_0_100 for s in shared]))
+    figures.update(n=len(shared), absent_from_truth=len(predictions) - len(shared),
+                   truth_not_predicted=len(truth) - len(shared))
+    return figures
