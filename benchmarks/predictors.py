@@ -1,0 +1,166 @@
+"""How well each learned predictor predicts listeners: one line per predictor.
+
+    python benchmarks/predictors.py [--data-root R] [--train-scores F1,F2] [--scores F1,F2]
+                                    [--fit-split train] [--split train] [--folds 5] [--feature NAME]
+
+Fits every predictor of ``PREDICTORS`` on the labelled ``--fit-split`` and
+predicts ``--split`` (out-of-fold by prompt where the two share prompts, so
+``--split train`` on ``--fit-split train`` gives honest figures), then prints
+``predictor=NAME rmse=X ncc=Y kt=Z n=N`` per predictor, after a ``predictor=mean``
+line (the out-of-fold mean of the targets, the floor to beat). With several
+feature columns and no ``--feature``, the logistic predictors run once per
+column (``feature=...`` on their lines).
+
+Real CLIP1 labels, no audio (the official precomputed training scores)::
+
+    mkdir -p /tmp/clip1/cadenza_data/metadata
+    ln -sf /work/shared/data/clip1/train_metadata.json /tmp/clip1/cadenza_data/metadata/
+    P=$(python -c "import recipes,os;print(os.path.join(recipes.__path__[0],'cad_icassp_2026/baseline/precomputed'))")
+    python benchmarks/predictors.py --data-root /tmp/clip1 \\
+        --train-scores $P/cadenza_data.train.whisper.jsonl,$P/cadenza_data.train.stoi.jsonl
+
+Default (the shipped demo): the Stage-2 features of the identity model on the demo
+train split, ``results/identity/features.train.*.jsonl`` (made by
+``python main.py --split train --model identity``). Demo labels are synthetic:
+its figures prove mechanics, never quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:
+    # Run as a file: re-run as a module so that `code` is this project's package.
+    root = Path(__file__).resolve().parents[1]
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.predictors", *sys.argv[1:]],
+              {**os.environ, "PYTHONPATH": str(root)})
+
+import numpy as np
+
+from code.data_loading import DataError, check_records, load_metadata
+from code.evaluation.calibration import prompt_folds
+from code.evaluation.features import read_feature_files
+from code.evaluation.metrics import clip_metrics
+from code.evaluation.predictors import PREDICTORS, fit_predict
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_ROOT = ROOT / "data" / "demo"
+SINGLE_FEATURE = ("logistic", "logistic-hl")
+
+
+def split_records(data_root: Path, split: str, *, labelled: bool) -> list[dict]:
+    """A split's checked metadata records (no audio needed).
+
+    Raises:
+        DataError: listing the problems of the metadata.
+    """
+    path = Path(data_root) / "cadenza_data" / "metadata" / f"{split}_metadata.json"
+    records = load_metadata(path)
+    problems = check_records(records, require_correctness=labelled)
+    if problems:
+        listing = "\n  ".join(str(p) for p in problems[:10])
+        raise DataError(f"{len(problems)} problem(s) in {path}:\n  {listing}")
+    return records
+
+
+def demo_features(results: Path, split: str) -> list[Path]:
+    """The newest Stage-2 feature file of the identity model for ``split``, if any."""
+    found = [p for d in results.glob("*") if d.is_dir() and d.name.lower() == "identity"
+             for p in d.glob(f"features.{split}.*.jsonl")]
+    return sorted(found, key=lambda p: p.stat().st_mtime)[-1:]
+
+
+def out_of_fold_mean(fit_records: list[dict], y: np.ndarray, records: list[dict], *,
+                     n_folds: int, seed: int) -> np.ndarray:
+    """The mean target of the other folds (by prompt) for shared prompts, else the mean."""
+    prompts = [r["prompt"] for r in fit_records]
+    folds = prompt_folds(prompts, n_folds=n_folds, seed=seed)
+    fold_of = dict(zip(prompts, folds.tolist()))
+    out = np.full(len(records), float(y.mean()))
+    for i, r in enumerate(records):
+        if r["prompt"] in fold_of:
+            out[i] = y[folds != fold_of[r["prompt"]]].mean()
+    return out
+
+
+def _line(label: str, predicted: np.ndarray, truth: np.ndarray) -> str:
+    m = clip_metrics(predicted, truth)
+    return f"{label} rmse={m['RMSE']:.2f} ncc={m['NCC']:.3f} kt={m['KT']:.3f} n={len(truth)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=DEMO_ROOT,
+                        help="folder holding cadenza_data/metadata/<split>_metadata.json")
+    parser.add_argument("--train-scores", default=None, help="feature JSONL file(s) of --fit-split, comma-separated")
+    parser.add_argument("--scores", default=None, help="feature file(s) of --split (default: --train-scores "
+                                                       "when the splits are the same)")
+    parser.add_argument("--fit-split", default="train")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--feature", default=None, help="the column of the logistic predictors")
+    parser.add_argument("--skip-invalid", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.train_scores:
+        fit_paths = [Path(p) for p in args.train_scores.split(",") if p]
+    else:
+        fit_paths = demo_features(ROOT / "results", args.fit_split)
+        if not fit_paths:
+            print(f"no Stage-2 features of the identity model for {args.fit_split!r} under "
+                  f"{ROOT / 'results'}; run first:\n  python main.py --split {args.fit_split} "
+                  "--model identity\nor pass --train-scores FILE[,FILE...]", file=sys.stderr)
+            return 2
+    if args.scores:
+        predict_paths = [Path(p) for p in args.scores.split(",") if p]
+    elif args.split == args.fit_split:
+        predict_paths = fit_paths
+    else:
+        parser.error("--scores is needed when --split differs from --fit-split")
+
+    fit_records = split_records(args.data_root, args.fit_split, labelled=True)
+    records = (fit_records if args.split == args.fit_split
+               else split_records(args.data_root, args.split, labelled=True))
+    fit_table, skipped = read_feature_files(fit_paths, [r["signal"] for r in fit_records],
+                                            skip_invalid=args.skip_invalid)
+    table, skipped_predict = ((fit_table, skipped) if predict_paths == fit_paths else
+                              read_feature_files(predict_paths, [r["signal"] for r in records],
+                                                 skip_invalid=args.skip_invalid))
+    fit_records = [r for r in fit_records if r["signal"] in set(fit_table.signals)]
+    records = [r for r in records if r["signal"] in set(table.signals)]
+    if skipped or skipped_predict:
+        print(f"left out {len(skipped) + len(skipped_predict)} signal(s) without features", file=sys.stderr)
+    y_fit = np.array([100.0 * r["correctness"] for r in fit_records])
+    truth = np.array([100.0 * r["correctness"] for r in records])
+    print(f"# fit={args.fit_split} ({len(fit_records)}) predict={args.split} ({len(records)}) "
+          f"folds={args.folds} seed={args.seed} features={fit_table.names}")
+
+    mean = out_of_fold_mean(fit_records, y_fit, records, n_folds=args.folds, seed=args.seed)
+    print(_line("predictor=mean", mean, truth))
+    for name in PREDICTORS:
+        columns = ([args.feature] if args.feature or name not in SINGLE_FEATURE or len(fit_table.names) == 1
+                   else fit_table.names)
+        for column in columns:
+            feature = column if name in SINGLE_FEATURE else None
+            try:
+                predicted, _ = fit_predict(name, fit_table=fit_table, fit_records=fit_records,
+                                           fit_target_0_100=y_fit, predict_table=table,
+                                           predict_records=records, n_folds=args.folds,
+                                           seed=args.seed, feature=feature)
+            except DataError as e:  # e.g. a column outside 0..1 for the logistic: say so, go on
+                print(f"predictor={name}" + (f" feature={column}" if len(columns) > 1 else "")
+                      + f" skipped: {e}")
+                continue
+            label = f"predictor={name}" + (f" feature={column}" if len(columns) > 1 else "")
+            print(_line(label, np.array([predicted[r["signal"]] for r in records]), truth))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

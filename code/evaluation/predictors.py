@@ -1,0 +1,339 @@
+"""Learned predictors: per-signal features -> predicted intelligibility (0..100).
+
+Every predictor is a class in ``PREDICTORS`` with ``fit`` / ``predict`` /
+``params`` / ``save``; add one there and it is available everywhere
+(``--predictor NAME``, the benchmark). ``fit_predict`` is the one honest way to
+use them: a record whose prompt is among the fitted records is predicted by a
+model fitted without that prompt (folds grouped by prompt, fixed seed), never
+in-sample.
+
+- ``logistic``: the official baseline; one feature column (0..1) through the
+  0..100 logistic (``LogisticCalibration``).
+- ``logistic-hl``: one such logistic per hearing-loss category; a category with
+  fewer than ``MIN_RECORDS_PER_CATEGORY`` fitted records uses the pooled one.
+- ``gbm``: scikit-learn's HistGradientBoostingRegressor on every feature column
+  plus the hearing-loss category (ordinal 0/1/2) and the number of words.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from code.data_loading import HEARING_LOSS_CATEGORIES, DataError
+from code.evaluation.calibration import LogisticCalibration, prompt_folds
+from code.evaluation.features import FeatureTable, check_same_features
+from code.io_utils import atomic_path, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+MIN_RECORDS_PER_CATEGORY = 30  # logistic-hl: fewer fitted records -> the pooled logistic
+# gbm settings (fixed; the seed comes from fit_predict)
+GBM_SETTINGS = {"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 15,
+                "min_samples_leaf": 20, "l2_regularization": 1.0, "early_stopping": False}
+
+
+class Predictor(Protocol):
+    """What ``fit_predict`` needs of a predictor. ``records`` are the metadata dicts
+    of the table's rows, in the same order (``prompt``, ``hearing_loss``, optional
+    ``n_words``); targets and predictions are on 0..100."""
+
+    name: ClassVar[str]
+    notes: list[str]  # what the last fit fell back on, for the log
+
+    def fit(self, features: FeatureTable, target_0_100: np.ndarray, records: list[dict]) -> None: ...
+
+    def predict(self, features: FeatureTable, records: list[dict]) -> np.ndarray: ...
+
+    def params(self) -> dict: ...
+
+    def save(self, path_stem: Path) -> list[Path]: ...
+
+
+def pick_feature(names: list[str], feature: str | None) -> str:
+    """The one column a single-feature predictor uses.
+
+    Raises:
+        DataError: listing the columns, when ``feature`` is not among them, or is
+            None while there are several.
+    """
+    if feature is not None:
+        if feature not in names:
+            raise DataError(f"feature {feature!r} is not a feature column; columns are {names}")
+        return feature
+    if len(names) != 1:
+        raise DataError(f"{len(names)} feature columns {names}: name the one to calibrate "
+                        "with feature=NAME")
+    return names[0]
+
+
+def _checked_column(features: FeatureTable, name: str) -> np.ndarray:
+    x = features.column(name)
+    outside = [s for s, v in zip(features.signals, x) if not 0.0 <= v <= 1.0]
+    if outside:
+        raise DataError(f"the logistic needs feature {name!r} in 0..1; {len(outside)} signal(s) "
+                        f"are outside, e.g. {outside[0]} (use the gbm predictor for other features)")
+    return x
+
+
+def _save_params(predictor: Predictor, path_stem: Path) -> Path:
+    path = Path(f"{path_stem}.json")
+    write_json_atomic(path, predictor.params())
+    return path
+
+
+class LogisticPredictor:
+    """One feature column (0..1) through the 0..100 logistic: the official baseline."""
+
+    name: ClassVar[str] = "logistic"
+
+    def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
+        self.feature = feature
+        self.seed = seed
+        self.column: str | None = None
+        self.model: LogisticCalibration | None = None
+        self.n_fit = 0
+        self.notes: list[str] = []
+
+    def fit(self, features: FeatureTable, target_0_100: np.ndarray, records: list[dict]) -> None:
+        """Raises: DataError for a missing or out-of-range column; ValueError when the fit fails."""
+        self.column = pick_feature(features.names, self.feature)
+        self.model = LogisticCalibration.fit(_checked_column(features, self.column), target_0_100)
+        self.n_fit = len(target_0_100)
+
+    def predict(self, features: FeatureTable, records: list[dict]) -> np.ndarray:
+        assert self.model is not None and self.column is not None, "predict before fit"
+        return self.model.predict(features.column(self.column))
+
+    def params(self) -> dict:
+        assert self.model is not None, "params before fit"
+        return {"predictor": self.name, "feature": self.column, "n_fit": self.n_fit,
+                "x0": self.model.x0, "k": self.model.k}
+
+    def save(self, path_stem: Path) -> list[Path]:
+        return [_save_params(self, path_stem)]
+
+
+class HearingLossLogisticPredictor:
+    """One logistic per hearing-loss category; a category with too few fitted
+    records (or none) uses the logistic fitted on all records."""
+
+    name: ClassVar[str] = "logistic-hl"
+
+    def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
+        self.feature = feature
+        self.seed = seed
+        self.column: str | None = None
+        self.pooled: LogisticCalibration | None = None
+        self.per_category: dict[str, LogisticCalibration] = {}
+        self.counts: dict[str, int] = {}
+        self.notes: list[str] = []
+
+    def fit(self, features: FeatureTable, target_0_100: np.ndarray, records: list[dict]) -> None:
+        """Raises: DataError for a missing or out-of-range column; ValueError when the pooled fit fails."""
+        self.column = pick_feature(features.names, self.feature)
+        x = _checked_column(features, self.column)
+        y = np.asarray(target_0_100, dtype=float)
+        self.pooled = LogisticCalibration.fit(x, y)
+        self.per_category, self.notes = {}, []
+        losses = np.array([r["hearing_loss"] for r in records])
+        for category in HEARING_LOSS_CATEGORIES:
+            mask = losses == category
+            self.counts[category] = int(mask.sum())
+            if mask.sum() < MIN_RECORDS_PER_CATEGORY:
+                self.notes.append(f"logistic-hl: {category!r} has {int(mask.sum())} fitted record(s) "
+                                  f"(< {MIN_RECORDS_PER_CATEGORY}); using the pooled logistic for it")
+                continue
+            try:
+                self.per_category[category] = LogisticCalibration.fit(x[mask], y[mask])
+            except ValueError as e:  # did not converge: a named failure, said in the log
+                self.notes.append(f"logistic-hl: {category!r}: {e}; using the pooled logistic for it")
+
+    def predict(self, features: FeatureTable, records: list[dict]) -> np.ndarray:
+        assert self.pooled is not None and self.column is not None, "predict before fit"
+        x = features.column(self.column)
+        out = np.empty(len(records))
+        for i, record in enumerate(records):
+            model = self.per_category.get(record["hearing_loss"], self.pooled)
+            out[i] = model.predict(x[i:i + 1])[0]
+        return out
+
+    def params(self) -> dict:
+        assert self.pooled is not None, "params before fit"
+        return {"predictor": self.name, "feature": self.column, "counts": self.counts,
+                "min_records_per_category": MIN_RECORDS_PER_CATEGORY,
+                "pooled": {"x0": self.pooled.x0, "k": self.pooled.k},
+                "per_category": {c: {"x0": m.x0, "k": m.k} for c, m in self.per_category.items()}}
+
+    def save(self, path_stem: Path) -> list[Path]:
+        return [_save_params(self, path_stem)]
+
+
+def n_words(record: dict) -> int:
+    """The record's ``n_words``, or the number of words of its prompt when absent."""
+    value = record.get("n_words")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    return len(str(record["prompt"]).split())
+
+
+def record_columns(records: list[dict]) -> np.ndarray:
+    """``[N, 2]``: hearing loss as 0/1/2 (No Loss, Mild, Moderate) and the number of words.
+
+    Raises:
+        DataError: naming the signal, for an unknown hearing-loss category.
+    """
+    order = {c: i for i, c in enumerate(HEARING_LOSS_CATEGORIES)}
+    rows = []
+    for r in records:
+        if r.get("hearing_loss") not in order:
+            raise DataError(f"signal {r.get('signal')}: unknown hearing_loss {r.get('hearing_loss')!r}; "
+                            f"expected one of {list(HEARING_LOSS_CATEGORIES)}")
+        rows.append((order[r["hearing_loss"]], n_words(r)))
+    return np.array(rows, dtype=float).reshape(len(records), 2)
+
+
+class GBMPredictor:
+    """Gradient-boosted trees on every feature column, hearing loss and number of words."""
+
+    name: ClassVar[str] = "gbm"
+    EXTRA_COLUMNS: ClassVar[tuple[str, ...]] = ("record.hearing_loss_0_1_2", "record.n_words")
+
+    def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
+        if feature is not None:
+            logger.info("gbm uses every feature column; feature=%s is ignored", feature)
+        self.seed = seed
+        self.names: list[str] = []
+        self.model = None
+        self.n_fit = 0
+        self.notes: list[str] = []
+
+    def _inputs(self, features: FeatureTable, records: list[dict]) -> np.ndarray:
+        return np.hstack([features.values, record_columns(records)])
+
+    def fit(self, features: FeatureTable, target_0_100: np.ndarray, records: list[dict]) -> None:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        self.names = list(features.names)
+        self.model = HistGradientBoostingRegressor(random_state=self.seed, **GBM_SETTINGS)
+        self.model.fit(self._inputs(features, records), np.asarray(target_0_100, dtype=float))
+        self.n_fit = len(records)
+
+    def predict(self, features: FeatureTable, records: list[dict]) -> np.ndarray:
+        assert self.model is not None, "predict before fit"
+        if features.names != self.names:
+            raise DataError(f"gbm was fitted on features {self.names}, asked to predict from {features.names}")
+        return np.clip(self.model.predict(self._inputs(features, records)), 0.0, 100.0)
+
+    def params(self) -> dict:
+        return {"predictor": self.name, "features": self.names + list(self.EXTRA_COLUMNS),
+                "n_fit": self.n_fit, "seed": self.seed, "settings": GBM_SETTINGS,
+                "model_file": "<stem>.joblib"}
+
+    def save(self, path_stem: Path) -> list[Path]:
+        import joblib
+
+        assert self.model is not None, "save before fit"
+        model_path = Path(f"{path_stem}.joblib")
+        with atomic_path(model_path) as tmp:
+            joblib.dump(self.model, tmp)
+        return [_save_params(self, path_stem), model_path]
+
+
+PREDICTORS: dict[str, type] = {cls.name: cls for cls in (LogisticPredictor, HearingLossLogisticPredictor, GBMPredictor)}
+
+
+def make_predictor(name: str, *, feature: str | None = None, seed: int = 0) -> Predictor:
+    """A fresh predictor of the given registry name.
+
+    Raises:
+        ValueError: listing the known names, for an unknown one.
+    """
+    if name not in PREDICTORS:
+        raise ValueError(f"unknown predictor {name!r}; choose one of {sorted(PREDICTORS)}")
+    return PREDICTORS[name](feature=feature, seed=seed)
+
+
+def _check_target(target_0_100: np.ndarray, n: int) -> np.ndarray:
+    y = np.asarray(target_0_100, dtype=float)
+    if y.shape != (n,):
+        raise ValueError(f"need one target per fitted record ({n}), got shape {y.shape}")
+    if not (np.all(np.isfinite(y)) and np.all((y >= 0) & (y <= 100))):
+        raise ValueError("fit targets must be finite and within 0..100")
+    if np.all(y <= 1.0) and np.any(y > 0):
+        raise ValueError("fit targets look like 0..1 correctness; pass correctness x 100")
+    return y
+
+
+def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
+                fit_target_0_100: np.ndarray, predict_table: FeatureTable,
+                predict_records: list[dict], n_folds: int = 5, seed: int = 0,
+                feature: str | None = None) -> tuple[dict[str, float], Predictor]:
+    """Fit predictor ``name`` on the fit records and predict the predicted records (0..100).
+
+    A predicted record whose prompt occurs among the fit records (in particular a
+    record of the fit set itself) is predicted out-of-fold: the fit records' prompts
+    are split into ``n_folds`` folds (``prompt_folds``, ``seed``) and it is
+    predicted by a model fitted on the other folds only, so no model that predicts
+    a record has seen its label or any record with its prompt. Every other record
+    is predicted by the model fitted on all fit records, which is also returned
+    (to be saved beside the submission).
+
+    Returns:
+        ``{signal: prediction 0..100}`` in the order of ``predict_records``, and the
+        predictor fitted on all fit records.
+
+    Raises:
+        ValueError: for an unknown predictor, ``n_folds < 2``, fewer distinct fit
+            prompts than folds (when any record is predicted out-of-fold), or
+            targets off the 0..100 scale.
+        DataError: when a record has no row in its table, or the two tables'
+            feature columns differ (both lists named).
+    """
+    if n_folds < 2:
+        raise ValueError(f"--folds must be at least 2 for out-of-fold predictions, got {n_folds}")
+    if name not in PREDICTORS:
+        raise ValueError(f"unknown predictor {name!r}; choose one of {sorted(PREDICTORS)}")
+    y = _check_target(fit_target_0_100, len(fit_records))
+    fit_x = fit_table.select([r["signal"] for r in fit_records])
+    predict_x = check_same_features(fit_table, predict_table).select([r["signal"] for r in predict_records])
+
+    full = make_predictor(name, feature=feature, seed=seed)
+    full.fit(fit_x, y, fit_records)
+    for note in full.notes:
+        logger.warning(note)
+    predictions = np.full(len(predict_records), np.nan)
+
+    fit_prompts = [r["prompt"] for r in fit_records]
+    seen = set(fit_prompts)
+    shared = np.array([r["prompt"] in seen for r in predict_records], dtype=bool)
+    if np.any(~shared):
+        rows = np.flatnonzero(~shared)
+        predictions[rows] = full.predict(_rows(predict_x, rows), [predict_records[i] for i in rows])
+    if np.any(shared):
+        folds = prompt_folds(fit_prompts, n_folds=n_folds, seed=seed)
+        fold_of = dict(zip(fit_prompts, folds.tolist()))
+        predict_folds = np.array([fold_of.get(r["prompt"], -1) for r in predict_records])
+        for fold in range(n_folds):
+            rows = np.flatnonzero(shared & (predict_folds == fold))
+            if rows.size == 0:
+                continue
+            train = np.flatnonzero(folds != fold)
+            model = make_predictor(name, feature=feature, seed=seed)
+            model.fit(_rows(fit_x, train), y[train], [fit_records[i] for i in train])
+            for note in model.notes:
+                logger.debug("fold %d: %s", fold, note)
+            predictions[rows] = model.predict(_rows(predict_x, rows), [predict_records[i] for i in rows])
+    logger.info("predictor %s: fitted on %d records; %d prediction(s) out-of-fold (%d folds by "
+                "prompt), %d from the model fitted on all", name, len(fit_records),
+                int(shared.sum()), n_folds, int((~shared).sum()))
+    assert np.all(np.isfinite(predictions)), "a prediction was left unset"
+    predictions = np.clip(predictions, 0.0, 100.0)
+    return dict(zip((r["signal"] for r in predict_records), predictions.tolist())), full
+
+
+def _rows(table: FeatureTable, rows: np.ndarray) -> FeatureTable:
+    return FeatureTable([table.signals[i] for i in rows], list(table.names), table.values[rows])
