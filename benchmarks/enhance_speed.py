@@ -46,16 +46,25 @@ def signals(n: int) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def pyclarity_nlr1(audio: np.ndarray, audiogram, model: NLR1) -> np.ndarray:
-    """pyclarity's NALR + Compressor called directly with ``model``'s parameters,
+# The Cadenza baseline's hearing aid, written out from its published config
+# (pyclarity 0.9.0, recipes/cad1/task1/baseline/config.yaml: ``nalr.nfir`` and
+# ``compressor.*``; ``makeup_gain`` is pyclarity's Compressor default). The
+# reference chain takes these literal values, never the model's own settings.
+BASELINE = {"nfir": 220, "threshold": 0.35, "attenuation": 0.1, "attack": 50.0,
+            "release": 1000.0, "rms_buffer_size": 0.064, "makeup_gain": 1.0}
+
+
+def pyclarity_nlr1(audio: np.ndarray, audiogram, *, sample_rate: int = 44100, nfir: int,
+                   threshold: float, attenuation: float, attack: float, release: float,
+                   rms_buffer_size: float, makeup_gain: float = 1.0) -> np.ndarray:
+    """pyclarity's NALR + Compressor called directly with the given parameters,
     cropped by the filter's known delay (the reference the tests compare with)."""
-    c = model.compressor
-    nalr = NALR(model.nfir, model.sample_rate)
-    compressor = Compressor(fs=model.sample_rate, attack=c.attack, release=c.release,
-                            threshold=c.threshold, attenuation=c.attenuation,
-                            rms_buffer_size=c.rms_buffer_size, makeup_gain=c.makeup_gain)
+    nalr = NALR(nfir, sample_rate)
+    compressor = Compressor(fs=sample_rate, attack=attack, release=release,
+                            threshold=threshold, attenuation=attenuation,
+                            rms_buffer_size=rms_buffer_size, makeup_gain=makeup_gain)
     fir, _ = nalr.build(audiogram)
-    delay = model.nfir // 2
+    delay = nfir // 2
     out = []
     for channel in audio.astype(np.float64):
         compressed, _, _ = compressor.process(nalr.apply(fir, channel))
@@ -73,7 +82,7 @@ def main() -> None:
     model(data[0][0][:, :4410], DEFAULT_AUDIOGRAMS["Mild"])  # compile the loop once (cached on disk)
 
     start = time.perf_counter()
-    theirs = [pyclarity_nlr1(a, DEFAULT_AUDIOGRAMS[c], model) for a, c in data]
+    theirs = [pyclarity_nlr1(a, DEFAULT_AUDIOGRAMS[c], **BASELINE) for a, c in data]
     t_theirs = time.perf_counter() - start
     start = time.perf_counter()
     mine = [model(a, DEFAULT_AUDIOGRAMS[c]) for a, c in data]

@@ -4,34 +4,43 @@ For every record, the model gets the chosen input audio (``signals``: what the
 listener heard; ``unprocessed``: the audio at the ear, before hearing loss)
 and the audiogram of the listener's category, and its output is written as
 float WAV. With ``unprocessed`` input the output is then passed through the
-MSBG hearing-loss simulator (``heard/``), which is what Stage 2 scores.
+hearing-loss simulator (``heard/``), which is what Stage 2 scores.
 
-Work is spread over worker processes; each finished signal is recorded in a
-manifest keyed by everything that determines it (model and its settings,
-audiogram, input kind and the input file's content), so a rerun redoes
-nothing that is finished and recomputes anything whose inputs changed.
+Each finished signal is recorded in a manifest (``.stage1_manifest.jsonl``)
+with a key over everything that determines it (model name, its settings and a
+hash of its code, audiogram, input kind, the input file's content, the
+simulator) and the digest of every file written. A rerun reuses a signal only
+when its key matches and its files are on disk with those digests; everything
+else is recomputed, and the log says why.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from clarity.utils.audiogram import Audiogram
 from tqdm import tqdm
 
+from code import hearing_loss
 from code.data_loading import SplitData, read_audio
-from code.hearing_loss import MSBG_SETTINGS, simulate_hearing_loss
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_wav_atomic
-from code.models.hearing_aid_models import audiogram_to_dict, make_model, model_settings
+from code.models.hearing_aid_models import (
+    MODELS,
+    audiogram_to_dict,
+    make_model,
+    model_code_digest,
+    model_settings,
+)
+from code.resources import available_cpus, cap_workers_by_memory
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = ".stage1_manifest.jsonl"
+SIMULATOR_BYTES_PER_WORKER = 550e6  # MSBG on a 23 s stereo signal peaks near 515 MB
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,35 @@ class EnhanceTask:
     frequencies: tuple[float, ...]
     key: str
 
+    def outputs(self) -> list[Path]:
+        return [self.output_path] + ([self.heard_path] if self.heard_path else [])
+
 
 @dataclass
 class StageSummary:
+    """What Stage 1 did: ``done`` signals enhanced, ``reused`` from earlier runs,
+    and why each of the ``done`` ones had to be computed."""
+
     done: int = 0
     reused: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
-def output_dir(results_dir: Path, model_name: str, input_kind: str) -> Path:
-    """Where Stage 1 writes a model's audio: ``results/<Model>/`` for ``signals``,
-    ``results/<Model>/from_unprocessed/`` for the hearing-aid chain."""
-    base = Path(results_dir) / model_name
+# Why a signal is computed (the manifest decides).
+NEW, CHANGED, DAMAGED, FORCED = ("new", "settings/code changed",
+                                 "output missing or damaged", "--recompute")
+
+
+def output_dir(results_dir: Path, model_name: str, input_kind: str, tag: str = "") -> Path:
+    """Where Stage 1 writes a model's audio: ``results/<Model>[-<tag>]/`` for
+    ``signals``, ``.../from_unprocessed/`` for the hearing-aid chain.
+
+    Raises:
+        ValueError: when ``tag`` holds a path separator or starts with a dot.
+    """
+    if tag and ("/" in tag or "\\" in tag or tag.startswith(".")):
+        raise ValueError(f"output tag {tag!r} must be a plain name (no '/', no leading '.')")
+    base = Path(results_dir) / (f"{model_name}-{tag}" if tag else model_name)
     return base if input_kind == "signals" else base / "from_unprocessed"
 
 
@@ -67,6 +94,102 @@ def scored_path(out_dir: Path, signal: str, input_kind: str) -> Path:
     return out_dir / "heard" / f"{signal}.wav"
 
 
+def simulator_settings(simulator: str) -> dict:
+    """The hearing-loss simulator's settings for cache keys (its code is hashed too)."""
+    describe = getattr(hearing_loss, "simulator_settings", None)
+    if callable(describe):
+        return describe(simulator)
+    return {"simulator": simulator, **hearing_loss.MSBG_SETTINGS}
+
+
+def _simulate(audio: np.ndarray, audiogram: Audiogram, sample_rate: int, simulator: str) -> np.ndarray:
+    if callable(getattr(hearing_loss, "simulator_settings", None)):
+        return hearing_loss.simulate_hearing_loss(audio, audiogram, sample_rate, simulator=simulator)
+    return hearing_loss.simulate_hearing_loss(audio, audiogram, sample_rate)
+
+
+def _manifest_entries(manifest: Path) -> dict[str, dict]:
+    """The last manifest line of each signal (later lines supersede earlier ones)."""
+    repair_jsonl(manifest)
+    return {r["signal"]: r for r in read_jsonl(manifest) if isinstance(r.get("signal"), str)}
+
+
+def _outputs_intact(task: EnhanceTask, entry: dict, out_dir: Path) -> bool:
+    digests = entry.get("outputs")
+    if not isinstance(digests, dict):
+        return False
+    for path in task.outputs():
+        name = str(path.relative_to(out_dir))
+        if name not in digests or not path.is_file() or path.stat().st_size == 0:
+            return False
+        if file_digest(path) != digests[name]:
+            return False
+    return True
+
+
+def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audiogram],
+          out_dir: Path, input_kind: str, sample_rate: int, simulator: str,
+          recompute: bool, jobs: int) -> list[tuple[EnhanceTask, str | None]]:
+    """Each record's task and why it must be computed (None: reuse its files)."""
+    model = make_model(model_name, sample_rate=sample_rate)  # fails fast on a bad name
+    fixed = {"model": model_name, "model_settings": model_settings(model),
+             "model_code": model_code_digest(MODELS[model_name]),
+             "input_kind": input_kind, "sample_rate": sample_rate}
+    if input_kind == "unprocessed":
+        fixed["simulator"] = simulator_settings(simulator)
+        fixed["simulator_code"] = model_code_digest(hearing_loss.simulate_hearing_loss)
+    entries = _manifest_entries(out_dir / MANIFEST)
+    records = split_data.records
+    inputs = [split_data.layout.audio_path(r["signal"], input_kind) for r in records]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # hashing is I/O-bound
+        input_digests = list(pool.map(file_digest, inputs))
+
+    def plan_one(i: int) -> tuple[EnhanceTask, str | None]:
+        signal = records[i]["signal"]
+        audiogram = audiograms[records[i]["hearing_loss"]]
+        key = settings_digest({**fixed, "audiogram": audiogram_to_dict(audiogram),
+                               "input": input_digests[i]})
+        task = EnhanceTask(
+            signal, inputs[i], out_dir / f"{signal}.wav",
+            scored_path(out_dir, signal, input_kind) if input_kind == "unprocessed" else None,
+            tuple(float(x) for x in audiogram.levels),
+            tuple(float(x) for x in audiogram.frequencies), key)
+        entry = entries.get(signal)
+        if recompute:
+            return task, FORCED
+        if entry is None:
+            return task, NEW
+        if entry.get("key") != key:
+            return task, CHANGED
+        return task, None if _outputs_intact(task, entry, out_dir) else DAMAGED
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(plan_one, range(len(records))))
+
+
+def check_outputs_current(
+    split_data: SplitData,
+    *,
+    model_name: str,
+    audiograms: dict[str, Audiogram],
+    results_dir: Path,
+    input_kind: str = "signals",
+    sample_rate: int = 44100,
+    simulator: str = "fast",
+    tag: str = "",
+) -> list[str]:
+    """Signals whose Stage-1 audio on disk was not made with these settings.
+
+    Empty when every record's files are recorded in the manifest under the
+    current key and are intact; Stage 2 alone should refuse to score otherwise.
+    """
+    out_dir = output_dir(results_dir, model_name, input_kind, tag)
+    plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
+                 input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
+                 recompute=False, jobs=available_cpus())
+    return [task.signal for task, reason in plan if reason is not None]
+
+
 _worker_model = None
 
 
@@ -75,7 +198,7 @@ def _init_worker(model_name: str, sample_rate: int) -> None:
     _worker_model = make_model(model_name, sample_rate=sample_rate)
 
 
-def _run_task(task: EnhanceTask, sample_rate: int) -> tuple[str, float]:
+def _run_task(task: EnhanceTask, sample_rate: int, simulator: str) -> tuple[str, float, dict]:
     audiogram = Audiogram(levels=np.array(task.levels), frequencies=np.array(task.frequencies))
     audio = read_audio(task.input_path, sample_rate)
     enhanced = _worker_model(audio, audiogram)
@@ -86,9 +209,19 @@ def _run_task(task: EnhanceTask, sample_rate: int) -> tuple[str, float]:
         raise RuntimeError(f"signal {task.signal}: model output has NaN or infinite samples")
     write_wav_atomic(task.output_path, enhanced, sample_rate)
     if task.heard_path is not None:
-        heard = simulate_hearing_loss(enhanced, audiogram, sample_rate)
+        heard = _simulate(enhanced, audiogram, sample_rate, simulator)
         write_wav_atomic(task.heard_path, heard, sample_rate)
-    return task.signal, float(np.max(np.abs(enhanced)))
+    out_dir = task.output_path.parent
+    digests = {str(p.relative_to(out_dir)): file_digest(p) for p in task.outputs()}
+    return task.signal, float(np.max(np.abs(enhanced))), digests
+
+
+def _reason_counts(plan: list[tuple[EnhanceTask, str | None]]) -> dict[str, int]:
+    counts = {reason: 0 for reason in (NEW, CHANGED, DAMAGED, FORCED)}
+    for _, reason in plan:
+        if reason is not None:
+            counts[reason] += 1
+    return counts
 
 
 def enhance_split(
@@ -100,65 +233,55 @@ def enhance_split(
     input_kind: str = "signals",
     sample_rate: int = 44100,
     jobs: int = 0,
+    recompute: bool = False,
+    simulator: str = "fast",
+    tag: str = "",
 ) -> StageSummary:
     """Enhance every record of ``split_data``; return how many were done and reused.
 
-    ``jobs``: worker processes (0: one per CPU core; 1: in this process).
+    ``jobs``: worker processes (0: one per available CPU core; 1: in this
+    process). ``recompute``: redo every signal, whatever the manifest says.
+    ``simulator``: the hearing-loss simulator for ``unprocessed`` input.
+    ``tag``: writes to ``results/<Model>-<tag>/`` (side-by-side configurations).
     """
-    model = make_model(model_name, sample_rate=sample_rate)  # fails fast on a bad name
-    out_dir = output_dir(results_dir, model_name, input_kind)
+    out_dir = output_dir(results_dir, model_name, input_kind, tag)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / MANIFEST
-    repair_jsonl(manifest)
-    finished = {r["signal"]: r["key"] for r in read_jsonl(manifest)}
-
-    tasks: list[EnhanceTask] = []
-    summary = StageSummary()
-    for record in split_data.records:
-        signal = record["signal"]
-        audiogram = audiograms[record["hearing_loss"]]
-        input_path = split_data.layout.audio_path(signal, input_kind)
-        settings = {"model": model_name, "model_settings": model_settings(model),
-                    "audiogram": audiogram_to_dict(audiogram), "input_kind": input_kind,
-                    "input": file_digest(input_path), "sample_rate": sample_rate,
-                    "msbg": MSBG_SETTINGS if input_kind == "unprocessed" else None}
-        key = settings_digest(settings)
-        task = EnhanceTask(
-            signal, input_path, out_dir / f"{signal}.wav",
-            scored_path(out_dir, signal, input_kind) if input_kind == "unprocessed" else None,
-            tuple(float(x) for x in audiogram.levels),
-            tuple(float(x) for x in audiogram.frequencies), key)
-        outputs = [task.output_path] + ([task.heard_path] if task.heard_path else [])
-        if finished.get(signal) == key and all(p.exists() for p in outputs):
-            summary.reused += 1
-        else:
-            tasks.append(task)
-    logger.info("Stage 1 (%s, %s input): %d to enhance, %d reused from %s",
-                model_name, input_kind, len(tasks), summary.reused, out_dir)
+    jobs = jobs or available_cpus()
+    plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
+                 input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
+                 recompute=recompute, jobs=jobs)
+    tasks = [task for task, reason in plan if reason is not None]
+    counts = _reason_counts(plan)
+    summary = StageSummary(reused=len(plan) - len(tasks), reasons=counts)
+    logger.info("Stage 1 (%s, %s input, %s): %d reused, %d to enhance (%s)", model_name,
+                input_kind, out_dir, summary.reused, len(tasks),
+                ", ".join(f"{n} {reason}" for reason, n in counts.items()))
     if not tasks:
         return summary
 
-    jobs = jobs or os.cpu_count() or 1
-    by_signal = {t.signal: t for t in tasks}
+    if input_kind == "unprocessed" and jobs > 1:
+        jobs = cap_workers_by_memory(jobs, SIMULATOR_BYTES_PER_WORKER, what="Stage 1 simulator")
     bar = tqdm(total=len(tasks), desc=f"Stage 1: {model_name}", unit="signal")
 
-    def _finish(signal: str, peak: float) -> None:
-        append_jsonl(manifest, {"signal": signal, "key": by_signal[signal].key})
+    def _finish(signal: str, peak: float, digests: dict) -> None:
+        append_jsonl(manifest, {"signal": signal, "key": by_signal[signal].key, "outputs": digests})
         summary.done += 1
         if peak > 1.0:
             logger.warning("signal %s: output peaks at %.2f (above full scale); kept in "
                            "float WAV, not clipped", signal, peak)
         bar.update()
 
+    by_signal = {t.signal: t for t in tasks}
     if jobs == 1 or len(tasks) == 1:
-        global _worker_model
-        _worker_model = model  # in this process: the model built above
+        _init_worker(model_name, sample_rate)
         for task in tasks:
-            _finish(*_run_task(task, sample_rate))
+            _finish(*_run_task(task, sample_rate, simulator))
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker,
+        n = len(tasks)
+        with ProcessPoolExecutor(max_workers=min(jobs, n), initializer=_init_worker,
                                  initargs=(model_name, sample_rate)) as pool:
-            for signal, peak in pool.map(_run_task, tasks, [sample_rate] * len(tasks)):
-                _finish(signal, peak)
+            for result in pool.map(_run_task, tasks, [sample_rate] * n, [simulator] * n):
+                _finish(*result)
     bar.close()
     return summary

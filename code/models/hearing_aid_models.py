@@ -15,7 +15,12 @@ two orders of magnitude faster; tests compare the two).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import inspect
 import logging
+import sys
+import types
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -172,18 +177,116 @@ MODELS: dict[str, Callable[..., EnhancementModel]] = {
 }
 
 
+def _is_factory(entry) -> bool:
+    """Classes (and ``functools.partial`` of classes) are built; anything else is the model."""
+    target = entry.func if isinstance(entry, functools.partial) else entry
+    return inspect.isclass(target)
+
+
 def make_model(name: str, *, sample_rate: int = 44100) -> EnhancementModel:
     """Build the model registered as ``name``.
+
+    A registered class is instantiated, with ``sample_rate=`` when its
+    constructor takes that keyword; a registered function is the model itself.
 
     Raises:
         ValueError: listing the registered names, for an unknown ``name``.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
-    return MODELS[name](sample_rate=sample_rate)
+    entry = MODELS[name]
+    if not _is_factory(entry):
+        return entry
+    try:
+        accepts = "sample_rate" in inspect.signature(entry).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return entry(sample_rate=sample_rate) if accepts else entry()
 
 
 def model_settings(model: EnhancementModel) -> dict:
-    """What determines a model's output, for cache keys and saved configs."""
+    """What determines a model's output besides its code, for cache keys and saved configs.
+
+    A model's ``settings()`` when it has one; otherwise its qualified name (a
+    plain function's ``repr`` holds a memory address, which would never match
+    again).
+    """
     settings = getattr(model, "settings", None)
-    return settings() if callable(settings) else {"callable": repr(model)}
+    if callable(settings):
+        return settings()
+    target = model if inspect.isfunction(model) or inspect.isclass(model) else type(model)
+    return {"callable": f"{target.__module__}.{target.__qualname__}"}
+
+
+PROJECT_PACKAGE = "code"  # modules of this project: code.*
+
+
+def _module_of(obj) -> types.ModuleType | None:
+    if isinstance(obj, types.ModuleType):
+        return obj
+    name = getattr(obj, "__module__", None)
+    return sys.modules.get(name) if isinstance(name, str) else None
+
+
+def _is_project_module(module: types.ModuleType) -> bool:
+    return module.__name__.startswith(PROJECT_PACKAGE + ".")
+
+
+def _code_modules(obj) -> list[types.ModuleType]:
+    """The module defining ``obj``, plus every project module reachable from it."""
+    start = _module_of(obj)
+    if start is None:
+        return []
+    seen = {start.__name__: start}
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        for value in list(vars(module).values()):
+            found = _module_of(value)
+            if found is not None and _is_project_module(found) and found.__name__ not in seen:
+                seen[found.__name__] = found
+                todo.append(found)
+    return [seen[name] for name in sorted(seen)]
+
+
+def _code_object_bytes(code: types.CodeType) -> bytes:
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        parts.append(_code_object_bytes(const) if isinstance(const, types.CodeType)
+                     else repr(const).encode())
+    return b"\0".join(parts)
+
+
+def _own_code(obj) -> bytes:
+    try:
+        return inspect.getsource(obj).encode("utf-8")
+    except (OSError, TypeError):  # defined without a source file (exec, a REPL)
+        pass
+    functions = [obj] if inspect.isfunction(obj) else [
+        v for v in vars(obj).values() if inspect.isfunction(v)] if inspect.isclass(obj) else []
+    return b"".join(_code_object_bytes(f.__code__) for f in functions) or repr(obj).encode()
+
+
+def model_code_digest(factory) -> str:
+    """Hash of the code behind a registered model, for cache keys.
+
+    Rule: the source of the registered class or function itself, plus the full
+    source files of the module that defines it and of every project module
+    (``code.*``) reachable from that module's globals, transitively (imported
+    modules, or classes and functions imported from them). Editing any of those
+    files changes the digest, so Stage 1 recomputes; other packages (pyclarity,
+    torch) are not hashed.
+    """
+    target = factory.func if isinstance(factory, functools.partial) else factory
+    h = hashlib.blake2b(digest_size=8)
+    h.update(_own_code(target))
+    for module in _code_modules(target):
+        h.update(module.__name__.encode())
+        try:
+            source = inspect.getsourcefile(module)
+        except TypeError:
+            source = None
+        if source:
+            with open(source, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()

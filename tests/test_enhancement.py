@@ -1,0 +1,113 @@
+"""Stage 1 caching: code changes recompute, damaged outputs are redone, stale audio is found."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pytest
+
+from code.data_loading import validate_split
+from code.enhancement import (
+    CHANGED,
+    DAMAGED,
+    FORCED,
+    NEW,
+    check_outputs_current,
+    enhance_split,
+    output_dir,
+)
+from code.models import hearing_aid_models
+from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, model_code_digest, model_settings
+from code.resources import available_cpus
+
+
+def quieter(signals, audiogram_levels):
+    return signals * 0.5
+
+
+def quieter_edited(signals, audiogram_levels):
+    return signals * 0.25
+
+
+def _split(demo_root, n=3):
+    split = validate_split(demo_root, "valid", check_audio=False)
+    return dataclasses.replace(split, records=split.records[:n])
+
+
+def _run(split, tmp_path, model="identity", **kw):
+    return enhance_split(split, model_name=model, audiograms=DEFAULT_AUDIOGRAMS,
+                         results_dir=tmp_path, jobs=1, **kw)
+
+
+def test_code_digest_follows_the_source():
+    assert model_code_digest(quieter) == model_code_digest(quieter)
+    assert model_code_digest(quieter) != model_code_digest(quieter_edited)
+    namespace_a, namespace_b = {}, {}
+    exec("def f(x, a):\n    return x * 2\n", namespace_a)  # no source file: bytecode is hashed
+    exec("def f(x, a):\n    return x * 3\n", namespace_b)
+    assert model_code_digest(namespace_a["f"]) != model_code_digest(namespace_b["f"])
+
+
+def test_function_model_settings_hold_no_address():
+    settings = model_settings(quieter)
+    assert settings["callable"].endswith("test_enhancement.quieter")
+    assert "0x" not in str(settings)
+
+
+def test_editing_a_model_recomputes(demo_root, tmp_path, monkeypatch, caplog):
+    split = _split(demo_root)
+    monkeypatch.setitem(hearing_aid_models.MODELS, "quieter", quieter)
+    first = _run(split, tmp_path, "quieter")
+    assert (first.done, first.reused, first.reasons[NEW]) == (3, 0, 3)
+    again = _run(split, tmp_path, "quieter")
+    assert (again.done, again.reused) == (0, 3)  # a function model is reusable
+    monkeypatch.setitem(hearing_aid_models.MODELS, "quieter", quieter_edited)
+    with caplog.at_level(logging.INFO, logger="code.enhancement"):
+        edited = _run(split, tmp_path, "quieter")
+    assert (edited.done, edited.reasons[CHANGED]) == (3, 3)
+    assert "0 reused, 3 to enhance (0 new, 3 settings/code changed" in caplog.text
+
+
+def test_damaged_or_missing_output_is_recomputed(demo_root, tmp_path):
+    split = _split(demo_root)
+    _run(split, tmp_path)
+    out = output_dir(tmp_path, "identity", "signals")
+    signals = [r["signal"] for r in split.records]
+    truncated = out / f"{signals[0]}.wav"
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    (out / f"{signals[1]}.wav").write_bytes(b"")
+    assert check_outputs_current(split, model_name="identity", audiograms=DEFAULT_AUDIOGRAMS,
+                                 results_dir=tmp_path) == signals[:2]
+    redo = _run(split, tmp_path)
+    assert (redo.done, redo.reused, redo.reasons[DAMAGED]) == (2, 1, 2)
+    assert check_outputs_current(split, model_name="identity", audiograms=DEFAULT_AUDIOGRAMS,
+                                 results_dir=tmp_path) == []
+    forced = _run(split, tmp_path, recompute=True)
+    assert (forced.done, forced.reasons[FORCED]) == (3, 3)
+
+
+def test_stale_audio_is_reported_and_tags_keep_runs_apart(demo_root, tmp_path):
+    split = _split(demo_root, 4)
+    _run(split, tmp_path, "NLR1")
+    changed = dict(DEFAULT_AUDIOGRAMS, Mild=DEFAULT_AUDIOGRAMS["Moderate"])
+    stale = check_outputs_current(split, model_name="NLR1", audiograms=changed, results_dir=tmp_path)
+    assert stale == [r["signal"] for r in split.records if r["hearing_loss"] == "Mild"]
+    tagged = enhance_split(split, model_name="NLR1", audiograms=changed, results_dir=tmp_path,
+                           jobs=1, tag="moderate-as-mild")
+    assert tagged.done == 4
+    assert (tmp_path / "NLR1-moderate-as-mild").is_dir()
+    assert check_outputs_current(split, model_name="NLR1", audiograms=DEFAULT_AUDIOGRAMS,
+                                 results_dir=tmp_path) == []  # the untagged run is untouched
+    with pytest.raises(ValueError, match="plain name"):
+        output_dir(tmp_path, "NLR1", "signals", "../x")
+
+
+def test_available_cpus_follows_affinity_and_slurm(monkeypatch):
+    import os
+
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert available_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert available_cpus() == 1
