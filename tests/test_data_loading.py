@@ -105,7 +105,7 @@ def test_bad_records_are_named(tmp_path, name, mutate, expected):
 
 def test_valid_split_needs_no_listener_fields(demo_root):
     data = validate_split(demo_root, "valid")
-    assert "correctness" not in data.records[0] and len(data.records) == 9
+    assert "correctness" not in data.records[0] and len(data.records) == len(demo_records("valid"))
 
 
 def test_missing_correctness_in_ground_truth(tmp_path):
@@ -188,8 +188,11 @@ def test_silence_is_flagged_not_rejected(tmp_path, caplog):
 
 
 def test_not_a_clip_root_says_what_was_looked_for(tmp_path):
-    with pytest.raises(DataError, match=r"cadenza_data/metadata/valid_metadata.json"):
+    with pytest.raises(DataError) as err:
         locate_split(tmp_path, "valid")
+    for looked in (tmp_path / "cadenza_data" / "clip2" / "metadata", tmp_path / "cadenza_data" / "metadata",
+                   tmp_path / "clip2" / "metadata", tmp_path / "metadata"):
+        assert f"{looked}/" in str(err.value)
 
 
 @pytest.mark.parametrize("content,expected", [("{not json", "not valid JSON"), ('{"a": 1}', "JSON list")])
