@@ -74,6 +74,7 @@ def test_clip1_root_found_from_holder_or_cadenza_data(tmp_path, where):
     info = resolve_data_root(given)
     assert (info.challenge, info.base) == ("clip1", root / "cadenza_data")
     assert validate_split(given, "valid").layout.challenge == "clip1"
+    assert locate_split(info, "valid") == locate_split(given, "valid")
 
 
 def test_both_challenges_present_needs_a_choice(tmp_path):
