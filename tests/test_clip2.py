@@ -370,7 +370,7 @@ def test_shipped_clip2_demo_is_valid():
 
 def test_demo_builder_output_validates(tmp_path):
     size = build(DEMO_ROOT, tmp_path)
-    assert size < 3_000_000
+    assert size == sum(p.stat().st_size for p in tmp_path.rglob("*.flac"))
     data = validate_split(tmp_path, "train", require_correctness=True, target="phoneme_correctness",
                           check_audio=False)
     assert data.layout.challenge == "clip2" and data.records
