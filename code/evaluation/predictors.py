@@ -31,9 +31,12 @@ from code.io_utils import atomic_path, write_json_atomic
 logger = logging.getLogger(__name__)
 
 MIN_RECORDS_PER_CATEGORY = 30  # logistic-hl: fewer fitted records -> the pooled logistic
-# gbm settings (fixed; the seed comes from fit_predict)
-GBM_SETTINGS = {"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 15,
-                "min_samples_leaf": 20, "l2_regularization": 1.0, "early_stopping": False}
+# gbm settings (fixed; the seed comes from fit_predict). Picked among three small
+# variants on the real CLIP1 train split, out-of-fold (benchmarks/predictors.py).
+GBM_SETTINGS = {"learning_rate": 0.03, "max_iter": 200, "max_leaf_nodes": 7,
+                "l2_regularization": 1.0, "early_stopping": False}
+GBM_RECORDS_PER_LEAF = 80  # min_samples_leaf = fitted records / this, clipped to 5..100
+GBM_THREADS = 1  # OpenMP threads: these models are small; more threads only contend (30x slower on 2 busy cores)
 
 
 class Predictor(Protocol):
@@ -208,6 +211,7 @@ class GBMPredictor:
         self.seed = seed
         self.names: list[str] = []
         self.model = None
+        self.min_samples_leaf = 0
         self.n_fit = 0
         self.notes: list[str] = []
 
@@ -216,21 +220,29 @@ class GBMPredictor:
 
     def fit(self, features: FeatureTable, target_0_100: np.ndarray, records: list[dict]) -> None:
         from sklearn.ensemble import HistGradientBoostingRegressor
+        from threadpoolctl import threadpool_limits
 
         self.names = list(features.names)
-        self.model = HistGradientBoostingRegressor(random_state=self.seed, **GBM_SETTINGS)
-        self.model.fit(self._inputs(features, records), np.asarray(target_0_100, dtype=float))
+        self.min_samples_leaf = int(np.clip(len(records) // GBM_RECORDS_PER_LEAF, 5, 100))
+        self.model = HistGradientBoostingRegressor(random_state=self.seed, min_samples_leaf=self.min_samples_leaf,
+                                                   **GBM_SETTINGS)
+        with threadpool_limits(limits=GBM_THREADS):
+            self.model.fit(self._inputs(features, records), np.asarray(target_0_100, dtype=float))
         self.n_fit = len(records)
 
     def predict(self, features: FeatureTable, records: list[dict]) -> np.ndarray:
         assert self.model is not None, "predict before fit"
         if features.names != self.names:
             raise DataError(f"gbm was fitted on features {self.names}, asked to predict from {features.names}")
-        return np.clip(self.model.predict(self._inputs(features, records)), 0.0, 100.0)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=GBM_THREADS):
+            return np.clip(self.model.predict(self._inputs(features, records)), 0.0, 100.0)
 
     def params(self) -> dict:
         return {"predictor": self.name, "features": self.names + list(self.EXTRA_COLUMNS),
-                "n_fit": self.n_fit, "seed": self.seed, "settings": GBM_SETTINGS,
+                "n_fit": self.n_fit, "seed": self.seed,
+                "settings": {**GBM_SETTINGS, "min_samples_leaf": self.min_samples_leaf},
                 "model_file": "<stem>.joblib"}
 
     def save(self, path_stem: Path) -> list[Path]:
