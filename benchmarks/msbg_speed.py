@@ -1,0 +1,142 @@
+"""Hearing-loss simulation speed: the project's fast MSBG against pyclarity's ``Ear``.
+
+    python benchmarks/msbg_speed.py [--signals 20]
+
+Both simulators process the same real audio (demo excerpts looped or cut to
+3..6 s, 44.1 kHz stereo, the three hearing-loss categories in turn) through
+``code.hearing_loss.simulate_hearing_loss``, in one process, one after the
+other: ``simulator="reference"`` is pyclarity's ``Ear`` as the recipes call
+it, ``simulator="fast"`` the project's version (its filter designs are
+cleared first, so designing them is timed too). Per-stage times come from
+timing wrappers around pyclarity's stage functions during the reference run,
+and from a second pass of the fast simulator with its stage timer.
+Last line: ``msbg_speedup=X max_abs_diff=Y``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+if __name__ == "__main__" and not __package__:
+    # Run as a file: re-run as a module so that `code` is this project's package.
+    root = Path(__file__).resolve().parents[1]
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.msbg_speed", *sys.argv[1:]],
+              {**os.environ, "PYTHONPATH": str(root)})
+
+import numpy as np
+from clarity.evaluator.msbg import cochlea, msbg, smearing
+
+from code.data_loading import HEARING_LOSS_CATEGORIES, read_audio
+from code.hearing_loss import simulate_hearing_loss
+from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
+from code.msbg_design import _design, ear_design
+from code.msbg_fast import STAGES, simulate_ear
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "cadenza_data"
+
+
+def signals(n: int) -> list[tuple[np.ndarray, str]]:
+    """n real stereo excerpts at 44.1 kHz, looped or cut to 3..6 s, categories in turn."""
+    rng = np.random.default_rng(0)
+    records = json.loads((DEMO / "metadata" / "train_metadata.json").read_text())
+    out = []
+    for i in range(n):
+        r = records[i % len(records)]
+        audio = read_audio(DEMO / "train" / "unprocessed" / f"{r['signal']}_unproc.flac") * 2.0
+        length = int(rng.uniform(3.0, 6.0) * 44100)
+        category = HEARING_LOSS_CATEGORIES[i % len(HEARING_LOSS_CATEGORIES)]
+        out.append((np.resize(audio, (2, length)).astype(np.float32), category))
+    return out
+
+
+def _timing(times: dict, stage, func):
+    """``func`` that adds its run time to ``times[stage(args, kwargs)]``."""
+    @functools.wraps(func)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            key = stage(args, kwargs)
+            times[key] = times.get(key, 0.0) + time.perf_counter() - start
+    return timed
+
+
+@contextlib.contextmanager
+def pyclarity_stage_timers(times: dict):
+    """Time pyclarity's MSBG stage functions (same calls, only timed) into ``times``."""
+    fixed = lambda name: lambda args, kwargs: name  # noqa: E731
+    direction = lambda args, kwargs: ("back to free field" if kwargs.get("backward")  # noqa: E731
+                                      else "outer/middle ear in")
+    targets = [
+        (msbg, "measure_rms", fixed("level")),
+        (msbg, "lfilter", fixed("back to free field")),  # the final 18 kHz low-pass
+        (cochlea, "gammatone_filterbank", fixed("gammatone filterbank")),
+        (cochlea, "compute_envelope", fixed("envelopes")),
+        (cochlea, "recruitment", fixed("recruitment")),
+        (smearing.Smearer, "smear", fixed("smearing")),
+    ]
+    with contextlib.ExitStack() as stack:
+        for owner, name, stage in targets:
+            stack.enter_context(mock.patch.object(owner, name, _timing(times, stage, getattr(owner, name))))
+        timed_filt = staticmethod(_timing(times, direction, msbg.Ear.src_to_cochlea_filt))
+        stack.enter_context(mock.patch.object(msbg.Ear, "src_to_cochlea_filt", timed_filt))
+        yield
+
+
+def _print_stages(title: str, times: dict, total: float) -> None:
+    print(f"{title} per stage (s):")
+    for stage, seconds in times.items():
+        print(f"  {stage:<28}{seconds:8.3f}")
+    print(f"  {'other (design, glue)':<28}{total - sum(times.values()):8.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--signals", type=int, default=20)
+    args = parser.parse_args()
+    data = signals(args.signals)
+    seconds = sum(a.shape[1] for a, _ in data) / 44100
+    # Compile the fast simulator's loops once (cached on disk), then forget its designs.
+    simulate_hearing_loss(data[0][0][:, :8820], DEFAULT_AUDIOGRAMS["Mild"], simulator="fast")
+    _design.cache_clear()
+
+    ref_stages: dict[str, float] = {}
+    start = time.perf_counter()
+    with pyclarity_stage_timers(ref_stages):
+        theirs = [simulate_hearing_loss(a, DEFAULT_AUDIOGRAMS[c], simulator="reference") for a, c in data]
+    t_theirs = time.perf_counter() - start
+    start = time.perf_counter()
+    mine = [simulate_hearing_loss(a, DEFAULT_AUDIOGRAMS[c], simulator="fast") for a, c in data]
+    t_mine = time.perf_counter() - start
+
+    fast_stages = {stage: 0.0 for stage in STAGES}
+    start = time.perf_counter()
+    for audio, category in data:
+        if category != "No Loss":
+            for channel in audio.astype(np.float64):
+                simulate_ear(channel, ear_design(DEFAULT_AUDIOGRAMS[category]), fast_stages)
+    t_fast_pass = time.perf_counter() - start
+
+    diff = max(float(np.max(np.abs(m - t))) for m, t in zip(mine, theirs))
+    peak = max(float(np.max(np.abs(t))) for t in theirs)
+    print(f"{len(data)} signals, {seconds:.1f} s of 44.1 kHz stereo audio "
+          f"(categories: {', '.join(HEARING_LOSS_CATEGORIES)} in turn; 'No Loss' is passed through)")
+    _print_stages("pyclarity Ear (before)", ref_stages, t_theirs)
+    _print_stages("fast MSBG (after, second pass)", fast_stages, t_fast_pass)
+    print(f"pyclarity Ear: {t_theirs:.2f} s ({t_theirs / len(data) * 1000:.0f} ms/signal)")
+    print(f"fast MSBG:     {t_mine:.2f} s ({t_mine / len(data) * 1000:.0f} ms/signal)")
+    print(f"output peak {peak:.3f}")
+    print(f"msbg_speedup={t_theirs / t_mine:.1f} max_abs_diff={diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
