@@ -12,7 +12,8 @@ from code.enhancement import enhance_split
 from code.evaluation.asr import ASRSettings
 from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
-from code.pipeline import _shard, check_config, check_train_scores_match, parse_shard
+from code.evaluation.fit_set import check_train_scores_match
+from code.pipeline import _shard_filter, check_config, parse_shard
 from main import CONFIG
 
 
@@ -41,9 +42,9 @@ def test_worker_processes_match_one_process(demo_root, tmp_path):
 
 def test_shards_partition_the_split():
     records = [{"signal": str(i)} for i in range(10)]
-    parts = [_shard(records, f"{k}/3") for k in (1, 2, 3)]
+    parts = [_shard_filter(f"{k}/3")(records) for k in (1, 2, 3)]
     assert sorted(r["signal"] for part in parts for r in part) == [str(i) for i in range(10)]
-    assert parts[0] == _shard(records, "1/3")  # deterministic
+    assert parts[0] == _shard_filter("1/3")(records)  # deterministic
     for bad in ("0/3", "4/3", "x"):
         with pytest.raises(ValueError):
             parse_shard(bad)
@@ -56,6 +57,12 @@ def test_shards_partition_the_split():
     ({"stages": "3"}, "--stages"),
     ({"audiograms": {"Severe": {}}}, "unknown category 'Severe'"),
     ({"shard": "5/2"}, "1 <= K <= N"),
+    ({"folds": 1}, "--folds must be at least 2"),
+    ({"folds": 0}, "--folds must be at least 2"),
+    ({"recompute": "3"}, "--recompute must be one of"),
+    ({"predictor": "gbn"}, "did you mean 'gbm'"),
+    ({"model": "nlr1"}, "did you mean 'NLR1'"),
+    ({"fit_split": "train,test"}, "--fit-split must be one of"),
 ])
 def test_bad_config_is_refused_before_work(change, expected):
     assert expected in check_config(dataclasses.replace(CONFIG, **change))

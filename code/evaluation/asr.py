@@ -9,13 +9,19 @@ first use, never at import.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import soxr
+
+from code.io_utils import file_digest, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +42,7 @@ class ASRSettings:
 
     engine: str = "faster-whisper"
     model: str = "tiny.en"  # a model name, or a path (.pt for openai-whisper, a folder for faster-whisper)
-    compute_type: str = "int8"  # faster-whisper only: int8, float32, ...
+    compute_type: str = "float32"  # faster-whisper only: float32 (same transcripts on any CPU), int8, ...
     device: str = "cpu"
     batch_size: int = 8  # ears per forward pass where the engine batches
 
@@ -58,19 +64,79 @@ class ASRSettings:
 
 
 def model_identity(model: str) -> str:
-    """A model name as is; a model path as its file name and size."""
+    """A model name as is; a model path (file or folder) as its name and a digest of its content.
+
+    Two fine-tuned checkpoints of one architecture differ in content, so they
+    never share cached transcripts. Digests are remembered by path, size and
+    modification time (``remembered_digest``), so each file is read once.
+    """
     path = Path(model)
-    if path.exists():
-        size = path.stat().st_size if path.is_file() else sum(
-            p.stat().st_size for p in path.rglob("*") if p.is_file())
-        return f"{path.name}:{size}"
-    return model
+    if not path.exists():
+        return model
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.blake2b(digest_size=8)
+    for f in files:
+        h.update(f"{f.relative_to(path) if f != path else f.name}:{remembered_digest(f)}".encode())
+    return f"{path.name}:{h.hexdigest()}"
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def remembered_digest(path: Path) -> str:
+    """``file_digest(path)``, remembered by (path, size, mtime) in this process and in
+    ``$XDG_CACHE_HOME/cadenza-clip/file_digests.json`` across runs."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    store = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza-clip" / "file_digests.json"
+    entry = f"{key[0]}|{key[1]}|{key[2]}"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    digest = known.get(entry) if isinstance(known, dict) else None
+    if digest is None:
+        digest = file_digest(path)
+        known = known if isinstance(known, dict) else {}
+        known[entry] = digest
+        try:
+            write_json_atomic(store, known)
+        except OSError:
+            pass  # a read-only home: the digest is still remembered in this process
+    _DIGESTS[key] = digest
+    return digest
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What Whisper heard in one ear, and how sure it was.
+
+    ``avg_logprob``: mean token log-probability over the segments (weighted by
+    their tokens where the engine gives counts); ``no_speech_prob``: the first
+    segment's no-speech probability (0 when nothing was decoded).
+    """
+
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
 
 
 class ASREngine(Protocol):
-    def transcribe(self, ears: list[np.ndarray]) -> list[str]:
-        """Transcribe mono 16 kHz float32 arrays; one string per array."""
+    def transcribe(self, ears: list[np.ndarray]) -> list[Transcript]:
+        """Transcribe mono 16 kHz float32 arrays; one Transcript per array."""
         ...
+
+
+def _confidence(segments: list) -> tuple[float, float]:
+    """(mean log-probability, first no-speech probability) of decoded segments."""
+    if not segments:
+        return 0.0, 1.0
+    get = (lambda seg, k: seg[k]) if isinstance(segments[0], dict) else getattr
+    return (float(np.mean([get(seg, "avg_logprob") for seg in segments])),
+            float(get(segments[0], "no_speech_prob")))
 
 
 def split_ears(audio: np.ndarray, sample_rate: int) -> list[np.ndarray]:
@@ -113,15 +179,54 @@ class FasterWhisperEngine:
                 "download it elsewhere and pass its folder with --asr-model PATH."
             ) from e
 
-    def transcribe(self, ears: list[np.ndarray]) -> list[str]:
-        texts = []
+        self.batch_size = max(1, settings.batch_size)
+
+    def _first_encodings(self, ears: list[np.ndarray]) -> list[np.ndarray]:
+        """The encoder output of every ear's first 30 s window, computed in one batch
+        (built exactly as ``generate_segments`` builds its first window)."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        extractor = self.model.feature_extractor
+        windows = []
         for ear in ears:
+            features = extractor(ear)
+            content_frames = features.shape[-1] - 1
+            windows.append(pad_or_trim(features[:, :min(extractor.nb_max_frames, content_frames)]))
+        batch = get_ctranslate2_storage(np.ascontiguousarray(np.stack(windows), dtype=np.float32))
+        return list(np.array(self.model.model.encode(batch, to_cpu=True)))
+
+    def _transcribe_one(self, ear: np.ndarray, encoded: np.ndarray | None) -> Transcript:
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        if encoded is not None:  # the first encode call returns the batched result
+            real_encode, first = self.model.encode, [encoded]
+
+            def encode(features):
+                return get_ctranslate2_storage(first.pop()[None]) if first else real_encode(features)
+
+            self.model.encode = encode
+        try:
             segments, _ = self.model.transcribe(
                 ear, language=OFFICIAL_DECODING["language"],
                 temperature=OFFICIAL_DECODING["temperature"], beam_size=1, best_of=1,
                 vad_filter=False)
-            texts.append("".join(segment.text for segment in segments))
-        return texts
+            segments = list(segments)
+        finally:
+            self.model.__dict__.pop("encode", None)
+        return Transcript("".join(seg.text for seg in segments), *_confidence(segments))
+
+    def transcribe(self, ears: list[np.ndarray]) -> list[Transcript]:
+        """Transcribe ears; the first window of ``batch_size`` ears is encoded at once
+        on the CPU (encoding is most of the work), then each ear is decoded by
+        faster-whisper's own ``transcribe``."""
+        out = []
+        for start in range(0, len(ears), self.batch_size):
+            chunk = ears[start: start + self.batch_size]
+            batched = self.model.model.device == "cpu" and len(chunk) > 1
+            encodings = self._first_encodings(chunk) if batched else [None] * len(chunk)
+            out += [self._transcribe_one(ear, enc) for ear, enc in zip(chunk, encodings)]
+        return out
 
 
 class _FirstWindowDecoded:
@@ -181,20 +286,23 @@ class OpenAIWhisperEngine:
         batch = torch.stack(segments).to(self.model.device)
         return whisper.decode(self.model, batch, options)
 
-    def transcribe(self, ears: list[np.ndarray]) -> list[str]:
+    def transcribe(self, ears: list[np.ndarray]) -> list[Transcript]:
         import whisper
 
-        texts = []
+        out = []
         for start in range(0, len(ears), self.batch_size):
             chunk = ears[start: start + self.batch_size]
             for ear, first in zip(chunk, self._first_windows(chunk)):
                 proxy = _FirstWindowDecoded(self.model, first)
-                texts.append(whisper.transcribe(proxy, ear, **OFFICIAL_DECODING)["text"])
-        return texts
+                result = whisper.transcribe(proxy, ear, **OFFICIAL_DECODING)
+                out.append(Transcript(result["text"], *_confidence(result["segments"])))
+        return out
 
 
+@functools.lru_cache(maxsize=4)
 def make_engine(settings: ASRSettings) -> ASREngine:
-    """Load the engine and model that ``settings`` name."""
+    """Load the engine and model that ``settings`` name (once per process: later
+    calls with the same settings return the same engine)."""
     if settings.engine == "faster-whisper":
         return FasterWhisperEngine(settings)
     return OpenAIWhisperEngine(settings)

@@ -25,8 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from code.data_loading import DataError, read_audio
-from code.evaluation.asr import ASRSettings, make_engine, split_ears
-from code.evaluation.calibration import LogisticCalibration, out_of_fold_predictions
+from code.evaluation.asr import ASREngine, ASRSettings, make_engine, split_ears
+from code.evaluation.features import FeatureTable, write_features_jsonl
 from code.evaluation.scoring import RECIPE_DIR, LyricScorer
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_text_atomic
 
@@ -38,6 +38,7 @@ OFFICIAL_TRAIN_SCORES = {
     "stoi": PRECOMPUTED_DIR / "cadenza_data.train.stoi.jsonl",
 }
 SUBMISSION_HEADER = ("signal_ID", "intelligibility_score")
+SCORER_VERSION = "clip1-sentence-scorer:pyclarity-0.9.0"  # change when scoring changes
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def asr_cache_file(folder: Path, split: str, settings: ASRSettings, shard: str |
 
 
 def _load_cache(cache_file: Path) -> dict[tuple[str, str], dict]:
-    """Cached records of this cache file and its shards, by (signal, audio digest)."""
+    """Cached records of this cache file and its shards, by (signal, audio digest);
+    the last record of a key wins (a re-scored record follows its first scoring)."""
     repair_jsonl(cache_file)
     stem = cache_file.name.split(".shard")[0].removesuffix(".jsonl")
     index = {}
@@ -84,49 +86,100 @@ def _prefetch(items: list[tuple[ScoreItem, str]], sample_rate: int, batch: int
             yield current
 
 
-def score_audio(items: list[ScoreItem], *, settings: ASRSettings, cache_file: Path,
-                split: str, sample_rate: int = 44100, desc: str = "Stage 2") -> dict[str, float]:
-    """Score each item (better ear's words correct, 0..1); reuse cached results.
+def scoring_key(prompt: str) -> str:
+    """What a words-correct score depends on besides the transcript: the lyric line
+    and the scorer (its version and contractions table)."""
+    return settings_digest({"prompt": prompt, "scorer": SCORER_VERSION})
 
-    Returns ``{signal: score}`` for all ``items``.
+
+def _scored(item: ScoreItem, digest: str, split: str, asr_key: str, transcripts: list[dict],
+            scorer: LyricScorer) -> dict:
+    ear_scores = [scorer.score(item.prompt, t["text"]).correctness for t in transcripts]
+    return {"signal": item.signal, "split": split, "asr": asr_key, "audio": digest,
+            "scoring": scoring_key(item.prompt), "transcripts": [t["text"] for t in transcripts],
+            "confidence": [{k: t[k] for k in ("avg_logprob", "no_speech_prob")} for t in transcripts],
+            "ear_correctness": ear_scores, "score": max(ear_scores)}
+
+
+def score_audio(items: list[ScoreItem], *, settings: ASRSettings, cache_file: Path,
+                split: str, sample_rate: int = 44100, desc: str = "Stage 2",
+                recompute: bool = False, engine: ASREngine | None = None) -> dict[str, dict]:
+    """Score each item: both ears' words correct (0..1) and the better ear's.
+
+    Transcripts are cached by (signal, audio content, ASR settings); the score is
+    also keyed by the prompt and scorer, so a changed lyric line is re-scored from
+    the stored transcripts without transcribing again. ``recompute`` transcribes
+    everything again. ``engine`` defaults to the one ``settings`` name.
+
+    Returns ``{signal: record}`` for all ``items``; ``record["score"]`` is the
+    better ear's correctness (0..1), ``record["ear_correctness"]`` both ears'.
 
     Raises:
         DataError: naming the file, for audio that is missing or unreadable.
     """
-    cache = _load_cache(cache_file)
-    scores: dict[str, float] = {}
+    cache = {} if recompute else _load_cache(cache_file)
+    records: dict[str, dict] = {}
     todo: list[tuple[ScoreItem, str]] = []
+    rescored = 0
+    scorer = None
+    asr_key = settings_digest(settings.cache_key())
     for item in items:
         if not item.path.is_file():
             raise DataError(f"signal {item.signal}: audio to score not found: {item.path}")
         digest = file_digest(item.path)
         cached = cache.get((item.signal, digest))
-        if cached is not None:
-            scores[item.signal] = float(cached["score"])
-        else:
+        if cached is None or "transcripts" not in cached:
             todo.append((item, digest))
-    logger.info("%s: %d signal(s) to transcribe, %d reused from %s",
-                desc, len(todo), len(scores), cache_file.parent)
+            continue
+        if cached.get("scoring") != scoring_key(item.prompt):
+            scorer = scorer or LyricScorer()
+            confidence = cached.get("confidence") or [{"avg_logprob": 0.0, "no_speech_prob": 0.0}] * 2
+            transcripts = [{"text": t, **c} for t, c in zip(cached["transcripts"], confidence)]
+            cached = _scored(item, digest, split, asr_key, transcripts, scorer)
+            append_jsonl(cache_file, cached)
+            rescored += 1
+        records[item.signal] = cached
+    why = "--recompute" if recompute else "cached by audio content and ASR settings"
+    logger.info("%s: %d signal(s) to transcribe, %d reused (%s)%s", desc, len(todo),
+                len(records), why, f", {rescored} re-scored for a changed prompt" if rescored else "")
     if not todo:
-        return scores
+        return records
 
-    engine = make_engine(settings)
-    scorer = LyricScorer()
-    asr_key = settings_digest(settings.cache_key())
+    engine = engine or make_engine(settings)
+    scorer = scorer or LyricScorer()
     with tqdm(total=len(todo), desc=desc, unit="signal") as bar:
         for batch in _prefetch(todo, sample_rate, max(1, settings.batch_size // 2)):
             ears = [ear for _, _, pair in batch for ear in pair]
-            texts = engine.transcribe(ears)
+            heard = engine.transcribe(ears)
             for j, (item, digest, _) in enumerate(batch):
-                pair = texts[2 * j: 2 * j + 2]
-                ear_scores = [scorer.score(item.prompt, text).correctness for text in pair]
-                record = {"signal": item.signal, "split": split, "asr": asr_key, "audio": digest,
-                          "transcripts": pair, "ear_correctness": ear_scores,
-                          "score": max(ear_scores)}
+                pair = [{"text": t.text, "avg_logprob": t.avg_logprob, "no_speech_prob": t.no_speech_prob}
+                        for t in heard[2 * j: 2 * j + 2]]
+                record = _scored(item, digest, split, asr_key, pair, scorer)
                 append_jsonl(cache_file, record)
-                scores[item.signal] = record["score"]
+                records[item.signal] = record
                 bar.update()
-    return scores
+    return records
+
+
+def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, float]]:
+    """Per-signal feature columns from ``score_audio`` records, named ``asr.<label>.*``:
+    left/right/better-ear correctness (0..1), mean token log-probability and
+    no-speech probability per ear, and the words heard in the better ear."""
+    out = {}
+    for signal, r in records.items():
+        left, right = r["ear_correctness"]
+        conf = r.get("confidence") or [{"avg_logprob": 0.0, "no_speech_prob": 0.0}] * 2
+        better = int(right > left)
+        out[signal] = {
+            f"asr.{label}.left": left, f"asr.{label}.right": right,
+            f"asr.{label}.better_ear": max(left, right),
+            f"asr.{label}.logprob_left": conf[0]["avg_logprob"],
+            f"asr.{label}.logprob_right": conf[1]["avg_logprob"],
+            f"asr.{label}.no_speech_left": conf[0]["no_speech_prob"],
+            f"asr.{label}.no_speech_right": conf[1]["no_speech_prob"],
+            f"asr.{label}.words_heard": float(len(r["transcripts"][better].split())),
+        }
+    return out
 
 
 def read_score_file(path: Path) -> tuple[str, dict[str, float]]:
@@ -162,46 +215,6 @@ def read_score_file(path: Path) -> tuple[str, dict[str, float]]:
     return name, scores
 
 
-def training_pairs(train_records: list[dict], train_scores: dict[str, float]
-                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(ASR score 0..1, correctness x 100, prompt) for every training record that has a score.
-
-    Raises:
-        DataError: when fewer than 3 training records have a score.
-    """
-    rows = [(train_scores[r["signal"]], 100.0 * float(r["correctness"]), r["prompt"])
-            for r in train_records if r["signal"] in train_scores]
-    missing = len(train_records) - len(rows)
-    if missing:
-        logger.warning("%d of %d training signals have no training score; calibrating on %d",
-                       missing, len(train_records), len(rows))
-    if len(rows) < 3:
-        raise DataError(f"only {len(rows)} training signals have scores: cannot calibrate "
-                        "(are the training scores for this data set?)")
-    x, y, prompts = zip(*rows)
-    return np.array(x), np.array(y), list(prompts)
-
-
-def predict(records: list[dict], scores: dict[str, float], train_records: list[dict],
-            train_scores: dict[str, float], *, split: str, n_folds: int = 5,
-            seed: int = 0) -> dict[str, float]:
-    """Predicted intelligibility (0..100) for each record.
-
-    On ``split == "train"`` each prediction is out-of-fold: calibrated on
-    training pairs whose prompts lie in other folds.
-    """
-    x_fit, y_fit, fit_prompts = training_pairs(train_records, train_scores)
-    x = np.array([scores[r["signal"]] for r in records])
-    if split != "train":
-        model = LogisticCalibration.fit(x_fit, y_fit)
-        logger.info("calibration: x0=%.3f k=%.3f on %d training pairs", model.x0, model.k, len(x_fit))
-        return dict(zip((r["signal"] for r in records), model.predict(x).tolist()))
-    prompts = [r["prompt"] for r in records]
-    predicted = out_of_fold_predictions(x_fit, y_fit, fit_prompts, x, prompts,
-                                        n_folds=n_folds, seed=seed)
-    return dict(zip((r["signal"] for r in records), predicted.tolist()))
-
-
 def write_submission(predictions: dict[str, float], records: list[dict], results_dir: Path,
                      tag: str, split: str) -> tuple[Path, Path]:
     """Write ``submission_<tag>_<split>.csv`` (header) and ``evalai_<tag>_<split>.csv``
@@ -226,3 +239,75 @@ def write_submission(predictions: dict[str, float], records: list[dict], results
         writer.writerows(rows)
         write_text_atomic(path, buffer.getvalue())
     return paths
+
+
+def asr_label(model: str) -> str:
+    """How features name a Whisper model: its name, or a checkpoint's file or folder stem."""
+    path = Path(model)
+    return path.stem if path.exists() else model
+
+
+def _intrusive_cached(items: list[tuple[str, Path, Path]], cache_file: Path, sample_rate: int,
+                      recompute: bool) -> dict[str, dict[str, float]]:
+    """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference), cached by both
+    files' content in ``cache_file``."""
+    from code.evaluation.intrusive import intrusive_features
+
+    cache = {} if recompute else {(r["signal"], r["audio"], r["reference"]): r for r in read_jsonl(cache_file)}
+    out, todo = {}, []
+    for signal, path, reference in items:
+        key = (signal, file_digest(path), file_digest(reference))
+        if key in cache:
+            out[signal] = cache[key]["features"]
+        else:
+            todo.append((key, path, reference))
+    for key, path, reference in tqdm(todo, desc="Stage 2: STOI/eSTOI", unit="signal",
+                                     disable=not todo):
+        features = intrusive_features(read_audio(path, sample_rate), read_audio(reference, sample_rate),
+                                      sample_rate)
+        append_jsonl(cache_file, {"signal": key[0], "audio": key[1], "reference": key[2],
+                                  "features": features})
+        out[key[0]] = features
+    return out
+
+
+def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings], cache_folder: Path,
+                   sample_rate: int = 44100, shard: str = "", recompute: bool = False,
+                   desc: str = "Stage 2") -> FeatureTable:
+    """Every per-signal feature of a split's audio, as one table, also written to
+    ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads).
+
+    Columns: per ASR model (``--asr-models``) ``asr.<model>.{left,right,better_ear,
+    logprob_left,logprob_right,no_speech_left,no_speech_right,words_heard}``; and,
+    when every signal has its unprocessed audio, ``stoi.{left,right}`` and
+    ``estoi.{left,right}`` of the audio against it.
+    """
+    items = [ScoreItem(r["signal"], r["prompt"], paths[r["signal"]]) for r in split.records]
+    rows: dict[str, dict[str, float]] = {r["signal"]: {} for r in split.records}
+    digests = []
+    for asr in settings:
+        digests.append(settings_digest(asr.cache_key()))
+        records = score_audio(items, settings=asr, split=split.layout.split,
+                              sample_rate=sample_rate, desc=f"{desc} ({asr_label(asr.model)})",
+                              cache_file=asr_cache_file(cache_folder, split.layout.split, asr, shard),
+                              recompute=recompute)
+        for signal, values in asr_features(records, asr_label(asr.model)).items():
+            rows[signal].update(values)
+    references = {r["signal"]: split.layout.audio_path(r["signal"], "unprocessed") for r in split.records}
+    if references and all(p.is_file() for p in references.values()):
+        suffix = f".shard{shard.replace('/', 'of')}" if shard else ""
+        intrusive = _intrusive_cached([(s, paths[s], references[s]) for s in rows],
+                                      cache_folder / f"intrusive.{split.layout.split}{suffix}.jsonl",
+                                      sample_rate, recompute)
+        for signal, values in intrusive.items():
+            rows[signal].update(values)
+    else:
+        logger.info("no unprocessed audio for every signal of %r: no STOI/eSTOI features",
+                    split.layout.split)
+    names = list(next(iter(rows.values())).keys()) if rows else []
+    table = FeatureTable(list(rows), names, np.array([[v[n] for n in names] for v in rows.values()]))
+    if not shard:
+        out = Path(cache_folder) / f"features.{split.layout.split}.{settings_digest(digests)}.jsonl"
+        write_features_jsonl(out, [{"signal": s, **v} for s, v in rows.items()])
+        logger.info("features (%d columns) of %d signal(s): %s", len(names), len(rows), out)
+    return table

@@ -1,0 +1,85 @@
+"""Write a run's predictions: the submission CSVs, the config and fitted predictor beside
+them, the organisers' file names with ``--team-id``, and figures when labels exist."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from code.data_loading import SplitData, target_0_1
+from code.evaluation.evaluation_helper import write_submission
+from code.evaluation.metrics import clip_metrics
+from code.io_utils import write_json_atomic, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+OFFICIAL_PREFIX = {"clip1": "ICASSP2026", "clip2": "ICASSP2027"}
+OFFICIAL_HEADER = ("signal_id", "intelligibility_score")  # as both submission pages give it
+
+
+def official_names(challenge: str, split: str, team_id: str) -> tuple[str, str]:
+    """The organisers' file name (with header) and the headerless leaderboard copy's name."""
+    name = f"{OFFICIAL_PREFIX[challenge]}_{split}_{team_id}"
+    return f"{name}.csv", f"{name}_leaderboard.csv"
+
+
+def _csv(rows: list[tuple[str, str]], header: tuple[str, str] | None) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str, *,
+                  predictor=None) -> list[Path]:
+    """``submission_<tag>_<split>.csv`` + ``evalai_`` copy, the config and the fitted
+    predictor beside them, the skipped list, and (``cfg.team_id``) the official files."""
+    results = Path(cfg.results_dir)
+    csv_path, evalai_path = write_submission(predictions, split.records, results, tag, cfg.split)
+    written = [csv_path, evalai_path]
+    stem = csv_path.with_suffix("")
+    write_json_atomic(stem.with_suffix(".config.json"), dataclasses.asdict(cfg))
+    if predictor is not None:
+        written += predictor.save(Path(f"{stem}.predictor"))
+    if split.skipped:
+        skipped = results / f"skipped_{tag}_{cfg.split}.json"
+        write_json_atomic(skipped, [p.to_dict() for p in split.skipped])
+        logger.warning("the submission LACKS %d invalid record(s); list with reasons: %s",
+                       len({p.signal for p in split.skipped}), skipped)
+    logger.info("wrote %s and %s (%d rows)", csv_path, evalai_path, len(split.records))
+    if cfg.team_id:
+        rows = [(r["signal"], f"{predictions[r['signal']]:.6f}") for r in split.records]
+        named, board = official_names(cfg.challenge or "clip1", cfg.split, cfg.team_id)
+        write_text_atomic(results / named, _csv(rows, OFFICIAL_HEADER))
+        write_text_atomic(results / board, _csv(rows, None))
+        lacking = " (it LACKS the skipped records: the organisers expect every signal)" if split.skipped else ""
+        logger.info("to send: %s (submission page, header %s) and %s (leaderboard upload, no "
+                    "header)%s", results / named, ",".join(OFFICIAL_HEADER), results / board, lacking)
+        written += [results / named, results / board]
+    return written
+
+
+def log_metrics(cfg, split: SplitData, predictions: dict[str, float], fits) -> dict | None:
+    """Log RMSE/NCC/KT against the predicted split's labels, when it has them."""
+    labelled = [r for r in split.records if cfg.target in r]
+    if not labelled:
+        return None
+    p = np.array([predictions[r["signal"]] for r in labelled])
+    y = np.array([100.0 * target_0_1(r, cfg.target) for r in labelled])
+    figures = clip_metrics(p, y)
+    fitted = {r["signal"] for r in fits.records}
+    prompts = {r["prompt"] for r in fits.records}
+    inside = sum(1 for r in labelled if r["signal"] in fitted or r["prompt"] in prompts)
+    how = (f"{inside} of them out-of-fold ({cfg.folds} folds grouped by prompt: no prediction saw "
+           "its own label or prompt)" if inside else f"fitted on {cfg.fit_split} only")
+    logger.info("%s vs listeners (%s, %d labelled records; %s): RMSE %.2f, NCC %.3f, KT %.3f",
+                cfg.split, cfg.target, len(labelled), how, figures["RMSE"], figures["NCC"],
+                figures["KT"])
+    return figures
