@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from code.evaluation.calibration import prompt_folds
 from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES, PRECOMPUTED_DIR, read_score_file
 from tests.conftest import ROOT
 
@@ -66,16 +65,29 @@ def test_valid_reproduces_the_official_baseline_fit(official_root, tmp_path):
 
 
 def test_train_predictions_are_out_of_fold(official_root, tmp_path):
+    """Poison one prompt's labels: out-of-fold predictions of its records must not move
+    (no model that predicts them saw them or any record of their prompt), while the
+    other records' predictions do (the poisoned labels are used to predict them)."""
     root, train_records, _, train, _ = official_root
-    predicted = _run(root, "train", tmp_path)
-    prompts = [r["prompt"] for r in train_records]
-    folds = prompt_folds(prompts, n_folds=5, seed=0)
+    predicted = _run(root, "train", tmp_path / "clean")
     x = np.array([train[r["signal"]] for r in train_records])
     y = np.array([100 * r["correctness"] for r in train_records])
     values = np.array([predicted[r["signal"]] for r in train_records])
-    for fold in range(5):
-        params, _ = curve_fit(_logistic, x[folds != fold], y[folds != fold], p0=[0.5, 5.0])
-        test = folds == fold
-        assert np.allclose(values[test], _logistic(x[test], *params), atol=1e-3)
     in_sample = _logistic(x, *curve_fit(_logistic, x, y, p0=[0.5, 5.0])[0])
     assert not np.allclose(values, in_sample, atol=1e-3)
+
+    poisoned_prompt = train_records[7 * 3]["prompt"]  # 3 records, neighbours in the file
+    poisoned = [{**r, "correctness": 1.0 - r["correctness"]} if r["prompt"] == poisoned_prompt else r
+                for r in train_records]
+    meta = root / "cadenza_data" / "metadata" / "train_metadata.json"
+    original = meta.read_text()
+    try:
+        meta.write_text(json.dumps(poisoned))
+        again = _run(root, "train", tmp_path / "poisoned")
+    finally:
+        meta.write_text(original)
+    mine = [r["signal"] for r in train_records if r["prompt"] == poisoned_prompt]
+    assert len(mine) == 3
+    assert all(abs(again[s] - predicted[s]) < 1e-9 for s in mine)
+    others = [r["signal"] for r in train_records if r["prompt"] != poisoned_prompt]
+    assert sum(abs(again[s] - predicted[s]) > 1e-9 for s in others) > len(others) // 2
