@@ -13,6 +13,8 @@ in-sample.
   fewer than ``MIN_RECORDS_PER_CATEGORY`` fitted records uses the pooled one.
 - ``gbm``: scikit-learn's HistGradientBoostingRegressor on every feature column
   plus the hearing-loss category (ordinal 0/1/2) and the number of words.
+- ``whisper-head``: a small torch head on both ears' Whisper encoder embeddings
+  (``enc.*`` columns), the better ear's score (``code.evaluation.whisper_head``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from code.data_loading import HEARING_LOSS_CATEGORIES, DataError
 from code.evaluation.calibration import LogisticCalibration, prompt_folds
 from code.evaluation.features import FeatureTable, check_same_features
+from code.evaluation.whisper_head import WhisperHeadPredictor
 from code.io_utils import atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -255,18 +258,21 @@ class GBMPredictor:
         return [_save_params(self, path_stem), model_path]
 
 
-PREDICTORS: dict[str, type] = {cls.name: cls for cls in (LogisticPredictor, HearingLossLogisticPredictor, GBMPredictor)}
+PREDICTORS: dict[str, type] = {cls.name: cls for cls in (LogisticPredictor, HearingLossLogisticPredictor, GBMPredictor,
+                                                         WhisperHeadPredictor)}
 
 
-def make_predictor(name: str, *, feature: str | None = None, seed: int = 0) -> Predictor:
-    """A fresh predictor of the given registry name.
+def make_predictor(name: str, *, feature: str | None = None, seed: int = 0,
+                   options: dict | None = None) -> Predictor:
+    """A fresh predictor of the given registry name; ``options`` are further keyword
+    arguments of its constructor (e.g. ``{"device": "cuda"}`` for whisper-head).
 
     Raises:
         ValueError: listing the known names, for an unknown one.
     """
     if name not in PREDICTORS:
         raise ValueError(f"unknown predictor {name!r}; choose one of {sorted(PREDICTORS)}")
-    return PREDICTORS[name](feature=feature, seed=seed)
+    return PREDICTORS[name](feature=feature, seed=seed, **(options or {}))
 
 
 def _check_target(target_0_100: np.ndarray, n: int) -> np.ndarray:
@@ -283,7 +289,8 @@ def _check_target(target_0_100: np.ndarray, n: int) -> np.ndarray:
 def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
                 fit_target_0_100: np.ndarray, predict_table: FeatureTable,
                 predict_records: list[dict], n_folds: int = 5, seed: int = 0,
-                feature: str | None = None) -> tuple[dict[str, float], Predictor]:
+                feature: str | None = None, options: dict | None = None
+                ) -> tuple[dict[str, float], Predictor]:
     """Fit predictor ``name`` on the fit records and predict the predicted records (0..100).
 
     A predicted record whose prompt occurs among the fit records (in particular a
@@ -313,7 +320,7 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
     fit_x = fit_table.select([r["signal"] for r in fit_records])
     predict_x = check_same_features(fit_table, predict_table).select([r["signal"] for r in predict_records])
 
-    full = make_predictor(name, feature=feature, seed=seed)
+    full = make_predictor(name, feature=feature, seed=seed, options=options)
     full.fit(fit_x, y, fit_records)
     for note in full.notes:
         logger.warning(note)
@@ -334,7 +341,7 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
             if rows.size == 0:
                 continue
             train = np.flatnonzero(folds != fold)
-            model = make_predictor(name, feature=feature, seed=seed)
+            model = make_predictor(name, feature=feature, seed=seed, options=options)
             model.fit(_rows(fit_x, train), y[train], [fit_records[i] for i in train])
             for note in model.notes:
                 logger.debug("fold %d: %s", fold, note)
