@@ -4,8 +4,12 @@
 
 Both sides process the same real audio (demo excerpts looped to 4..6 s,
 44.1 kHz stereo) with the same parameters, in one process, one after the
-other. pyclarity's side builds the NAL-R filter per signal, as the recipes do.
-Last line: ``enhance_speedup=X max_abs_diff=Y``.
+other. pyclarity's side builds the NAL-R filter per signal, as the recipes do;
+NLR1 is called as Stage 1 calls it: zero-padded batches of ``BATCH_SIZE``
+tensors ``[B, 2, T]`` with ``[B, F]`` audiogram levels (items in parallel
+threads), each output cropped to its item's length. The line before last
+gives NLR1 one signal per call in one thread, for comparison.
+Last line: ``enhance_speedup=X max_abs_diff=Y`` (batched).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from clarity.enhancer.compressor import Compressor
 from clarity.enhancer.nalr import NALR
 
 from code.data_loading import read_audio
+import torch
+
+from code.data_loading import collate_clip
+from code.enhancement import BATCH_SIZE
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, NLR1
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "cadenza_data"
@@ -72,6 +80,23 @@ def pyclarity_nlr1(audio: np.ndarray, audiogram, *, sample_rate: int = 44100, nf
     return np.array(out)
 
 
+def make_batches(data: list[tuple[np.ndarray, str]], batch_size: int) -> list[dict]:
+    """Stage 1's batches (built by DataLoader workers there, so outside the timing here)."""
+    return [collate_clip([{"signals": torch.from_numpy(a), "record": {},
+                           "audiogram_levels": torch.tensor(DEFAULT_AUDIOGRAMS[c].levels, dtype=torch.float32)}
+                          for a, c in data[start: start + batch_size]])
+            for start in range(0, len(data), batch_size)]
+
+
+def run_batched(model: NLR1, batches: list[dict]) -> list[np.ndarray]:
+    """NLR1 through the model contract, as Stage 1 calls it; outputs cropped to each item."""
+    out = []
+    for batch in batches:
+        processed = model(batch["signals"], batch["audiogram_levels"]).numpy()
+        out += [processed[i, :, :n] for i, n in enumerate(batch["lengths"].tolist())]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signals", type=int, default=20)
@@ -79,19 +104,26 @@ def main() -> None:
     data = signals(args.signals)
     seconds = sum(a.shape[1] for a, _ in data) / 44100
     model = NLR1()
-    model(data[0][0][:, :4410], DEFAULT_AUDIOGRAMS["Mild"])  # compile the loop once (cached on disk)
+    run_batched(model, make_batches([(a[:, :4410], c) for a, c in data[:2]], 2))  # compile once (cached on disk)
+    singles, batches = make_batches(data, 1), make_batches(data, BATCH_SIZE)
 
     start = time.perf_counter()
     theirs = [pyclarity_nlr1(a, DEFAULT_AUDIOGRAMS[c], **BASELINE) for a, c in data]
     t_theirs = time.perf_counter() - start
     start = time.perf_counter()
-    mine = [model(a, DEFAULT_AUDIOGRAMS[c]) for a, c in data]
+    single = run_batched(model, singles)
+    t_single = time.perf_counter() - start
+    start = time.perf_counter()
+    mine = run_batched(model, batches)
     t_mine = time.perf_counter() - start
 
     diff = max(float(np.max(np.abs(m - t))) for m, t in zip(mine, theirs))
+    assert all(np.array_equal(m, s) for m, s in zip(mine, single)), "batching changed an output"
     print(f"{len(data)} signals, {seconds:.1f} s of 44.1 kHz stereo audio")
     print(f"pyclarity NALR + Compressor: {t_theirs:.2f} s ({t_theirs / len(data) * 1000:.0f} ms/signal)")
-    print(f"project NLR1:                {t_mine:.3f} s ({t_mine / len(data) * 1000:.1f} ms/signal)")
+    print(f"project NLR1, batches of {BATCH_SIZE}: {t_mine:.3f} s ({t_mine / len(data) * 1000:.1f} ms/signal)")
+    print(f"project NLR1, one per call:  {t_single:.3f} s (enhance_speedup_single={t_theirs / t_single:.1f}, "
+          "bit-identical to the batched outputs)")
     print(f"enhance_speedup={t_theirs / t_mine:.1f} max_abs_diff={diff:.2e}")
 
 

@@ -677,11 +677,12 @@ class CLIPDataset(Dataset):
 
 
 def _pad_stack(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([t.shape[-1] for t in tensors], dtype=torch.long)
-    out = torch.zeros(len(tensors), 2, int(lengths.max()), dtype=torch.float32)
+    lengths = [t.shape[-1] for t in tensors]
+    # numpy: plain copies (torch's element-wise ops start thread pools, slow when cores are busy)
+    out = np.zeros((len(tensors), 2, max(lengths)), dtype=np.float32)
     for i, t in enumerate(tensors):
-        out[i, :, : t.shape[-1]] = t
-    return out, lengths
+        out[i, :, : lengths[i]] = t.numpy()
+    return torch.from_numpy(out), torch.tensor(lengths, dtype=torch.long)
 
 
 def collate_clip(items: list[dict], sample_rate: int = SAMPLE_RATE,

@@ -16,21 +16,25 @@ else is recomputed, and the log says why.
 
 from __future__ import annotations
 
+import collections
 import logging
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from clarity.utils.audiogram import Audiogram
 from tqdm import tqdm
 
 from code import hearing_loss
-from code.data_loading import SplitData, read_audio
+from code.data_loading import CLIPDataset, SplitData, make_dataloader
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_wav_atomic
 from code.models.hearing_aid_models import (
     MODELS,
     audiogram_to_dict,
+    common_frequencies,
     make_model,
     model_code_digest,
     model_settings,
@@ -41,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = ".stage1_manifest.jsonl"
 SIMULATOR_BYTES_PER_WORKER = 550e6  # MSBG on a 23 s stereo signal peaks near 515 MB
+BATCH_SIZE = 4  # items per model call (memory grows with it)
+LOADER_WORKERS = 4  # at most this many processes decode and resample ahead of the model
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class EnhanceTask:
     levels: tuple[float, ...]
     frequencies: tuple[float, ...]
     key: str
+    record: dict
 
     def outputs(self) -> list[Path]:
         return [self.output_path] + ([self.heard_path] if self.heard_path else [])
@@ -129,9 +136,10 @@ def _outputs_intact(task: EnhanceTask, entry: dict, out_dir: Path) -> bool:
 
 def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audiogram],
           out_dir: Path, input_kind: str, sample_rate: int, simulator: str,
-          recompute: bool, jobs: int) -> list[tuple[EnhanceTask, str | None]]:
-    """Each record's task and why it must be computed (None: reuse its files)."""
-    model = make_model(model_name, sample_rate=sample_rate)  # fails fast on a bad name
+          recompute: bool, jobs: int) -> tuple[object, list[tuple[EnhanceTask, str | None]]]:
+    """The model, and each record's task and why it must be computed (None: reuse its files)."""
+    model = make_model(model_name, sample_rate=sample_rate,  # fails fast on a bad name
+                       audiogram_frequencies=common_frequencies(audiograms))
     fixed = {"model": model_name, "model_settings": model_settings(model),
              "model_code": model_code_digest(MODELS[model_name]),
              "input_kind": input_kind, "sample_rate": sample_rate}
@@ -153,7 +161,7 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
             signal, inputs[i], out_dir / f"{signal}.wav",
             scored_path(out_dir, signal, input_kind) if input_kind == "unprocessed" else None,
             tuple(float(x) for x in audiogram.levels),
-            tuple(float(x) for x in audiogram.frequencies), key)
+            tuple(float(x) for x in audiogram.frequencies), key, records[i])
         entry = entries.get(signal)
         if recompute:
             return task, FORCED
@@ -164,7 +172,7 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
         return task, None if _outputs_intact(task, entry, out_dir) else DAMAGED
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(plan_one, range(len(records))))
+        return model, list(pool.map(plan_one, range(len(records))))
 
 
 def check_outputs_current(
@@ -184,36 +192,84 @@ def check_outputs_current(
     current key and are intact; Stage 2 alone should refuse to score otherwise.
     """
     out_dir = output_dir(results_dir, model_name, input_kind, tag)
-    plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
-                 input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
-                 recompute=False, jobs=available_cpus())
+    _, plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
+                    input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
+                    recompute=False, jobs=available_cpus())
     return [task.signal for task, reason in plan if reason is not None]
 
 
-_worker_model = None
+def resolve_device(device: str | None = None) -> torch.device:
+    """``device``, or ``cuda`` when a GPU is available, else ``cpu``."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _init_worker(model_name: str, sample_rate: int) -> None:
-    global _worker_model
-    _worker_model = make_model(model_name, sample_rate=sample_rate)
+def _finish_item(signal: str, enhanced: np.ndarray, output_path: Path, heard_path: Path | None,
+                 levels: tuple[float, ...], frequencies: tuple[float, ...], sample_rate: int,
+                 simulator: str) -> tuple[str, float, dict]:
+    """Write one item's model output (and what the listener hears); return its file digests."""
+    write_wav_atomic(output_path, enhanced, sample_rate)
+    if heard_path is not None:
+        audiogram = Audiogram(levels=np.array(levels), frequencies=np.array(frequencies))
+        write_wav_atomic(heard_path, _simulate(enhanced, audiogram, sample_rate, simulator), sample_rate)
+    out_dir = output_path.parent
+    paths = [output_path] + ([heard_path] if heard_path is not None else [])
+    digests = {str(p.relative_to(out_dir)): file_digest(p) for p in paths}
+    return signal, float(np.max(np.abs(enhanced), initial=0.0)), digests
 
 
-def _run_task(task: EnhanceTask, sample_rate: int, simulator: str) -> tuple[str, float, dict]:
-    audiogram = Audiogram(levels=np.array(task.levels), frequencies=np.array(task.frequencies))
-    audio = read_audio(task.input_path, sample_rate)
-    enhanced = _worker_model(audio, audiogram)
-    if enhanced.shape != audio.shape:
-        raise RuntimeError(f"signal {task.signal}: model returned shape {enhanced.shape}, "
-                           f"expected the input's {audio.shape}")
-    if not np.all(np.isfinite(enhanced)):
-        raise RuntimeError(f"signal {task.signal}: model output has NaN or infinite samples")
-    write_wav_atomic(task.output_path, enhanced, sample_rate)
-    if task.heard_path is not None:
-        heard = _simulate(enhanced, audiogram, sample_rate, simulator)
-        write_wav_atomic(task.heard_path, heard, sample_rate)
-    out_dir = task.output_path.parent
-    digests = {str(p.relative_to(out_dir)): file_digest(p) for p in task.outputs()}
-    return task.signal, float(np.max(np.abs(enhanced))), digests
+def _init_simulator_worker(threads: int) -> None:
+    """Share the cores: each of the simulator's worker processes gets ``threads`` of them."""
+    import numba  # the fast simulator's compiled loops run bands in parallel
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    torch.set_num_threads(1)
+
+
+class _Inline(Executor):
+    """Runs each task at once, in this process."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _finisher(input_kind: str, jobs: int, n_tasks: int) -> tuple[Executor, int]:
+    """Where items are written (and, for ``unprocessed``, simulated), and how many at once."""
+    if jobs <= 1 or n_tasks <= 1:
+        return _Inline(), 1
+    if input_kind == "unprocessed":
+        workers = min(n_tasks, cap_workers_by_memory(jobs, SIMULATOR_BYTES_PER_WORKER,
+                                                     what="Stage 1 hearing-loss simulator"))
+        # Spawned, not forked: a child forked from a process whose OpenMP threads
+        # (torch, numba) have run can hang or be terminated by the OpenMP runtime.
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_simulator_worker,
+                                   initargs=(max(1, available_cpus() // workers),))
+        return pool, workers
+    workers = min(jobs, LOADER_WORKERS)
+    return ThreadPoolExecutor(max_workers=workers), workers
+
+
+def _run_model(model, batch: dict, device: torch.device, model_name: str) -> np.ndarray:
+    """``model(signals, audiogram_levels)`` on one batch, checked; float32 ``[B, 2, T]`` on the CPU."""
+    signals, levels = batch["signals"], batch["audiogram_levels"]
+    if isinstance(model, torch.nn.Module):
+        signals, levels = signals.to(device), levels.to(device)
+    with torch.inference_mode():
+        out = model(signals, levels)
+    names = [r["signal"] for r in batch["metadata"]]
+    if isinstance(out, np.ndarray):
+        out = torch.from_numpy(out)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"model {model_name} returned {type(out).__name__} for signals {names}; "
+                        "expected a tensor shaped like its input [B, 2, T]")
+    if tuple(out.shape) != tuple(batch["signals"].shape):
+        raise RuntimeError(f"model {model_name} returned shape {tuple(out.shape)} for signals {names}; "
+                           f"expected the input's {tuple(batch['signals'].shape)}")
+    return out.detach().to("cpu", torch.float32).numpy()
 
 
 def _reason_counts(plan: list[tuple[EnhanceTask, str | None]]) -> dict[str, int]:
@@ -236,21 +292,38 @@ def enhance_split(
     recompute: bool = False,
     simulator: str = "fast",
     tag: str = "",
+    device: str | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> StageSummary:
     """Enhance every record of ``split_data``; return how many were done and reused.
 
-    ``jobs``: worker processes (0: one per available CPU core; 1: in this
-    process). ``recompute``: redo every signal, whatever the manifest says.
-    ``simulator``: the hearing-loss simulator for ``unprocessed`` input.
-    ``tag``: writes to ``results/<Model>-<tag>/`` (side-by-side configurations).
+    Only the records needing work are loaded, through the DataLoader, in
+    batches of ``batch_size``; each batch goes through
+    ``model(signals [B, 2, T], audiogram_levels [B, F])`` under
+    ``torch.inference_mode()``, and each item is cropped to its own length and
+    written atomically, then recorded in the manifest.
+
+    ``jobs``: CPU processes (0: every available core; 1: everything in this
+    process). With more than one, DataLoader workers decode and resample, and
+    writing (plus the hearing-loss simulation for ``unprocessed`` input, capped
+    by free memory) runs in a pool. ``recompute``: redo every signal, whatever
+    the manifest says. ``simulator``: the hearing-loss simulator for
+    ``unprocessed`` input. ``tag``: write to ``results/<Model>-<tag>/``.
+    ``device``: where a ``torch.nn.Module`` model and its input go (default:
+    ``cuda`` when available, else ``cpu``); other models get CPU tensors.
+
+    Raises:
+        ValueError: for an unknown model, a mixed audiogram table or a bad tag.
+        RuntimeError / TypeError: naming the signals, when the model returns
+            something of the wrong shape or type, or non-finite samples.
     """
     out_dir = output_dir(results_dir, model_name, input_kind, tag)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / MANIFEST
     jobs = jobs or available_cpus()
-    plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
-                 input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
-                 recompute=recompute, jobs=jobs)
+    model, plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
+                        input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
+                        recompute=recompute, jobs=jobs)
     tasks = [task for task, reason in plan if reason is not None]
     counts = _reason_counts(plan)
     summary = StageSummary(reused=len(plan) - len(tasks), reasons=counts)
@@ -260,11 +333,20 @@ def enhance_split(
     if not tasks:
         return summary
 
-    if input_kind == "unprocessed" and jobs > 1:
-        jobs = cap_workers_by_memory(jobs, SIMULATOR_BYTES_PER_WORKER, what="Stage 1 simulator")
+    device_ = resolve_device(device)
+    if isinstance(model, torch.nn.Module):
+        model = model.to(device_).eval()
+    frequencies = common_frequencies(audiograms)
+    dataset = CLIPDataset(split_data.layout, [t.record for t in tasks], input_kind=input_kind,
+                          sample_rate=sample_rate, audiogram_frequencies=frequencies,
+                          audiogram_levels={c: [float(x) for x in a.levels] for c, a in audiograms.items()})
+    by_signal = {t.signal: t for t in tasks}
+    pool, workers = _finisher(input_kind, jobs, len(tasks))
+    pending: collections.deque[Future] = collections.deque()
     bar = tqdm(total=len(tasks), desc=f"Stage 1: {model_name}", unit="signal")
 
-    def _finish(signal: str, peak: float, digests: dict) -> None:
+    def _collect(future: Future) -> None:
+        signal, peak, digests = future.result()
         append_jsonl(manifest, {"signal": signal, "key": by_signal[signal].key, "outputs": digests})
         summary.done += 1
         if peak > 1.0:
@@ -272,16 +354,25 @@ def enhance_split(
                            "float WAV, not clipped", signal, peak)
         bar.update()
 
-    by_signal = {t.signal: t for t in tasks}
-    if jobs == 1 or len(tasks) == 1:
-        _init_worker(model_name, sample_rate)
-        for task in tasks:
-            _finish(*_run_task(task, sample_rate, simulator))
-    else:
-        n = len(tasks)
-        with ProcessPoolExecutor(max_workers=min(jobs, n), initializer=_init_worker,
-                                 initargs=(model_name, sample_rate)) as pool:
-            for result in pool.map(_run_task, tasks, [sample_rate] * n, [simulator] * n):
-                _finish(*result)
-    bar.close()
+    try:
+        loader = make_dataloader(dataset, batch_size=batch_size,
+                                 num_workers=0 if jobs <= 1 else min(jobs, LOADER_WORKERS))
+        for batch in loader:
+            processed = _run_model(model, batch, device_, model_name)
+            for i, record in enumerate(batch["metadata"]):
+                task = by_signal[record["signal"]]
+                enhanced = processed[i, :, : int(batch["lengths"][i])]
+                if not np.all(np.isfinite(enhanced)):
+                    raise RuntimeError(f"signal {task.signal}: model {model_name} output has NaN "
+                                       "or infinite samples")
+                pending.append(pool.submit(_finish_item, task.signal, np.ascontiguousarray(enhanced),
+                                           task.output_path, task.heard_path, task.levels,
+                                           task.frequencies, sample_rate, simulator))
+                while len(pending) > 2 * workers:  # memory stays bounded
+                    _collect(pending.popleft())
+        while pending:
+            _collect(pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     return summary

@@ -1,15 +1,22 @@
 """Hearing-aid (enhancement) models.
 
-Every model has the same shape: it is called with the stereo audio the
-listener would hear (float32 ``[2, samples]``) and the listener's audiogram,
-and returns processed audio of exactly the same shape, time-aligned with the
-input. Models are looked up by name in ``MODELS``; to add one, write a class
-(or a function) with that call signature and add one line to ``MODELS``.
+The model contract: a model is called with a batch of stereo audio
+``signal_tensor`` (torch float32 ``[B, 2, T]``; items shorter than ``T`` are
+zero-padded after their end) and ``audiogram_levels`` (torch float32
+``[B, F]``, each item's listener audiogram in dB HL at the run's audiogram
+frequencies, by default ``AUDIOGRAM_FREQUENCIES``), and returns a tensor of
+the same shape, time-aligned with the input. A model is a plain function or a
+``torch.nn.Module`` (or any class with ``__call__``). Models are looked up by
+name in ``MODELS``: to add one, register the class or function with one line.
+A registered class is built with ``sample_rate=`` and ``audiogram_frequencies=``
+when its constructor takes them; ``settings()``, when a model has it, returns
+what determines its output besides its code (for cache keys).
 
 ``NLR1`` is the NAL-R prescription followed by a compressor, computed with
 pyclarity's ``NALR`` filter design and the same compressor as pyclarity's
-``Compressor`` (re-implemented as a compiled loop: identical arithmetic, about
-two orders of magnitude faster; tests compare the two).
+``Compressor`` (re-implemented as a compiled loop: identical arithmetic, far
+faster; tests compare the two). ``NALR`` is NAL-R alone as a torch module (a
+grouped convolution, one FIR per item; runs on the GPU when there is one).
 """
 
 from __future__ import annotations
@@ -21,19 +28,23 @@ import inspect
 import logging
 import sys
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numba
 import numpy as np
 import scipy.signal
-from clarity.enhancer.nalr import NALR
+import torch
+from clarity.enhancer.nalr import NALR as PyClarityNALR
 from clarity.utils.audiogram import (
     AUDIOGRAM_MILD,
     AUDIOGRAM_MODERATE,
     AUDIOGRAM_REF,
     Audiogram,
 )
+
+from code.resources import available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +56,15 @@ DEFAULT_AUDIOGRAMS: dict[str, Audiogram] = {
     "Mild": AUDIOGRAM_MILD,
     "Moderate": AUDIOGRAM_MODERATE,
 }
+AUDIOGRAM_FREQUENCIES: tuple[float, ...] = tuple(float(f) for f in AUDIOGRAM_REF.frequencies)
 
 COMPRESSOR_EPS = 1e-8  # pyclarity's Compressor adds this inside the RMS square root
 
 
 class EnhancementModel(Protocol):
-    """What every model is: audio ``[2, T]`` + audiogram -> audio ``[2, T]``."""
+    """What every model is: audio ``[B, 2, T]`` + levels ``[B, F]`` -> audio ``[B, 2, T]``."""
 
-    def __call__(self, audio: np.ndarray, audiogram: Audiogram) -> np.ndarray: ...
+    def __call__(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor: ...
 
 
 def audiogram_from_levels(levels: list[float], frequencies: list[float]) -> Audiogram:
@@ -67,7 +79,27 @@ def audiogram_to_dict(audiogram: Audiogram) -> dict:
             "frequencies": [float(x) for x in audiogram.frequencies]}
 
 
-@numba.njit(cache=True)
+def common_frequencies(audiograms: dict[str, Audiogram]) -> tuple[float, ...]:
+    """The audiogram frequencies (Hz) every entry of the table shares.
+
+    Raises:
+        ValueError: naming the categories, when the table mixes frequency sets
+            (give every category the same frequencies).
+    """
+    sets = {category: tuple(float(f) for f in a.frequencies) for category, a in audiograms.items()}
+    distinct = set(sets.values())
+    if len(distinct) != 1:
+        listing = "; ".join(f"{c}: {list(f)}" for c, f in sets.items())
+        raise ValueError("the audiogram table mixes frequency sets; models get one level per "
+                         f"frequency for every item, so give every category the same frequencies ({listing})")
+    return distinct.pop()
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+@numba.njit(cache=True, nogil=True)
 def _compress(signal: np.ndarray, win_len: int, eps: float, threshold: float,
               attenuation: float, attack: float, release: float,
               makeup_gain: float) -> np.ndarray:
@@ -116,64 +148,141 @@ class CompressorSettings:
                          self.attenuation, attack, release, self.makeup_gain)
 
 
+def _nalr_fir(levels: tuple[float, ...], frequencies: tuple[float, ...], nfir: int,
+              sample_rate: int) -> np.ndarray:
+    audiogram = Audiogram(levels=np.asarray(levels), frequencies=np.asarray(frequencies))
+    fir, _ = PyClarityNALR(nfir, sample_rate).build(audiogram)
+    return np.asarray(fir, dtype=np.float64)
+
+
+def _level_rows(audiogram_levels: torch.Tensor, batch: int, n_freq: int) -> list[tuple[float, ...]]:
+    levels = _to_numpy(torch.as_tensor(audiogram_levels)).astype(np.float64)
+    if levels.shape != (batch, n_freq):
+        raise ValueError(f"audiogram_levels has shape {levels.shape}; expected ({batch}, {n_freq}): "
+                         "one level per audiogram frequency for each item")
+    return [tuple(row) for row in levels]
+
+
+@numba.njit(cache=True, nogil=True)
+def _end(audio: np.ndarray) -> int:
+    """One past the last non-zero sample over all channels (0 for silence); scans
+    back from the end, so it costs only the padding's length."""
+    for t in range(audio.shape[1] - 1, -1, -1):
+        for ch in range(audio.shape[0]):
+            if audio[ch, t] != 0:
+                return t + 1
+    return 0
+
+
 @dataclass
 class NLR1:
     """NAL-R prescription (pyclarity ``NALR``) then a compressor, per ear.
 
     The NAL-R FIR is linear-phase with a delay of ``nfir // 2`` samples; the
     output is shifted back by exactly that, so it has the input's length and
-    timing.
+    timing. Each item is processed up to its last non-zero sample (the output
+    after that is the filter's tail, then exact zeros), so zero padding never
+    changes an item's output: it is bit-identical alone or in any batch.
+    Items run in parallel threads (the FFT and the compiled loop release the GIL).
     """
 
     sample_rate: int = 44100
     nfir: int = 220
     compressor: CompressorSettings = field(default_factory=CompressorSettings)
+    audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES
     _filters: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def settings(self) -> dict:
         return {"sample_rate": self.sample_rate, "nfir": self.nfir,
-                "compressor": dataclasses.asdict(self.compressor)}
+                "compressor": dataclasses.asdict(self.compressor),
+                "audiogram_frequencies": [float(f) for f in self.audiogram_frequencies]}
 
-    def nalr_filter(self, audiogram: Audiogram) -> np.ndarray:
-        """The NAL-R FIR for ``audiogram``, designed once and then reused."""
-        key = (tuple(np.asarray(audiogram.levels, float)),
-               tuple(np.asarray(audiogram.frequencies, float)))
-        if key not in self._filters:
-            fir, _ = NALR(self.nfir, self.sample_rate).build(audiogram)
-            self._filters[key] = fir
-        return self._filters[key]
+    def nalr_filter(self, levels: tuple[float, ...]) -> np.ndarray:
+        """The NAL-R FIR for one audiogram's levels, designed once and then reused."""
+        if levels not in self._filters:
+            self._filters[levels] = _nalr_fir(levels, tuple(self.audiogram_frequencies),
+                                              self.nfir, self.sample_rate)
+        return self._filters[levels]
 
-    def __call__(self, audio: np.ndarray, audiogram: Audiogram) -> np.ndarray:
-        fir = self.nalr_filter(audiogram)
+    def process(self, audio: np.ndarray, fir: np.ndarray) -> np.ndarray:
+        """One item: float32 ``[2, T]`` -> float32 ``[2, T]``."""
         delay = self.nfir // 2
         n = audio.shape[-1]
+        out = np.zeros(audio.shape, dtype=np.float32)
+        end = _end(audio)
+        if end == 0:
+            return out
         # Overlap-add FFT convolution equals np.convolve(x, fir) to float precision.
         amplified = scipy.signal.oaconvolve(
-            np.asarray(audio, dtype=np.float32), fir.astype(np.float32)[None, :], axes=-1)
-        out = np.empty(audio.shape, dtype=np.float32)
+            np.ascontiguousarray(audio[:, :end], dtype=np.float32),
+            fir.astype(np.float32)[None, :], axes=-1)
+        keep = min(n, amplified.shape[-1] - delay)
         for ch in range(audio.shape[0]):
             compressed = self.compressor.compress(amplified[ch], self.sample_rate)
-            out[ch] = compressed[delay: delay + n]
+            out[ch, :keep] = compressed[delay: delay + keep]
         return out
 
+    def __call__(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
+        audio = _to_numpy(signal_tensor)
+        rows = _level_rows(audiogram_levels, audio.shape[0], len(self.audiogram_frequencies))
+        firs = [self.nalr_filter(row) for row in rows]
+        threads = min(len(rows), available_cpus())
+        if threads > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                out = list(pool.map(self.process, audio, firs))
+        else:
+            out = [self.process(a, f) for a, f in zip(audio, firs)]
+        return torch.from_numpy(np.stack(out)).to(signal_tensor.device)
 
-@dataclass
-class Identity:
-    """Returns its input unchanged (the 'no hearing aid' reference)."""
 
-    sample_rate: int = 44100
+class NALR(torch.nn.Module):
+    """NAL-R alone (pyclarity's filter design), as a batched torch convolution.
+
+    Each item's FIR, designed from its audiogram, filters both of its channels
+    in one grouped ``conv1d`` over the batch; the filter's ``nfir // 2`` delay
+    is removed, so the output is time-aligned with the input.
+    """
+
+    def __init__(self, sample_rate: int = 44100, nfir: int = 220,
+                 audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.nfir = nfir
+        self.audiogram_frequencies = tuple(float(f) for f in audiogram_frequencies)
+        self._filters: dict[tuple[float, ...], torch.Tensor] = {}
 
     def settings(self) -> dict:
-        return {}
+        return {"sample_rate": self.sample_rate, "nfir": self.nfir,
+                "audiogram_frequencies": list(self.audiogram_frequencies)}
 
-    def __call__(self, audio: np.ndarray, audiogram: Audiogram) -> np.ndarray:
-        return np.asarray(audio, dtype=np.float32)
+    def _fir(self, levels: tuple[float, ...]) -> torch.Tensor:
+        if levels not in self._filters:
+            fir = _nalr_fir(levels, self.audiogram_frequencies, self.nfir, self.sample_rate)
+            self._filters[levels] = torch.from_numpy(fir[::-1].copy()).float()  # conv1d correlates
+        return self._filters[levels]
+
+    def forward(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
+        batch, channels, n = signal_tensor.shape
+        rows = _level_rows(audiogram_levels, batch, len(self.audiogram_frequencies))
+        weight = torch.stack([self._fir(row) for row in rows])  # [B, K]
+        weight = weight.repeat_interleave(channels, dim=0)[:, None, :].to(signal_tensor.device)
+        taps = weight.shape[-1]
+        full = torch.nn.functional.conv1d(signal_tensor.reshape(1, batch * channels, n).float(),
+                                          weight, padding=taps - 1, groups=batch * channels)
+        delay = self.nfir // 2
+        return full[0, :, delay: delay + n].reshape(batch, channels, n)
 
 
-# name -> factory taking the sample rate as keyword. Add your model here.
-MODELS: dict[str, Callable[..., EnhancementModel]] = {
-    "identity": Identity,
+def identity(signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
+    """Returns its input unchanged (the 'no hearing aid' reference)."""
+    return signal_tensor
+
+
+# name -> a model class (built per run) or a model function. Add your model here.
+MODELS: dict[str, Callable] = {
+    "identity": identity,
     "NLR1": NLR1,
+    "NALR": NALR,
 }
 
 
@@ -183,11 +292,13 @@ def _is_factory(entry) -> bool:
     return inspect.isclass(target)
 
 
-def make_model(name: str, *, sample_rate: int = 44100) -> EnhancementModel:
+def make_model(name: str, *, sample_rate: int = 44100,
+               audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES) -> EnhancementModel:
     """Build the model registered as ``name``.
 
-    A registered class is instantiated, with ``sample_rate=`` when its
-    constructor takes that keyword; a registered function is the model itself.
+    A registered class is instantiated, given ``sample_rate`` and
+    ``audiogram_frequencies`` for those of them its constructor takes; a
+    registered function is the model itself.
 
     Raises:
         ValueError: listing the registered names, for an unknown ``name``.
@@ -197,11 +308,20 @@ def make_model(name: str, *, sample_rate: int = 44100) -> EnhancementModel:
     entry = MODELS[name]
     if not _is_factory(entry):
         return entry
+    offered = {"sample_rate": sample_rate, "audiogram_frequencies": tuple(audiogram_frequencies)}
     try:
-        accepts = "sample_rate" in inspect.signature(entry).parameters
+        params = inspect.signature(entry).parameters
     except (TypeError, ValueError):
-        accepts = False
-    return entry(sample_rate=sample_rate) if accepts else entry()
+        params = {}
+    return entry(**{k: v for k, v in offered.items() if k in params})
+
+
+def _weights_digest(module: torch.nn.Module) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def model_settings(model: EnhancementModel) -> dict:
@@ -209,13 +329,16 @@ def model_settings(model: EnhancementModel) -> dict:
 
     A model's ``settings()`` when it has one; otherwise its qualified name (a
     plain function's ``repr`` holds a memory address, which would never match
-    again).
+    again), plus a digest of its weights for a ``torch.nn.Module``.
     """
     settings = getattr(model, "settings", None)
     if callable(settings):
         return settings()
     target = model if inspect.isfunction(model) or inspect.isclass(model) else type(model)
-    return {"callable": f"{target.__module__}.{target.__qualname__}"}
+    described = {"callable": f"{target.__module__}.{target.__qualname__}"}
+    if isinstance(model, torch.nn.Module):
+        described["weights"] = _weights_digest(model)
+    return described
 
 
 PROJECT_PACKAGE = "code"  # modules of this project: code.*
