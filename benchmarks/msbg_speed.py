@@ -10,6 +10,9 @@ it, ``simulator="fast"`` the project's version (its filter designs are
 cleared first, so designing them is timed too). Per-stage times come from
 timing wrappers around pyclarity's stage functions during the reference run,
 and from a second pass of the fast simulator with its stage timer.
+BLAS runs one thread (unless OPENBLAS_NUM_THREADS is set): pyclarity's smearing
+calls a 256x256 matrix-vector product per 1.5 ms frame, and threaded BLAS on a
+busy machine makes that many times slower, which would flatter the ratio.
 Last line: ``msbg_speedup=X max_abs_diff=Y``.
 """
 
@@ -24,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 from unittest import mock
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads; see the docstring
 
 if __name__ == "__main__" and not __package__:
     # Run as a file: re-run as a module so that `code` is this project's package.
@@ -73,9 +78,12 @@ def _timing(times: dict, stage, func):
 @contextlib.contextmanager
 def pyclarity_stage_timers(times: dict):
     """Time pyclarity's MSBG stage functions (same calls, only timed) into ``times``."""
-    fixed = lambda name: lambda args, kwargs: name  # noqa: E731
-    direction = lambda args, kwargs: ("back to free field" if kwargs.get("backward")  # noqa: E731
-                                      else "outer/middle ear in")
+    def fixed(name: str):
+        return lambda args, kwargs: name
+
+    def direction(args, kwargs) -> str:
+        return "back to free field" if kwargs.get("backward") else "outer/middle ear in"
+
     targets = [
         (msbg, "measure_rms", fixed("level")),
         (msbg, "lfilter", fixed("back to free field")),  # the final 18 kHz low-pass

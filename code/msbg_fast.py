@@ -22,7 +22,7 @@ from clarity.evaluator.msbg.msbg_utils import WIN_SECS
 from clarity.evaluator.msbg.smearing import FFT_SIZE, FRAME_SIZE, SHIFT
 
 from code.msbg_design import ENVELOPE_PADLEN, MSBG_SAMPLE_RATE, EarDesign
-from code.msbg_kernels import cochlea_bands
+from code.msbg_kernels import cochlea_bands, smear_apply, smear_power
 
 RMS_REL_DB = -12.0  # Ear.process measures the active level 12 dB below the overall RMS
 BAND_CHUNK = 4  # bands held in memory at once (per signal), processed in parallel
@@ -134,13 +134,9 @@ def smear(x: np.ndarray, f_smear: np.ndarray) -> np.ndarray:
 
 def _smear_frames(frames: np.ndarray, f_smear: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Smear a stack of input frames; returns the windowed output frames."""
-    nyquist = FFT_SIZE // 2
-    spectrum = np.fft.rfft(frames * window, FFT_SIZE, axis=1)[:, :nyquist]
-    mag = np.abs(spectrum)
-    phasor = spectrum / (mag + (mag == 0))
-    smeared = (mag**2) @ f_smear.T
-    spectrum = np.sqrt(smeared + 0j) * phasor
-    spectrum = np.concatenate([spectrum, np.zeros((len(frames), 1))], axis=1)
+    spectrum = np.fft.rfft(frames * window, FFT_SIZE, axis=1)
+    smeared = smear_power(spectrum) @ f_smear.T
+    smear_apply(spectrum, smeared)
     return np.fft.irfft(spectrum, FFT_SIZE, axis=1)[:, :FRAME_SIZE] * window
 
 
