@@ -219,3 +219,15 @@ def test_unknown_hearing_loss_named():
     records[4] = {**records[4], "hearing_loss": "Severe"}
     with pytest.raises(DataError, match="s004.*Severe"):
         WhisperHeadPredictor().fit(table, target, records)
+
+
+def test_device_auto_resolves_and_missing_cuda_named():
+    import torch
+
+    from code.evaluation.whisper_head import torch_device
+
+    assert torch_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert torch_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            torch_device("cuda")

@@ -95,6 +95,22 @@ def held_out_prompts(prompts: list[str], *, fraction: float, seed: int) -> np.nd
     return np.array([p in held for p in prompts], dtype=bool)
 
 
+def torch_device(device: str) -> str:
+    """``device`` for torch: ``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``.
+
+    Raises:
+        ValueError: for a CUDA device when torch sees none.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"whisper-head: device {device!r}, but torch sees no CUDA device "
+                         f"(torch {torch.__version__}); use --asr-device cpu")
+    return device
+
+
 def _head_module(dim: int, hidden_dim: int, dropout: float):
     import torch
     from torch import nn
@@ -144,6 +160,8 @@ class WhisperHeadPredictor:
     name: ClassVar[str] = "whisper-head"
 
     def __init__(self, *, feature: str | None = None, seed: int = 0, device: str = "cpu") -> None:
+        """``device``: where the head trains (``cpu``, ``cuda``, ``cuda:1``, ``auto``); the same seed
+        gives the same predictions on one device, not across devices."""
         if feature is not None:
             logger.info("whisper-head uses the enc.* embedding columns; feature=%s is ignored", feature)
         self.seed = seed
@@ -172,10 +190,12 @@ class WhisperHeadPredictor:
 
         Raises:
             DataError: for a table without the ``enc.*`` columns or an unknown hearing loss.
+            ValueError: for a CUDA device that torch does not see.
         """
         import torch
 
         self.dim = 0
+        self.device = torch_device(self.device)
         ears, hl, self.dim = self._inputs(features, records)
         y = torch.as_tensor(np.asarray(target_0_100, dtype=np.float32) / 100.0, device=self.device)
         s = self.settings
