@@ -77,3 +77,33 @@ def test_mismatched_training_scores_refused(tmp_path):
     other.write_text('{"signal": "a", "score": 0.5, "asr": "0123456789ab"}\n')
     with pytest.raises(DataError, match="other ASR settings"):
         check_train_scores_match(other, ASRSettings())
+
+
+@pytest.mark.slow
+def test_shards_then_final_run_equal_one_run(tmp_path):
+    """Two shard jobs and a final run give the same CSV as one run, transcribing nothing twice."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, demo_records, make_clip_root
+
+    root = make_clip_root(tmp_path / "data", "valid", demo_records("valid")[:4])
+    make_clip_root(root, "train", demo_records("train")[:8])
+    common = ["--data-root", root, "--model", "identity", "--folds", "2", "--jobs", "1"]
+
+    def main(results, *extra):
+        proc = subprocess.run([sys.executable, "main.py", *map(str, common), "--results-dir",
+                               str(results), *extra], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stderr
+
+    one = tmp_path / "one"
+    main(one)
+    sharded = tmp_path / "sharded"
+    for k in (1, 2):
+        main(sharded, "--shard", f"{k}/2")
+    assert not list(sharded.glob("submission_*"))  # shards write no CSV
+    final = main(sharded)
+    assert "0 signal(s) to transcribe" in final
+    assert (sharded / "submission_identity_valid.csv").read_text() == \
+        (one / "submission_identity_valid.csv").read_text()
