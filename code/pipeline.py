@@ -188,7 +188,8 @@ def _predict_and_write(cfg, split: SplitData, table: FeatureTable, fits: FitSet,
     predictions, predictor = fit_predict(
         cfg.predictor, fit_table=fits.table, fit_records=fits.records,
         fit_target_0_100=fits.target_0_100, predict_table=predict_table,
-        predict_records=split.records, n_folds=cfg.folds, seed=cfg.seed, feature=feature)
+        predict_records=split.records, n_folds=cfg.folds, seed=cfg.seed, feature=feature,
+        options=predictor_options(cfg))
     write_outputs(cfg, split, predictions, tag, predictor=predictor)
     log_metrics(cfg, split, predictions, fits)
     return predictions
@@ -240,14 +241,13 @@ def run(cfg) -> None:
         if "2" not in wanted:
             continue
         paths = {r["signal"]: scored_path(out_dir, r["signal"], cfg.input) for r in split.records}
-        features = split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
-                                  cache_folder=out_dir, sample_rate=cfg.sample_rate, shard=cfg.shard,
-                                  recompute=recompute_2, desc=f"Stage 2: {model}")
-        fits = fits or fit_set(cfg, split, predicted=features)
+        features = stage2_table(cfg, split, paths, cache_folder=out_dir, desc=f"Stage 2: {model}")
+        fits = fits or fit_set(cfg, split, predicted=features, features_of=stage2_table)
         if cfg.shard:
             logger.info("shard %s done; a final run without --shard writes the CSV", cfg.shard)
             continue
-        default_feature = f"asr.{_label(asr_models(cfg)[0])}.better_ear"
+        default_feature = (None if cfg.predictor == "whisper-head"
+                           else f"asr.{_label(asr_models(cfg)[0])}.better_ear")
         predictions = _predict_and_write(cfg, split, features, fits, submission_tag(cfg, model),
                                          feature=cfg.feature or fits.feature or default_feature)
         all_predictions[model] = predictions
@@ -260,6 +260,27 @@ def run(cfg) -> None:
                     f"{','.join(model_names(cfg))} then python compute_csvs.py (split {cfg.split!r} has no labels)")
         logger.info("done: %d submission(s) in %s (%s); to compare with listeners: %s",
                     len(written), cfg.results_dir, ", ".join(f"submission_{w}_{cfg.split}.csv" for w in written), how)
+
+
+def stage2_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
+    """What the predictor reads for a split's audio: the feature table of every ASR
+    model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings."""
+    recompute = cfg.recompute in ("2", "all")
+    if cfg.predictor == "whisper-head":
+        from code.evaluation.embeddings import encoder_embeddings
+
+        return encoder_embeddings([(r["signal"], paths[r["signal"]]) for r in split.records],
+                                  settings=asr_settings(cfg), sample_rate=cfg.sample_rate,
+                                  cache_file=Path(cache_folder) / f"embeddings.{split.layout.split}.jsonl",
+                                  recompute=recompute, desc=f"{desc} (encoder)")
+    return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
+                          cache_folder=cache_folder, sample_rate=cfg.sample_rate, shard=cfg.shard,
+                          recompute=recompute, desc=desc)
+
+
+def predictor_options(cfg) -> dict | None:
+    """Extra settings a predictor takes: the device of the whisper-head's training."""
+    return {"device": cfg.asr_device} if cfg.predictor == "whisper-head" else None
 
 
 def _label(model: str) -> str:

@@ -113,12 +113,15 @@ def _files(text: str) -> list[Path]:
     return [Path(p.strip()) for p in text.split(",") if p.strip()]
 
 
-def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool = True) -> FitSet:
+def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool = True,
+            features_of=None) -> FitSet:
     """The records, features and targets (0..100) a predictor is fitted on.
 
     ``predicted`` is the predicted split's feature table (its columns decide
     which official file fits, and it is reused when the split is the fit split
-    on the ``--scores`` route).
+    on the ``--scores`` route). ``features_of(cfg, split, paths, cache_folder=,
+    desc=)`` computes a split's table from audio (default: ``split_features``
+    with the run's ASR models).
     """
     from code.pipeline import asr_models, asr_settings
 
@@ -153,12 +156,17 @@ def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool
     for part in parts:
         mine = [r for r in part.records if cfg.target in r]
         paths = {r["signal"]: part.layout.audio_path(r["signal"], "signals") for r in mine}
+        folder = Path(cfg.results_dir) / TRAIN_SCORES_DIR
+        desc = f"Stage 2: fit set ({part.layout.split})"
+        if features_of is not None:
+            tables.append(features_of(cfg, SplitData(part.layout, mine), paths, cache_folder=folder,
+                                      desc=desc))
+            continue
         tables.append(split_features(
             SplitData(part.layout, mine), paths,
             settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
-            cache_folder=Path(cfg.results_dir) / TRAIN_SCORES_DIR, sample_rate=cfg.sample_rate,
-            shard=cfg.shard, recompute=cfg.recompute in ("2", "all"),
-            desc=f"Stage 2: fit set ({part.layout.split})"))
+            cache_folder=folder, sample_rate=cfg.sample_rate,
+            shard=cfg.shard, recompute=cfg.recompute in ("2", "all"), desc=desc))
     table = _stack(tables)
     if set(table.names) != set(predicted.names):
         # e.g. the fit split has unprocessed audio and the predicted split not: keep shared columns
