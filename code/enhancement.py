@@ -23,13 +23,14 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba  # the fast simulator's compiled loops run bands in parallel threads
 import numpy as np
 import torch
 from clarity.utils.audiogram import Audiogram
 from tqdm import tqdm
 
-from code import hearing_loss
 from code.data_loading import CLIPDataset, SplitData, make_dataloader
+from code.hearing_loss import simulate_hearing_loss, simulator_settings
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_wav_atomic
 from code.models.hearing_aid_models import (
     MODELS,
@@ -101,20 +102,6 @@ def scored_path(out_dir: Path, signal: str, input_kind: str) -> Path:
     return out_dir / "heard" / f"{signal}.wav"
 
 
-def simulator_settings(simulator: str) -> dict:
-    """The hearing-loss simulator's settings for cache keys (its code is hashed too)."""
-    describe = getattr(hearing_loss, "simulator_settings", None)
-    if callable(describe):
-        return describe(simulator)
-    return {"simulator": simulator, **hearing_loss.MSBG_SETTINGS}
-
-
-def _simulate(audio: np.ndarray, audiogram: Audiogram, sample_rate: int, simulator: str) -> np.ndarray:
-    if callable(getattr(hearing_loss, "simulator_settings", None)):
-        return hearing_loss.simulate_hearing_loss(audio, audiogram, sample_rate, simulator=simulator)
-    return hearing_loss.simulate_hearing_loss(audio, audiogram, sample_rate)
-
-
 def _manifest_entries(manifest: Path) -> dict[str, dict]:
     """The last manifest line of each signal (later lines supersede earlier ones)."""
     repair_jsonl(manifest)
@@ -144,8 +131,8 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
              "model_code": model_code_digest(MODELS[model_name]),
              "input_kind": input_kind, "sample_rate": sample_rate}
     if input_kind == "unprocessed":
-        fixed["simulator"] = simulator_settings(simulator)
-        fixed["simulator_code"] = model_code_digest(hearing_loss.simulate_hearing_loss)
+        fixed["simulator"] = simulator_settings(simulator)  # raises for an unknown name
+        fixed["simulator_code"] = model_code_digest(simulate_hearing_loss)
     entries = _manifest_entries(out_dir / MANIFEST)
     records = split_data.records
     inputs = [split_data.layout.audio_path(r["signal"], input_kind) for r in records]
@@ -212,7 +199,8 @@ def _finish_item(signal: str, enhanced: np.ndarray, output_path: Path, heard_pat
     write_wav_atomic(output_path, enhanced, sample_rate)
     if heard_path is not None:
         audiogram = Audiogram(levels=np.array(levels), frequencies=np.array(frequencies))
-        write_wav_atomic(heard_path, _simulate(enhanced, audiogram, sample_rate, simulator), sample_rate)
+        write_wav_atomic(heard_path, simulate_hearing_loss(enhanced, audiogram, sample_rate, simulator=simulator),
+                         sample_rate)
     out_dir = output_path.parent
     paths = [output_path] + ([heard_path] if heard_path is not None else [])
     digests = {str(p.relative_to(out_dir)): file_digest(p) for p in paths}
@@ -221,8 +209,6 @@ def _finish_item(signal: str, enhanced: np.ndarray, output_path: Path, heard_pat
 
 def _init_simulator_worker(threads: int) -> None:
     """Share the cores: each of the simulator's worker processes gets ``threads`` of them."""
-    import numba  # the fast simulator's compiled loops run bands in parallel
-
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     torch.set_num_threads(1)
 
