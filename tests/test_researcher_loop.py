@@ -1,0 +1,97 @@
+"""The researcher's loop as a new user runs it: add a model, run, edit it, rerun."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from code.data_loading import read_audio
+from tests.conftest import ROOT, demo_records, make_clip_root
+
+LOUDER = '''
+
+def louder(signal_tensor, audiogram_levels):
+    return signal_tensor * {gain}
+
+
+MODELS["Louder"] = louder
+'''
+
+
+def _project(tmp_path: Path) -> Path:
+    """A copy of the project's code, as a user's checkout to edit."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "code", project / "code", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("main.py", "compute_csvs.py"):
+        shutil.copy(ROOT / name, project / name)
+    return project
+
+
+def _run(project: Path, *args) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=project,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_editing_a_model_recomputes_its_audio(tmp_path):
+    project = _project(tmp_path)
+    records = demo_records("valid")[:3]
+    data = make_clip_root(tmp_path / "data", "valid", records)
+    models = project / "code" / "models" / "hearing_aid_models.py"
+    original = models.read_text()
+    args = ["--data-root", data, "--model", "Louder", "--stages", "1", "--jobs", "1",
+            "--results-dir", tmp_path / "results"]
+    wav = tmp_path / "results" / "Louder" / f"{records[0]['signal']}.wav"
+    source = read_audio(data / "cadenza_data" / "valid" / "signals" / f"{records[0]['signal']}.flac")
+
+    models.write_text(original + LOUDER.format(gain=2.0))
+    first = _run(project, *args)
+    assert "0 reused, 3 to enhance" in first.stderr
+    assert np.allclose(read_audio(wav), 2.0 * source, atol=1e-6)
+
+    again = _run(project, *args)
+    assert "3 reused, 0 to enhance" in again.stderr
+
+    models.write_text(original + LOUDER.format(gain=0.1))
+    edited = _run(project, *args)
+    assert "3 to enhance" in edited.stderr and "3 settings/code changed" in edited.stderr
+    assert np.allclose(read_audio(wav), 0.1 * source, atol=1e-6)
+
+    forced = _run(project, *args, "--recompute", "1")
+    assert "3 --recompute" in forced.stderr
+
+
+def test_paths_from_the_config_follow_main_py(tmp_path):
+    """`python path/to/main.py` from another folder finds the demo and writes beside main.py."""
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--stages", "1", "--help"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "[choices: NALR, NLR1, identity]" in text
+    assert "(default: 'NLR1')" in text and "[choices: none, 1, 2, all]" in text
+    from main import parse_config
+
+    cfg = parse_config(["--stages", "1"])
+    assert Path(cfg.data_root) == ROOT / "data" / "demo"
+    assert Path(cfg.results_dir) == ROOT / "results"
+    given = parse_config(["--data-root", "elsewhere", "--results-dir", "out"])
+    assert (given.data_root, given.results_dir) == ("elsewhere", "out")  # relative to the caller
+
+
+def test_reports_of_the_two_routes_do_not_overwrite_each_other(tmp_path):
+    import dataclasses
+
+    from code.pipeline import write_hearing_aid_report
+    from main import CONFIG
+
+    records = demo_records("valid")
+    predictions = {m: {r["signal"]: v for r in records} for m, v in (("identity", 40.0), ("NLR1", 50.0))}
+    for kind in ("signals", "unprocessed"):
+        cfg = dataclasses.replace(CONFIG, input=kind, results_dir=str(tmp_path))
+        write_hearing_aid_report(cfg, predictions, records)
+    names = sorted(p.name for p in tmp_path.glob("hearing_aid_report_*.csv"))
+    assert names == ["hearing_aid_report_valid_signals.csv", "hearing_aid_report_valid_unprocessed.csv"]
