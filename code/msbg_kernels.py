@@ -35,7 +35,7 @@ _INV_LN2 = 1.0 / math.log(2.0)
 _INV_FACTORIAL = np.array([1.0 / math.factorial(i) for i in range(14)])
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def cochlea_bands(x: np.ndarray, gt_b: np.ndarray, gt_a: np.ndarray, delays: np.ndarray,
                   use_hp: np.ndarray, hp_b: np.ndarray, hp_a: np.ndarray,
                   env_b: np.ndarray, env_a: np.ndarray, env_zi: np.ndarray,
@@ -59,7 +59,7 @@ def cochlea_bands(x: np.ndarray, gt_b: np.ndarray, gt_a: np.ndarray, delays: np.
     return total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _band(x, b, a, delay, use_hp, hb, ha, eb, ea, ezi, env_max, exponent, padlen, out):
     n = x.shape[0]
     b0, b1, b2, a1, a2 = b[0], b[1], b[2], a[1], a[2]
