@@ -19,12 +19,11 @@ CATEGORIES = ["No Loss", "Mild", "Moderate"]
 
 @pytest.fixture(scope="module")
 def official_root(tmp_path_factory):
-    """Metadata over the official signal IDs (prompts and labels are stand-ins)."""
+    """Metadata over the official signal IDs (prompts and labels are stand-ins), and nothing
+    else: no audio folders (the --scores route needs metadata only)."""
     root = tmp_path_factory.mktemp("clip")
     meta = root / "cadenza_data" / "metadata"
     meta.mkdir(parents=True)
-    (root / "cadenza_data" / "valid").mkdir()
-    (root / "cadenza_data" / "train").mkdir()
     _, train = read_score_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])
     _, valid = read_score_file(PRECOMPUTED_DIR / "cadenza_data.valid.whisper.jsonl")
     rng = np.random.default_rng(1)
@@ -38,14 +37,39 @@ def official_root(tmp_path_factory):
     return root, train_records, valid_records, train, valid
 
 
-def _run(root, split, results):
+def _run(root, split, results, *extra, scores=None):
+    scores = scores or str(PRECOMPUTED_DIR / f"cadenza_data.{split}.whisper.jsonl")
     proc = subprocess.run(
         [sys.executable, "main.py", "--data-root", str(root), "--split", split, "--model", "identity",
-         "--scores", str(PRECOMPUTED_DIR / f"cadenza_data.{split}.whisper.jsonl"),
-         "--results-dir", str(results)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+         "--scores", scores, "--results-dir", str(results), *extra], cwd=ROOT, capture_output=True,
+        text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     with (results / f"submission_identity_{split}.csv").open() as f:
         return {row[0]: float(row[1]) for row in list(csv.reader(f))[1:]}
+
+
+def test_learned_predictors_from_several_feature_files(official_root, tmp_path):
+    """gbm on two feature files, fitted on train, predicting valid; logistic-hl too; the fitted
+    predictor is saved beside the submission."""
+    root, train_records, valid_records, _, _ = official_root
+    files = {split: ",".join(str(PRECOMPUTED_DIR / f"cadenza_data.{split}.{kind}.jsonl")
+                             for kind in ("whisper", "stoi")) for split in ("train", "valid")}
+    for predictor in ("gbm", "logistic-hl"):
+        extra = ["--predictor", predictor, "--train-scores", files["train"]]
+        if predictor == "logistic-hl":
+            extra += ["--feature", "whisper.mixture"]
+        predicted = _run(root, "valid", tmp_path / predictor, *extra, scores=files["valid"])
+        assert list(predicted) == [r["signal"] for r in valid_records]
+        values = np.array(list(predicted.values()))
+        assert np.all((values >= 0) & (values <= 100)) and values.std() > 1
+        saved = tmp_path / predictor / "submission_identity_valid.predictor.json"
+        assert json.loads(saved.read_text())
+    mismatch = subprocess.run(
+        [sys.executable, "main.py", "--data-root", str(root), "--split", "valid", "--model", "identity",
+         "--scores", str(PRECOMPUTED_DIR / "cadenza_data.valid.stoi.jsonl"), "--train-scores",
+         files["train"], "--predictor", "gbm", "--results-dir", str(tmp_path / "x")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert mismatch.returncode == 2 and "only in fit: ['whisper.mixture']" in mismatch.stderr
 
 
 def _logistic(x, x0, k):

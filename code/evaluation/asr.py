@@ -53,7 +53,7 @@ class ASRSettings:
     def cache_key(self) -> dict:
         """Everything that determines the transcripts (for cache keys)."""
         key = {"engine": self.engine, "model": model_identity(self.model),
-               "decoding": OFFICIAL_DECODING}
+               "decoding": OFFICIAL_DECODING, "audio_path": self.audio_path()}
         if self.engine == "faster-whisper":
             key["compute_type"] = self.compute_type
         return key
@@ -61,6 +61,12 @@ class ASRSettings:
     def is_official_baseline(self) -> bool:
         """True for the official baseline's settings (openai-whisper base.en, greedy)."""
         return self.engine == "openai-whisper" and self.model == OFFICIAL_MODEL
+
+    def audio_path(self) -> str:
+        """How an ear reaches 16 kHz: ``ffmpeg`` (16-bit file read by ffmpeg, as the
+        official recipe made its precomputed scores) for the official settings, so
+        predictions and calibration hear the same thing; else ``soxr`` (in memory)."""
+        return "ffmpeg" if self.is_official_baseline() else "soxr"
 
 
 def model_identity(model: str) -> str:
@@ -139,14 +145,38 @@ def _confidence(segments: list) -> tuple[float, float]:
             float(get(segments[0], "no_speech_prob")))
 
 
-def split_ears(audio: np.ndarray, sample_rate: int) -> list[np.ndarray]:
-    """Stereo ``[2, T]`` at ``sample_rate`` -> [left, right] mono float32 at 16 kHz."""
+def split_ears(audio: np.ndarray, sample_rate: int, *, audio_path: str = "soxr") -> list[np.ndarray]:
+    """Stereo ``[2, T]`` at ``sample_rate`` -> [left, right] mono float32 at 16 kHz.
+
+    ``audio_path``: ``soxr`` resamples in memory; ``ffmpeg`` does what the official
+    recipe does (each ear written as a 16-bit FLAC, read back by Whisper's
+    ``load_audio``, i.e. ffmpeg's resampler; needs the ``ffmpeg`` program).
+    """
     ears = []
     for channel in np.asarray(audio, dtype=np.float32):
+        if audio_path == "ffmpeg":
+            ears.append(_through_ffmpeg(channel, sample_rate))
+            continue
         if sample_rate != ASR_SAMPLE_RATE:
             channel = soxr.resample(channel, sample_rate, ASR_SAMPLE_RATE, quality="HQ")
         ears.append(np.ascontiguousarray(channel, dtype=np.float32))
     return ears
+
+
+def _through_ffmpeg(channel: np.ndarray, sample_rate: int) -> np.ndarray:
+    import tempfile
+
+    import soundfile as sf
+    from whisper.audio import load_audio
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ear.flac"
+        sf.write(path, channel, sample_rate, subtype="PCM_16")
+        try:
+            return load_audio(str(path))
+        except (RuntimeError, FileNotFoundError) as e:
+            raise ASRError(f"the official settings read audio through ffmpeg, which failed: {e} "
+                           "(install the ffmpeg program)") from e
 
 
 def _bundled_faster_whisper_model(name: str) -> str | None:

@@ -68,13 +68,14 @@ def _load_cache(cache_file: Path) -> dict[tuple[str, str], dict]:
     return index
 
 
-def _prefetch(items: list[tuple[ScoreItem, str]], sample_rate: int, batch: int
+def _prefetch(items: list[tuple[ScoreItem, str]], sample_rate: int, batch: int, audio_path: str = "soxr"
               ) -> Iterator[list[tuple[ScoreItem, str, list[np.ndarray]]]]:
     """Yield batches of (item, digest, ears), loading the next batch while the
     current one is transcribed."""
 
     def load(chunk):
-        return [(item, digest, split_ears(read_audio(item.path, sample_rate), sample_rate))
+        return [(item, digest, split_ears(read_audio(item.path, sample_rate), sample_rate,
+                                          audio_path=audio_path))
                 for item, digest in chunk]
 
     chunks = [items[i: i + batch] for i in range(0, len(items), batch)]
@@ -148,7 +149,7 @@ def score_audio(items: list[ScoreItem], *, settings: ASRSettings, cache_file: Pa
     engine = engine or make_engine(settings)
     scorer = scorer or LyricScorer()
     with tqdm(total=len(todo), desc=desc, unit="signal") as bar:
-        for batch in _prefetch(todo, sample_rate, max(1, settings.batch_size // 2)):
+        for batch in _prefetch(todo, sample_rate, max(1, settings.batch_size // 2), settings.audio_path()):
             ears = [ear for _, _, pair in batch for ear in pair]
             heard = engine.transcribe(ears)
             for j, (item, digest, _) in enumerate(batch):
