@@ -6,7 +6,7 @@ gammatone cochlea with recruitment, and the way back to free field with the
 18 kHz low-pass. What changes is how they are computed: filters are designed
 once per audiogram (``msbg_design``), smearing works on all frames at once,
 FIR filters are applied by FFT convolution, and the bands of the cochlea run
-as one compiled pass each (``msbg_kernels``). Outputs agree with ``Ear`` to
+as one compiled pass each, one band at a time (``msbg_kernels``). Outputs agree with ``Ear`` to
 float64 rounding (FFTs instead of direct sums).
 """
 
@@ -25,7 +25,6 @@ from code.msbg_design import ENVELOPE_PADLEN, MSBG_SAMPLE_RATE, EarDesign
 from code.msbg_kernels import cochlea_bands, smear_apply, smear_power
 
 RMS_REL_DB = -12.0  # Ear.process measures the active level 12 dB below the overall RMS
-BAND_CHUNK = 4  # bands held in memory at once (per signal), processed in parallel
 FRAME_CHUNK = 2048  # smearing frames transformed at once
 MIN_SAMPLES = 512  # shorter signals break pyclarity's MSBG (smearing frame, band delays)
 
@@ -54,7 +53,7 @@ def simulate_ear(x: np.ndarray, design: EarDesign, stage_times: dict | None = No
     with _timed(stage_times, "cochlea bands"):
         x = cochlea_bands(x, design.gt_b, design.gt_a, design.delays, design.use_hp,
                           design.hp_b, design.hp_a, design.env_b, design.env_a, design.env_zi,
-                          design.env_max, design.exponent, ENVELOPE_PADLEN, BAND_CHUNK)
+                          design.env_max, design.exponent, ENVELOPE_PADLEN)
         x = x * design.recombination_gain
     with _timed(stage_times, "back to free field"):
         return _fir(design.fir_out, x, n)

@@ -6,8 +6,9 @@ high-pass ``lfilter``, a ``filtfilt`` envelope of the rectified band and the
 recruitment gain, then sums the bands. Here each band is one compiled pass
 with the same recursions as scipy's ``lfilter`` (direct form II transposed,
 same operation order), so the filtered bands agree to float64 rounding.
-Bands run in parallel, a fixed number at a time, so memory stays
-``chunk * samples`` whatever the signal length; the sum is taken in band order.
+Bands are filtered one at a time into one reused buffer, so memory stays a
+few times the signal length; the sum is taken in band order. The loops
+release the GIL, so callers can run ears in parallel threads.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import numba
 import numpy as np
 
 ENV_FLOOR = 1e-9  # pyclarity's recruitment floor on the envelope
-
-_SEGMENT = 65536  # samples per parallel task when summing bands
 
 # Bit-level constants of _power (IEEE 754 doubles).
 _MANTISSA = (1 << 52) - 1
@@ -35,31 +34,24 @@ _INV_LN2 = 1.0 / math.log(2.0)
 _INV_FACTORIAL = np.array([1.0 / math.factorial(i) for i in range(14)])
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def cochlea_bands(x: np.ndarray, gt_b: np.ndarray, gt_a: np.ndarray, delays: np.ndarray,
                   use_hp: np.ndarray, hp_b: np.ndarray, hp_a: np.ndarray,
                   env_b: np.ndarray, env_a: np.ndarray, env_zi: np.ndarray,
-                  env_max: np.ndarray, exponent: np.ndarray, padlen: int,
-                  chunk: int) -> np.ndarray:
+                  env_max: np.ndarray, exponent: np.ndarray, padlen: int) -> np.ndarray:
     """Sum over bands of the recruited gammatone outputs of ``x`` (float64 ``[L]``)."""
-    n_bands = gt_b.shape[0]
     n = x.shape[0]
     total = np.zeros(n)
-    block = np.empty((chunk, n))
-    for start in range(0, n_bands, chunk):
-        count = min(chunk, n_bands - start)
-        for j in numba.prange(count):
-            k = start + j
-            _band(x, gt_b[k], gt_a[k], delays[k], use_hp[k], hp_b[k], hp_a[k],
-                  env_b[k], env_a[k], env_zi[k], env_max[k], exponent[k], padlen, block[j])
-        for segment in numba.prange((n + _SEGMENT - 1) // _SEGMENT):  # bands summed in order
-            for j in range(count):
-                for t in range(segment * _SEGMENT, min(n, (segment + 1) * _SEGMENT)):
-                    total[t] += block[j, t]
+    band = np.empty(n)
+    for k in range(gt_b.shape[0]):
+        _band(x, gt_b[k], gt_a[k], delays[k], use_hp[k], hp_b[k], hp_a[k],
+              env_b[k], env_a[k], env_zi[k], env_max[k], exponent[k], padlen, band)
+        for t in range(n):
+            total[t] += band[t]
     return total
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _band(x, b, a, delay, use_hp, hb, ha, eb, ea, ezi, env_max, exponent, padlen, out):
     n = x.shape[0]
     b0, b1, b2, a1, a2 = b[0], b[1], b[2], a[1], a[2]
@@ -151,7 +143,7 @@ def _band(x, b, a, delay, use_hp, hb, ha, eb, ea, ezi, env_max, exponent, padlen
         out[t] = out[t] * ratio[t]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _power(ratio, exponent, a, b):
     """``ratio ** exponent`` in place, for ``ratio`` in [1e-12, 1]; ``a``, ``b`` int64 scratch.
 
@@ -195,7 +187,7 @@ def _power(ratio, exponent, a, b):
         ratio[t] = ratio[t] * mant[t]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def smear_power(spectrum: np.ndarray) -> np.ndarray:
     """``abs(spectrum) ** 2`` over the first ``spectrum.shape[1] - 1`` bins (smear3's ``mag**2``)."""
     frames, bins = spectrum.shape[0], spectrum.shape[1] - 1
@@ -207,7 +199,7 @@ def smear_power(spectrum: np.ndarray) -> np.ndarray:
     return power
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def smear_apply(spectrum: np.ndarray, smeared: np.ndarray) -> None:
     """smear3's new spectrum, in place: ``sqrt(smeared + 0j)`` with the old phase; Nyquist bin 0."""
     frames, bins = smeared.shape

@@ -22,11 +22,12 @@ TOLERANCE = 1e-4  # absolute, on outputs of about full scale
 
 
 def demo_excerpt(seconds: float, index: int = 0) -> np.ndarray:
-    """A real unprocessed demo signal, float32 [2, T], looped or cut to ``seconds``."""
-    base = DEMO_ROOT / "cadenza_data"
+    """A real unprocessed demo signal scaled to a 0.9 peak, float32 [2, T], looped or cut to ``seconds``."""
+    base = min(DEMO_ROOT.rglob("train_metadata.json")).parent.parent  # holds metadata/ and train/
     records = json.loads((base / "metadata" / "train_metadata.json").read_text())
     r = records[index % len(records)]
-    audio = read_audio(base / "train" / "unprocessed" / f"{r['signal']}_unproc.flac") * 2.0
+    audio = read_audio(base / "train" / "unprocessed" / f"{r['signal']}_unproc.flac")
+    audio = audio * (0.9 / np.max(np.abs(audio)))  # about full scale, as the tolerance assumes
     return np.resize(audio, (2, int(seconds * 44100))).astype(np.float32)
 
 
