@@ -78,6 +78,7 @@ def simulate_hearing_loss(audio: np.ndarray, audiogram: Audiogram,
     process = _fast_ear(audiogram) if simulator == "fast" else _pyclarity_ear(audiogram)
     # Digitally silent channels stay silent: MSBG's level calibration is undefined there.
     channels = [ch for ch in range(audio.shape[0]) if np.any(audio[ch])]
+
     def run(ch: int) -> np.ndarray:
         return process(np.asarray(audio[ch], dtype=np.float64))
     # The fast simulator's loops release the GIL: its ears run in parallel threads,
