@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from code.data_loading import CLIPDataset, make_dataloader, read_audio, validate_split
+from code.data_loading import (
+    CLIPDataset,
+    load_metadata,
+    locate_split,
+    make_dataloader,
+    read_audio,
+    validate_split,
+)
 from code.enhancement import enhance_split, output_dir
 from code.models import hearing_aid_models
 from code.models.hearing_aid_models import (
@@ -17,7 +24,7 @@ from code.models.hearing_aid_models import (
     audiogram_from_levels,
     make_model,
 )
-from tests.conftest import DEMO_ROOT, demo_records
+from tests.conftest import DEMO_ROOT
 
 
 class GuideModel(torch.nn.Module):
@@ -40,8 +47,8 @@ def _levels(category: str) -> torch.Tensor:
 
 
 def _demo_items(n: int) -> list[np.ndarray]:
-    return [read_audio(DEMO_ROOT / "cadenza_data" / "valid" / "signals" / f"{r['signal']}.flac")
-            for r in demo_records("valid")[:n]]
+    layout = locate_split(DEMO_ROOT, "valid")
+    return [read_audio(layout.audio_path(r["signal"])) for r in load_metadata(layout.metadata_file)[:n]]
 
 
 @pytest.mark.parametrize("name", ["NLR1", "NALR", "identity"])

@@ -9,14 +9,15 @@ from clarity.enhancer.nalr import NALR as PyClarityNALR
 from clarity.utils.audiogram import AUDIOGRAM_MILD, AUDIOGRAM_MODERATE, AUDIOGRAM_REF
 
 from benchmarks.enhance_speed import BASELINE, pyclarity_nlr1
-from code.data_loading import read_audio
+from code.data_loading import load_metadata, locate_split, read_audio
 from code.models.hearing_aid_models import NLR1, CompressorSettings, make_model
-from tests.conftest import DEMO_ROOT, demo_records
+from tests.conftest import DEMO_ROOT
 
 
 def _demo_audio(i=0):
-    record = demo_records("valid")[i]
-    return read_audio(DEMO_ROOT / "cadenza_data" / "valid" / "signals" / f"{record['signal']}.flac")
+    layout = locate_split(DEMO_ROOT, "valid")
+    audio = read_audio(layout.audio_path(load_metadata(layout.metadata_file)[i]["signal"]))
+    return audio * (0.5 / np.max(np.abs(audio)))  # peak 0.5, whatever level the demo ships at
 
 
 def _one(model, audio, audiogram) -> np.ndarray:
