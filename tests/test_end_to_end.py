@@ -57,12 +57,12 @@ def test_transcripts_are_kept_and_real(demo_run):
     caches = list((results / "NLR1").glob("scores.valid.*.jsonl"))
     assert len(caches) == 1
     lines = [json.loads(line) for line in caches[0].read_text().splitlines()]
-    assert len(lines) == 9
+    assert len(lines) == len(demo_records("valid"))
     prompts = {r["signal"]: r["prompt"] for r in demo_records("valid")}
     for line in lines:
         assert len(line["transcripts"]) == 2 and line["score"] == max(line["ear_correctness"])
-    # Whisper hears the demo's words: most of the lyric lines are mostly recognised.
-    assert np.mean([line["score"] for line in lines]) > 0.3
+    # Whisper hears the words where the voice is clear (the demo spans drowned to plain).
+    assert max(line["score"] for line in lines) > 0.7
     assert any(prompts[line["signal"]].split()[-1] in line["transcripts"][0].lower() for line in lines)
 
 
@@ -71,8 +71,9 @@ def test_second_run_recomputes_nothing(demo_run):
     results, _ = demo_run
     wavs = {p: p.stat().st_mtime_ns for p in (results / "NLR1").glob("*.wav")}
     second = run_main("--results-dir", results)
-    assert "0 to enhance, 9 reused" in second.stderr
-    assert "0 signal(s) to transcribe, 9 reused" in second.stderr
+    n = len(demo_records("valid"))
+    assert f"0 to enhance, {n} reused" in second.stderr
+    assert f"0 signal(s) to transcribe, {n} reused" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in wavs} == wavs
 
 

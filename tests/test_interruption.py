@@ -62,10 +62,11 @@ def test_kill_and_resume_gives_the_same_csv(tmp_path):
     out = results / "identity" / "from_unprocessed"
     manifest = out / ".stage1_manifest.jsonl"
 
-    # 1. Kill during Stage 1 (after 3 of 9 signals).
+    n = len(demo_records("valid"))
+    # 1. Kill during Stage 1 (after 3 of n signals).
     _kill_when(_start(results), lambda: manifest.exists() and _lines([manifest]) >= 3)
     finished = [json.loads(line)["signal"] for line in manifest.read_text().splitlines() if line.strip()]
-    assert 3 <= len(finished) < 9
+    assert 3 <= len(finished) < n
     mtimes = {s: (out / "heard" / f"{s}.wav").stat().st_mtime_ns for s in finished}
     assert not list((results).glob("submission_*"))
 
@@ -74,15 +75,15 @@ def test_kill_and_resume_gives_the_same_csv(tmp_path):
     _kill_when(_start(results), lambda: _lines(score_files()) >= 3)
     assert {s: (out / "heard" / f"{s}.wav").stat().st_mtime_ns for s in finished} == mtimes
     scored_before = _lines(score_files())
-    assert scored_before < 9 and not list(results.glob("submission_*"))
+    assert scored_before < n and not list(results.glob("submission_*"))
 
     # 3. Rerun to the end.
     proc = subprocess.run([sys.executable, "main.py", *ARGS, "--results-dir", str(results)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"{9 - scored_before} signal(s) to transcribe, {scored_before} reused" in proc.stderr
+    assert f"{n - scored_before} signal(s) to transcribe, {scored_before} reused" in proc.stderr
     name = "submission_identity-unprocessed_valid.csv"
     assert (results / name).read_text() == (reference / name).read_text()
     assert {s: (out / "heard" / f"{s}.wav").stat().st_mtime_ns for s in finished} == mtimes
     signals = [json.loads(line)["signal"] for p in score_files() for line in p.read_text().splitlines()]
-    assert len(signals) == len(set(signals)) == 9
+    assert len(signals) == len(set(signals)) == n
