@@ -34,7 +34,7 @@ from code.data_loading import INPUT_KINDS, SplitLayout, load_metadata, locate_sp
 
 logger = logging.getLogger(__name__)
 
-TRAIN_PROMPTS = 5  # whole prompts taken from the CLIP1 demo's training split (>= 5 folds)
+TRAIN_PROMPTS = 8  # whole prompts taken from the CLIP1 demo's training split (>= 5 folds)
 TRAIN_PER_PROMPT = 2  # hearing-loss versions kept per training prompt (categories rotate)
 VALID_PROMPTS = 2
 MAX_BYTES = 3_000_000  # keep the demo small
