@@ -40,17 +40,17 @@ def default_data_root() -> Path:
     return HERE / CONFIG.data_root
 
 
-def metadata_files(data_root: Path) -> dict[str, Path]:
+def metadata_files(data_root: Path, challenge: str = "") -> dict[str, Path]:
     """``{split: metadata file}`` of the data root (the folder holding ``cadenza_data/``,
-    ``cadenza_data/`` itself, or a CLIP2 ``clip2/`` folder)."""
-    from code.data_loading import SPLITS
+    ``cadenza_data/`` itself, or CLIP2's ``cadenza_data/clip2/``).
 
-    root = Path(data_root)
-    for folder in (root / "cadenza_data" / "metadata", root / "metadata",
-                   root / "cadenza_data" / "clip2" / "metadata", root / "clip2" / "metadata"):
-        if folder.is_dir():
-            return {split: folder / f"{split}_metadata.json" for split in SPLITS}
-    return {}
+    Raises:
+        DataError: listing the paths looked for, when the root holds no CLIP metadata.
+    """
+    from code.data_loading import SPLITS, resolve_data_root
+
+    folder = resolve_data_root(Path(data_root), challenge).metadata_dir
+    return {split: folder / f"{split}_metadata.json" for split in SPLITS}
 
 
 def _fmt(x: float, width: int = 6, digits: int = 3) -> str:
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the split it covers (default: main.py's data root)")
     parser.add_argument("--ground-truth", type=Path,
                         help="one metadata JSON with correctness (0..1) for every CSV (overrides --data-root)")
+    parser.add_argument("--challenge", default="", choices=["", "clip1", "clip2"],
+                        help="clip1 or clip2 when the data root holds both (default: from the layout)")
     parser.add_argument("--target", default="correctness",
                         help="label field (0..1): correctness (default), or phoneme_correctness for CLIP2")
     parser.add_argument("--baseline", default=BASELINE,
@@ -110,11 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.ground_truth.is_file():
                 raise DataError(f"ground truth file not found: {args.ground_truth}")
         else:
-            root = args.data_root or default_data_root()
-            files = metadata_files(root)
-            if not files:
-                raise DataError(f"{root} holds no CLIP metadata folder (looked for cadenza_data/metadata, "
-                                "metadata, cadenza_data/clip2/metadata)")
+            files = metadata_files(args.data_root or default_data_root(), args.challenge)
         labels, unlabelled = load_labels(files, target=args.target)
     except DataError as e:
         log.error("%s", e)
