@@ -24,7 +24,7 @@ from code.data_loading import (
 )
 from code.enhancement import check_outputs_current, enhance_split, output_dir, scored_path
 from code.evaluation.asr import ENGINES, ASRSettings
-from code.evaluation.fit_set import FitSet, fit_set, labelled
+from code.evaluation.fit_set import FitSet, fit_records, fit_set, labelled
 from code.evaluation.evaluation_helper import asr_label, split_features
 from code.evaluation.features import FeatureTable, read_feature_files
 from code.evaluation.predictors import PREDICTORS, fit_predict
@@ -213,6 +213,8 @@ def run(cfg) -> None:
     wanted = stages(cfg)
     table = audiogram_table(cfg)
     split = _split(cfg, input_kinds=(cfg.input,) if "1" in wanted else (), shard=cfg.shard)
+    if "2" in wanted:
+        fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work
     recompute_1 = cfg.recompute in ("1", "all")
     recompute_2 = cfg.recompute in ("2", "all")
     all_predictions: dict[str, dict[str, float]] = {}

@@ -77,8 +77,10 @@ def fit_records(cfg, split: SplitData) -> tuple[list[SplitData], list[dict]]:
                                   check_audio=False, skip_invalid=cfg.skip_invalid, target=cfg.target)
         mine = [r for r in part.records if cfg.target in r]
         if not mine:
+            hint = (" (only CLIP2 training metadata has phoneme_correctness; use --target correctness)"
+                    if cfg.target == "phoneme_correctness" else "; choose another with --fit-split")
             raise DataError(f"fit split {name!r} has no record with {cfg.target!r} labels "
-                            f"({part.layout.metadata_file}); choose another with --fit-split")
+                            f"({part.layout.metadata_file}){hint}")
         if len(mine) < len(part.records):
             logger.info("fit split %r: %d of %d records carry %r labels", name, len(mine),
                         len(part.records), cfg.target)
