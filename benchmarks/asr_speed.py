@@ -81,8 +81,8 @@ def official_loop(records: list[dict], folder: Path, checkpoint: str) -> tuple[d
 def ours(records: list[dict], folder: Path, settings: ASRSettings, cache: Path) -> tuple[dict, float]:
     items = [ScoreItem(r["signal"], r["prompt"], folder / f"{r['signal']}.flac") for r in records]
     start = time.perf_counter()
-    scores = score_audio(items, settings=settings, cache_file=cache, split="bench", desc="ours")
-    return scores, time.perf_counter() - start
+    records = score_audio(items, settings=settings, cache_file=cache, split="bench", desc="ours")
+    return {s: r["score"] for s, r in records.items()}, time.perf_counter() - start
 
 
 def agreement(a: dict, b: dict) -> float:
@@ -113,10 +113,15 @@ def main() -> None:
               f"speedup {speedup:.2f}  agreement {agree:.3f}")
         if not args.skip_faster:
             for compute_type in ("int8", "float32"):
-                fw = ASRSettings(engine="faster-whisper", model="tiny.en", compute_type=compute_type)
+                fw = ASRSettings(engine="faster-whisper", model="tiny.en", compute_type=compute_type,
+                                 batch_size=args.batch_size)
                 scores, t = ours(records, folder, fw, folder / f"cache_{compute_type}.jsonl")
-                print(f"ours (faster-whisper tiny.en {compute_type}): {t:.1f} s  speedup "
-                      f"{t_official / t:.2f}  agreement with official {agreement(scores, reference):.3f}")
+                print(f"ours (faster-whisper tiny.en {compute_type}, batch {args.batch_size}): {t:.1f} s  "
+                      f"speedup {t_official / t:.2f}  agreement with official {agreement(scores, reference):.3f}")
+            one = ASRSettings(engine="faster-whisper", model="tiny.en", batch_size=1)
+            unbatched, t_one = ours(records, folder, one, folder / "cache_float32_b1.jsonl")
+            print(f"faster-whisper float32: batched first windows (batch {args.batch_size}) vs ear by ear: "
+                  f"{t_one / t:.2f}x  same scores {agreement(scores, unbatched):.3f}")
     print(f"asr_speedup={speedup:.2f} score_agreement={agree:.3f}")
 
 
