@@ -116,6 +116,8 @@ VALID_PROMPTS = [
     ("Silver rain is falling on the town", "silver rain is falling on the town"),
     ("Meet me where the highway ends", "meet me where the highway ends"),
     ("We danced until the candles burned away", "we danced until the candles burned away"),
+    ("Nothing ever shines as bright as you", "nothing ever shines as bright as you"),
+    ("Run with me across the frozen lake", "run with me across the frozen lake"),
 ]
 # Lines never sung, reversed into babble (so the babble holds no real words).
 BABBLE_LINES = [
