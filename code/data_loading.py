@@ -696,14 +696,11 @@ def collate_clip(items: list[dict], sample_rate: int = SAMPLE_RATE,
     - ``audiogram_levels``: float32 ``[B, F]`` dB HL and ``audiogram_frequencies``
       float32 ``[F]`` Hz, when the items carry audiograms;
     - ``unprocessed`` / ``unprocessed_lengths`` when the items carry them.
-
-    ``audio`` and ``records`` are the same objects as ``signals`` and ``metadata``
-    (older names, kept for existing callers).
     """
     signals, lengths = _pad_stack([it["signals"] for it in items])
     metadata = [it["record"] for it in items]
     batch = {"signals": signals, "lengths": lengths, "metadata": metadata,
-             "sample_rate": sample_rate, "audio": signals, "records": metadata}
+             "sample_rate": sample_rate}
     if "audiogram_levels" in items[0]:
         batch["audiogram_levels"] = torch.stack([it["audiogram_levels"] for it in items])
         batch["audiogram_frequencies"] = audiogram_frequencies

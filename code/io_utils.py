@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import soundfile as sf
+import scipy.io.wavfile
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +91,13 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def write_wav_atomic(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write ``audio`` (shape ``[channels, samples]``) as 32-bit float WAV.
 
-    Float WAV keeps values above full scale, so nothing is clipped silently.
+    Float WAV keeps values above full scale, so nothing is clipped silently. The
+    same samples always give the same bytes (libsndfile would add a PEAK chunk with
+    a timestamp), so a recomputed identical output keeps its digest and Stage 2
+    does not transcribe it again.
     """
     with atomic_path(path) as tmp:
-        sf.write(tmp, np.asarray(audio, dtype=np.float32).T, sample_rate,
-                 subtype="FLOAT", format="WAV")
+        scipy.io.wavfile.write(tmp, sample_rate, np.ascontiguousarray(np.asarray(audio, dtype=np.float32).T))
 
 
 def append_jsonl(path: Path, record: dict) -> None:

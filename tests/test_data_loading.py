@@ -44,14 +44,14 @@ def test_dataloader_batches_padded_stereo(demo_root):
     loader = make_dataloader(CLIPDataset(data.layout, data.records, with_unprocessed=True),
                              batch_size=4)
     batch = next(iter(loader))
-    assert batch["audio"].shape[:2] == (4, 2) and batch["audio"].dtype == torch.float32
-    assert batch["audio"].shape[2] == int(batch["lengths"].max())
+    assert batch["signals"].shape[:2] == (4, 2) and batch["signals"].dtype == torch.float32
+    assert batch["signals"].shape[2] == int(batch["lengths"].max())
     assert batch["sample_rate"] == 44100
-    assert [r["signal"] for r in batch["records"]] == [r["signal"] for r in data.records[:4]]
+    assert [r["signal"] for r in batch["metadata"]] == [r["signal"] for r in data.records[:4]]
     first = read_audio(data.layout.audio_path(data.records[0]["signal"]))
     n = int(batch["lengths"][0])
-    assert np.allclose(batch["audio"][0, :, :n].numpy(), first)
-    assert torch.all(batch["audio"][0, :, n:] == 0)
+    assert np.allclose(batch["signals"][0, :, :n].numpy(), first)
+    assert torch.all(batch["signals"][0, :, n:] == 0)
     assert batch["unprocessed"].shape[0] == 4
 
 

@@ -53,3 +53,21 @@ def test_outputs_get_the_umask_permissions(tmp_path, umask, mode):
         os.umask(old)
     for name in ("a.csv", "b.json", "c.wav", "d.jsonl"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_same_audio_gives_the_same_bytes(tmp_path):
+    """Identical samples -> identical files, so their digests (cache keys) agree."""
+    import time
+
+    import numpy as np
+
+    from code.data_loading import read_audio
+    from code.io_utils import file_digest, write_wav_atomic
+
+    audio = np.random.default_rng(0).normal(0, 0.5, (2, 4410)).astype(np.float32)
+    audio[0, 10] = 1.7  # above full scale: kept
+    write_wav_atomic(tmp_path / "a.wav", audio, 44100)
+    time.sleep(1.1)
+    write_wav_atomic(tmp_path / "b.wav", audio, 44100)
+    assert file_digest(tmp_path / "a.wav") == file_digest(tmp_path / "b.wav")
+    assert np.array_equal(read_audio(tmp_path / "a.wav", 44100), audio)

@@ -27,9 +27,7 @@ def test_worker_processes_match_one_process(demo_root, tmp_path):
     for r in split.records:
         one = read_audio(tmp_path / "one" / "NLR1" / f"{r['signal']}.wav")
         two = read_audio(tmp_path / "two" / "NLR1" / f"{r['signal']}.wav")
-        # Bit-identical when run alone; once, after other in-process tests, one float32
-        # sample differed in the last bit, so the check allows float32 rounding only.
-        assert one.shape == two.shape and np.max(np.abs(one - two)) <= 1e-6
+        assert one.shape == two.shape and np.array_equal(one, two)  # bit-identical samples
     again = enhance_split(split, model_name="NLR1", audiograms=DEFAULT_AUDIOGRAMS,
                           results_dir=tmp_path / "one", jobs=1)
     assert (again.done, again.reused) == (0, 4)
