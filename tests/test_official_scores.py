@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES, PRECOMPUTED_DIR, read_score_file
+from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES, PRECOMPUTED_DIR
+from code.evaluation.features import read_feature_file
 from tests.conftest import ROOT
 
 CATEGORIES = ["No Loss", "Mild", "Moderate"]
@@ -24,8 +25,10 @@ def official_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("clip")
     meta = root / "cadenza_data" / "metadata"
     meta.mkdir(parents=True)
-    _, train = read_score_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])
-    _, valid = read_score_file(PRECOMPUTED_DIR / "cadenza_data.valid.whisper.jsonl")
+    train = {s: row["whisper.mixture"] for s, row in
+             read_feature_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])[1].items()}
+    valid = {s: row["whisper.mixture"] for s, row in
+             read_feature_file(PRECOMPUTED_DIR / "cadenza_data.valid.whisper.jsonl")[1].items()}
     rng = np.random.default_rng(1)
     train_records = [{"signal": s, "prompt": f"prompt number {i // 3}", "hearing_loss": CATEGORIES[i % 3],
                       "correctness": float(np.clip(x + rng.normal(0, 0.2), 0, 1))}

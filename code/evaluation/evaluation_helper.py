@@ -1,12 +1,14 @@
-"""Stage 2: transcribe audio with Whisper, score words correct, calibrate, write CSVs.
+"""Stage 2: transcribe audio with Whisper, score words correct, turn it into features, write CSVs.
 
 - ``score_audio``: per signal, transcribe each ear (mono 16 kHz), score each
   ear against the prompt with the official CLIP1 scorer, keep the better ear.
-  Results are appended as they come to a JSONL cache keyed by split, ASR
-  settings and the audio file's content, so reruns transcribe nothing twice.
-- ``training_pairs`` / ``predict``: fit the 0..100 logistic calibration on
-  (ASR score, correctness x 100) of the training split, scored with the same
-  ASR settings; on the training split itself, predictions are out-of-fold.
+  Transcripts are appended as they come to a JSONL cache keyed by the audio
+  file's content and the ASR settings; scores also by the prompt and scorer, so
+  a changed lyric line is re-scored without transcribing again.
+- ``split_features``: every per-signal feature of a split (per-ear and better-ear
+  scores, ASR confidence, words heard, STOI/eSTOI against the unprocessed audio)
+  as one table, also written as ``features.<split>.<asr>.jsonl``. Predictors
+  (``code/evaluation/predictors.py``) turn features into 0..100 predictions.
 - ``write_submission``: ``submission_<Model>_<split>.csv`` (with header) and
   ``evalai_<Model>_<split>.csv`` (without), written atomically.
 """
@@ -181,39 +183,6 @@ def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, fl
             f"asr.{label}.words_heard": float(len(r["transcripts"][better].split())),
         }
     return out
-
-
-def read_score_file(path: Path) -> tuple[str, dict[str, float]]:
-    """Read a precomputed score JSONL (one ``{"signal": ..., "<name>": score}`` per line).
-
-    Returns the score name and ``{signal: score}``. Also reads this project's
-    own cache files (name ``score``).
-
-    Raises:
-        DataError: naming the file, when it is missing, empty or inconsistent.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"score file not found: {path}")
-    records = read_jsonl(path)
-    if not records:
-        raise DataError(f"score file {path} holds no records")
-    if "score" in records[0]:
-        name = "score"
-    else:
-        names = [k for k in records[0] if k != "signal"]
-        if len(names) != 1:
-            raise DataError(f"score file {path}: expected one score field beside 'signal', "
-                            f"got {names}")
-        name = names[0]
-    scores = {}
-    for lineno, record in enumerate(records, start=1):
-        value = record.get(name)
-        if "signal" not in record or not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise DataError(f"score file {path}, record {lineno}: needs 'signal' and a finite "
-                            f"{name!r}, got {record}")
-        scores[record["signal"]] = float(value)
-    return name, scores
 
 
 def write_submission(predictions: dict[str, float], records: list[dict], results_dir: Path,

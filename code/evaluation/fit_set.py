@@ -26,10 +26,9 @@ from code.evaluation.asr import ASRSettings
 from code.evaluation.evaluation_helper import (
     OFFICIAL_TRAIN_SCORES,
     asr_label,
-    read_score_file,
     split_features,
 )
-from code.evaluation.features import FeatureTable, read_feature_files
+from code.evaluation.features import FeatureTable, read_feature_file, read_feature_files
 from code.io_utils import read_jsonl, settings_digest
 
 logger = logging.getLogger(__name__)
@@ -187,7 +186,8 @@ def _official(cfg, parts: list[SplitData], signals: list[str]) -> FeatureTable |
             and cfg.predictor in ONE_COLUMN_PREDICTORS and not cfg.feature
             and [p.layout.split for p in parts] == ["train"] and cfg.challenge == "clip1"):
         return None
-    _, scores = read_score_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])
+    _, rows = read_feature_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])
+    scores = {s: row["whisper.mixture"] for s, row in rows.items()}
     if not all(s in scores for s in signals):
         logger.info("official precomputed training scores do not cover this training set; computing")
         return None
