@@ -95,3 +95,26 @@ def test_reports_of_the_two_routes_do_not_overwrite_each_other(tmp_path):
         write_hearing_aid_report(cfg, predictions, records)
     names = sorted(p.name for p in tmp_path.glob("hearing_aid_report_*.csv"))
     assert names == ["hearing_aid_report_valid_signals.csv", "hearing_aid_report_valid_unprocessed.csv"]
+
+
+def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path):
+    """The README's recipe on a small labelled data set: out-of-fold predictions of two
+    models, then compute_csvs.py with one row per model and the paired difference."""
+    records = demo_records("train")
+    prompts = sorted({r["prompt"] for r in records})[:5]
+    data = make_clip_root(tmp_path / "data", "train", [r for r in records if r["prompt"] in prompts])
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "main.py", "--data-root", str(data), "--split", "train",
+                           "--models", "identity,NLR1", "--results-dir", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "out-of-fold" in proc.stderr and "NCC" in proc.stderr
+    assert (results / "hearing_aid_report_train_signals.csv").is_file()
+    table = subprocess.run([sys.executable, "compute_csvs.py", str(results), "--data-root", str(data)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0, table.stderr[-2000:]
+    rows = [line.split()[0] for line in table.stdout.split("paired with")[0].splitlines()
+            if line.startswith(("identity ", "NLR1 "))]
+    assert sorted(rows) == ["NLR1", "identity"]
+    paired = table.stdout.split("paired with identity")[1]
+    assert "NLR1 (train)" in paired and "[" in paired
