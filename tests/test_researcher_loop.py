@@ -120,10 +120,11 @@ def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path)
     assert "NLR1 (train)" in paired and "[" in paired
     # gbm from audio end to end: the features are cached, only the predictor changes
     gbm = subprocess.run([sys.executable, "main.py", "--data-root", str(data), "--split", "train",
-                          "--model", "identity", "--predictor", "gbm", "--folds", "3", "--tag", "gbm",
+                          "--model", "identity", "--predictor", "gbm", "--folds", "3",
                           "--stages", "1,2", "--results-dir", str(results)],
                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert gbm.returncode == 0, gbm.stderr[-3000:]
-    assert (results / "submission_identity-gbm_train.predictor.joblib").is_file()
+    assert "0 signal(s) to transcribe" in gbm.stderr
+    assert (results / "submission_identity_train.predictor.joblib").is_file()
     features = list((results / "identity").glob("features.train.*.jsonl"))
     assert len(features) == 1 and "stoi.left" in features[0].read_text().splitlines()[0]
