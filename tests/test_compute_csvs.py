@@ -140,3 +140,13 @@ def test_ids_absent_from_truth_are_counted(tmp_path, truth_file):
     labels, _ = load_labels({"train": truth_file})
     figures = overall_metrics({"s0": 10.0, "s1": 20.0, "not_in_truth": 30.0}, labels["train"])
     assert (figures["n"], figures["absent_from_truth"], figures["truth_not_predicted"]) == (2, 1, 4)
+
+
+def test_official_name_copy_is_listed_once(tmp_path):
+    from code.evaluation.comparison import find_submissions
+
+    rows = [("s0", 10), ("s1", 20)]
+    _write(tmp_path / "submission_NLR1_valid.csv", rows)
+    _write(tmp_path / "ICASSP2026_valid_T001.csv", rows, header=False)  # the official-name copy
+    _write(tmp_path / "ICASSP2026_valid_T002.csv", [("s0", 10), ("s1", 21)], header=False)  # differs: kept
+    assert [s.name for s in find_submissions([tmp_path])] == ["NLR1", "ICASSP2026_valid_T002.csv"]

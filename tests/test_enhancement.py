@@ -133,3 +133,34 @@ def test_worker_processes_give_bit_identical_audio(demo_root, tmp_path, model, i
             files += [p.parent / "heard" / p.name for p in files]
         for one, two in zip(files[::2], files[1::2]):
             assert np.array_equal(read_audio(one), read_audio(two))
+
+
+def quieter_renamed(signals, audiogram_levels):
+    return signals * 0.25
+
+
+quieter_renamed.__name__ = quieter_renamed.__qualname__ = "quieter"  # same name: only the code differs
+
+
+def test_editing_a_model_under_the_same_name_recomputes(demo_root, tmp_path, monkeypatch):
+    split = _split(demo_root)
+    monkeypatch.setitem(hearing_aid_models.MODELS, "quieter", quieter)
+    assert _run(split, tmp_path, "quieter").done == 3
+    monkeypatch.setitem(hearing_aid_models.MODELS, "quieter", quieter_renamed)
+    edited = _run(split, tmp_path, "quieter")
+    assert (edited.done, edited.reasons[CHANGED]) == (3, 3)
+
+
+def test_simulator_workers_share_the_cores():
+    """Simulator workers pin numba and torch threads so that they share the cores."""
+    import numba
+    import torch
+
+    from code.enhancement import _finisher
+
+    pool, workers = _finisher("unprocessed", 2, 2)
+    with pool:
+        numba_threads = {pool.submit(numba.get_num_threads).result() for _ in range(2 * workers)}
+        torch_threads = {pool.submit(torch.get_num_threads).result() for _ in range(2 * workers)}
+    expected = min(max(1, available_cpus() // workers), numba.config.NUMBA_NUM_THREADS)
+    assert numba_threads == {expected} and torch_threads == {1}
