@@ -11,7 +11,7 @@ other lines by four other voices: voice-band energy that masks speech but
 carries no words). The voice-to-accompaniment ratio (VMR) is spread evenly
 over ``VMR_RANGE_DB`` within each split, from where words drown to where
 they are plain. The mix is presented at ``PRESENTATION_DBFS`` RMS, about
-75 dB SPL in the project's MSBG calibration (``equiv_0db_spl`` 100 + ``ahr``
+65 dB SPL in the project's MSBG calibration (``equiv_0db_spl`` 100 + ``ahr``
 20: 0 dB FS = 120 dB SPL), so the Mild and especially the Moderate audiogram
 leave parts of the voice (its high frequencies) inaudible. The ``unprocessed`` file is the
 mix; the ``signals`` file is the mix passed through pyclarity's reference
@@ -27,7 +27,7 @@ is heard with probability
     p = 1 / (1 + exp(-(VMR - midpoint[category] - listener_offset) / SLOPE_DB))
 
 where ``midpoint`` is the VMR at which an average listener of that category
-hears half the words (higher for more loss: less audibility at 75 dB SPL),
+hears half the words (higher for more loss: less audibility at 65 dB SPL),
 and ``listener_offset`` ~ N(0, LISTENER_SD_DB) is one listener's own
 deviation. Each word is then heard or not (Bernoulli); the response is the
 heard words in order, ``words_correct`` their count, ``correctness`` =
@@ -71,11 +71,11 @@ SEED = 20261
 VMR_RANGE_DB = (-12.0, 18.0)  # voice-to-accompaniment RMS ratio, spread evenly per split
 BABBLE_TO_CHORDS_DB = 3.0    # babble layer RMS relative to the chords
 BABBLE_TALKERS = 4
-PRESENTATION_DBFS = -45.0    # mix RMS: ~75 dB SPL in MSBG's calibration (0 dB FS = 120 dB SPL)
+PRESENTATION_DBFS = -55.0    # mix RMS: ~65 dB SPL in MSBG's calibration (0 dB FS = 120 dB SPL)
 LEAD_S = 0.25                # accompaniment alone before and after the voice
 # The synthetic listener model (see the module docstring). Fixed from the construction:
 # normal-hearing listeners get half the words of a line at about -3 dB VMR in babble-like
-# masking; mild and moderate losses at 75 dB SPL need about 3 and 7 dB more.
+# masking; mild and moderate losses at 65 dB SPL need about 3 and 7 dB more.
 LISTENER_MIDPOINT_DB = {"No Loss": -3.0, "Mild": 0.0, "Moderate": 4.0}
 SLOPE_DB = 2.5               # logistic scale: ~10 % more words per dB around the midpoint
 LISTENER_SD_DB = 3.0         # one listener's deviation from the category's average
