@@ -29,6 +29,7 @@ from code.evaluation.evaluation_helper import asr_label, split_features
 from code.evaluation.features import FeatureTable, read_feature_files
 from code.evaluation.predictors import PREDICTORS, fit_predict
 from code.evaluation.report import report_rows, write_report
+from code.io_utils import write_json_atomic
 from code.evaluation.submission import log_metrics, write_outputs
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
 
@@ -228,8 +229,6 @@ def run(cfg) -> None:
         if "1" in wanted:
             summary = enhance_split(split, jobs=cfg.jobs, recompute=recompute_1,
                                     device=cfg.device or None, batch_size=cfg.batch_size, **stage1)
-            from code.io_utils import write_json_atomic
-
             write_json_atomic(out_dir / f"config_{cfg.split}.json", dataclasses.asdict(cfg))
             logger.info("Stage 1 %s: %d enhanced, %d reused", model, summary.done, summary.reused)
         else:
@@ -249,7 +248,7 @@ def run(cfg) -> None:
             logger.info("shard %s done; a final run without --shard writes the CSV", cfg.shard)
             continue
         default_feature = (None if cfg.predictor == "whisper-head"
-                           else f"asr.{_label(asr_models(cfg)[0])}.better_ear")
+                           else f"asr.{asr_label(asr_models(cfg)[0])}.better_ear")
         predictions = _predict_and_write(cfg, split, features, fits, submission_tag(cfg, model),
                                          feature=cfg.feature or fits.feature or default_feature)
         all_predictions[model] = predictions
@@ -283,10 +282,6 @@ def stage2_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc
 def predictor_options(cfg) -> dict | None:
     """Extra settings a predictor takes: the device of the whisper-head's training."""
     return {"device": cfg.asr_device} if cfg.predictor == "whisper-head" else None
-
-
-def _label(model: str) -> str:
-    return asr_label(model)
 
 
 def write_hearing_aid_report(cfg, predictions: dict[str, dict[str, float]], records: list[dict]) -> None:
