@@ -30,6 +30,7 @@ ENGINES = ("faster-whisper", "openai-whisper")
 # The official CLIP1 baseline's decoding options (recipe compute_whisper.py).
 OFFICIAL_DECODING = {"language": "en", "temperature": 0.0, "fp16": False}
 OFFICIAL_MODEL = "base.en"
+AUDIO_ROUTES = ("auto", "ffmpeg", "soxr")
 
 
 class ASRError(RuntimeError):
@@ -45,10 +46,13 @@ class ASRSettings:
     compute_type: str = "float32"  # faster-whisper only: float32 (same transcripts on any CPU), int8, ...
     device: str = "cpu"
     batch_size: int = 8  # ears per forward pass where the engine batches
+    audio_route: str = "auto"  # how ears reach 16 kHz: auto (see audio_path()), ffmpeg or soxr
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown ASR engine {self.engine!r}; choose one of {ENGINES}")
+        if self.audio_route not in AUDIO_ROUTES:
+            raise ValueError(f"unknown audio route {self.audio_route!r}; choose one of {AUDIO_ROUTES}")
 
     def cache_key(self) -> dict:
         """Everything that determines the transcripts (for cache keys)."""
@@ -58,27 +62,68 @@ class ASRSettings:
             key["compute_type"] = self.compute_type
         return key
 
+    def is_official_model(self) -> bool:
+        """True when the official baseline's model runs: openai-whisper with ``base.en``,
+        named or given as a checkpoint file whose content is base.en's (``official_model_name``)."""
+        return self.engine == "openai-whisper" and official_model_name(self.model) == OFFICIAL_MODEL
+
     def is_official_baseline(self) -> bool:
-        """True for the official baseline's settings (openai-whisper base.en, greedy)."""
-        return self.engine == "openai-whisper" and self.model == OFFICIAL_MODEL
+        """True for the official baseline's settings: its model, greedy decoding, and the
+        audio reaching Whisper through ffmpeg as it did for the official precomputed scores."""
+        return self.is_official_model() and self.audio_path() == "ffmpeg"
 
     def audio_path(self) -> str:
         """How an ear reaches 16 kHz: ``ffmpeg`` (16-bit file read by ffmpeg, as the
-        official recipe made its precomputed scores) for the official settings, so
-        predictions and calibration hear the same thing; else ``soxr`` (in memory)."""
-        return "ffmpeg" if self.is_official_baseline() else "soxr"
+        official recipe made its precomputed scores) for the official model, so
+        predictions and calibration hear the same thing; else ``soxr`` (in memory).
+        ``audio_route`` other than ``auto`` chooses one regardless of the model (the
+        benchmarks use it to run the official route with a stand-in checkpoint)."""
+        if self.audio_route != "auto":
+            return self.audio_route
+        return "ffmpeg" if self.is_official_model() else "soxr"
+
+
+def official_model_name(model: str) -> str | None:
+    """The openai-whisper name of an official model, or None.
+
+    ``model`` is a name openai-whisper downloads (``base.en``; returned as is), or a
+    checkpoint file whose SHA-256 is the one openai-whisper publishes for a name (its
+    download URLs carry it; the loader checks downloads against it), so a copy of
+    ``base.en.pt`` under any name is ``base.en``. A converted or fine-tuned file is not.
+    """
+    try:
+        import whisper
+    except ImportError:  # only faster-whisper installed: no official files to recognise
+        return None
+    if model in whisper._MODELS:
+        return model
+    path = Path(model)
+    if not path.is_file():
+        return None
+    return _official_sha256(whisper._MODELS).get(remembered_digest(path, algorithm="sha256"))
+
+
+def _official_sha256(models: dict[str, str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for name, url in models.items():  # aliases ("large", "turbo") come after their full names
+        names.setdefault(url.split("/")[-2], name)
+    return names
 
 
 def model_identity(model: str) -> str:
-    """A model name as is; a model path (file or folder) as its name and a digest of its content.
+    """A model name as is; an official openai-whisper checkpoint file as its name; any
+    other model path (file or folder) as its name and a digest of its content.
 
     Two fine-tuned checkpoints of one architecture differ in content, so they
-    never share cached transcripts. Digests are remembered by path, size and
-    modification time (``remembered_digest``), so each file is read once.
+    never share cached transcripts; a copy of an official checkpoint shares them
+    with its name. Digests are remembered by path, size and modification time
+    (``remembered_digest``), so each file is read once.
     """
     path = Path(model)
     if not path.exists():
         return model
+    if path.is_file() and (official := official_model_name(model)) is not None:
+        return official
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     h = hashlib.blake2b(digest_size=8)
     for f in files:
@@ -86,26 +131,31 @@ def model_identity(model: str) -> str:
     return f"{path.name}:{h.hexdigest()}"
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGESTS: dict[tuple[str, int, int, str], str] = {}
 
 
-def remembered_digest(path: Path) -> str:
-    """``file_digest(path)``, remembered by (path, size, mtime) in this process and in
+def remembered_digest(path: Path, *, algorithm: str = "blake2b") -> str:
+    """``file_digest(path)`` (``algorithm="blake2b"``) or the file's full SHA-256 hex
+    digest (``"sha256"``), remembered by (path, size, mtime) in this process and in
     ``$XDG_CACHE_HOME/cadenza-clip/file_digests.json`` across runs."""
     path = Path(path).resolve()
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, algorithm)
     if key in _DIGESTS:
         return _DIGESTS[key]
     store = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza-clip" / "file_digests.json"
-    entry = f"{key[0]}|{key[1]}|{key[2]}"
+    entry = f"{key[0]}|{key[1]}|{key[2]}" + ("" if algorithm == "blake2b" else f"|{algorithm}")
     try:
         known = json.loads(store.read_text())
     except (OSError, ValueError):
         known = {}
     digest = known.get(entry) if isinstance(known, dict) else None
     if digest is None:
-        digest = file_digest(path)
+        if algorithm == "blake2b":
+            digest = file_digest(path)
+        else:
+            with path.open("rb") as f:
+                digest = hashlib.file_digest(f, algorithm).hexdigest()
         known = known if isinstance(known, dict) else {}
         known[entry] = digest
         try:
