@@ -47,7 +47,8 @@ def metadata_files(data_root: Path, challenge: str = "") -> dict[str, Path]:
     Raises:
         DataError: listing the paths looked for, when the root holds no CLIP metadata.
     """
-    from code.data_loading import SPLITS, resolve_data_root
+    from code.config import SPLITS
+    from code.data.layout import resolve_data_root
 
     folder = resolve_data_root(Path(data_root), challenge).metadata_dir
     return {split: folder / f"{split}_metadata.json" for split in SPLITS}
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write one figure comparing all models (default file: comparison.png)")
     args = parser.parse_args(argv)
 
-    from code.data_loading import DataError
+    from code.errors import DataError
     from code.evaluation.comparison import find_submissions, load_labels
     from code.io_utils import write_json_atomic
 

@@ -31,7 +31,10 @@ import torch
 from clarity.enhancer.compressor import Compressor
 from clarity.enhancer.nalr import NALR
 
-from code.data_loading import collate_clip, load_metadata, locate_split, read_audio
+from code.data.audio import read_audio
+from code.data.layout import locate_split
+from code.data.metadata import load_metadata
+from code.data_loading import collate_clip
 from code.enhancement import BATCH_SIZE
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, NLR1
 

@@ -40,7 +40,8 @@ if __name__ == "__main__" and not __package__:
 import numpy as np
 from clarity.evaluator.msbg import cochlea, msbg, smearing
 
-from code.data_loading import HEARING_LOSS_CATEGORIES, read_audio
+from code.config import HEARING_LOSS_CATEGORIES
+from code.data.audio import read_audio
 from code import hearing_loss
 from code.hearing_loss import simulate_hearing_loss
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS

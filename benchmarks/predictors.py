@@ -41,7 +41,8 @@ if __name__ == "__main__" and not __package__:
 
 import numpy as np
 
-from code.data_loading import DataError, check_records, load_metadata
+from code.data.metadata import check_records, load_metadata
+from code.errors import DataError
 from code.evaluation.calibration import prompt_folds
 from code.evaluation.features import read_feature_files
 from code.evaluation.metrics import clip_metrics

@@ -29,7 +29,8 @@ import torch
 from clarity.utils.audiogram import Audiogram
 from tqdm import tqdm
 
-from code.data_loading import CLIPDataset, SplitData, make_dataloader
+from code.data.layout import SplitData
+from code.data_loading import CLIPDataset, make_dataloader
 from code.hearing_loss import simulate_hearing_loss, simulator_settings
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_wav_atomic
 from code.models.hearing_aid_models import (
@@ -62,6 +63,7 @@ class EnhanceTask:
     frequencies: tuple[float, ...]
     key: str
     record: dict
+    parts: dict = field(default_factory=dict)  # digest of each part of the key (for reasons)
 
     def outputs(self) -> list[Path]:
         return [self.output_path] + ([self.heard_path] if self.heard_path else [])
@@ -77,9 +79,14 @@ class StageSummary:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-# Why a signal is computed (the manifest decides).
-NEW, CHANGED, DAMAGED, FORCED = ("new", "settings/code changed",
-                                 "output missing or damaged", "--recompute")
+# Why a signal is computed (the manifest decides). A changed key is put down to the first
+# part that differs, in the order of KEY_PARTS; an entry without parts (written before parts
+# were recorded) to OLD_ENTRY.
+NEW, DAMAGED, FORCED, OLD_ENTRY = ("new", "output missing or damaged", "--recompute",
+                                   "changed (entry without parts)")
+KEY_PARTS = {"model_code": "model code", "model_settings": "model settings",
+             "audiogram": "audiogram", "input": "input audio", "simulator": "simulator"}
+REASONS = (NEW, *KEY_PARTS.values(), DAMAGED, FORCED, OLD_ENTRY)
 
 
 def output_dir(results_dir: Path, model_name: str, input_kind: str, tag: str = "") -> Path:
@@ -121,6 +128,16 @@ def _outputs_intact(task: EnhanceTask, entry: dict, out_dir: Path) -> bool:
     return True
 
 
+def _changed_part(old: dict | None, new: dict) -> str:
+    """The reason for a changed key: the first part of it that differs."""
+    if not isinstance(old, dict):
+        return OLD_ENTRY
+    for part, reason in KEY_PARTS.items():
+        if old.get(part) != new[part]:
+            return reason
+    return OLD_ENTRY  # same parts, another key: the key's rule itself changed
+
+
 def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audiogram],
           out_dir: Path, input_kind: str, sample_rate: int, simulator: str,
           recompute: bool, jobs: int) -> tuple[object, list[tuple[EnhanceTask, str | None]]]:
@@ -133,6 +150,10 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
     if input_kind == "unprocessed":
         fixed["simulator"] = simulator_settings(simulator)  # raises for an unknown name
         fixed["simulator_code"] = model_code_digest(simulate_hearing_loss)
+    fixed_parts = {"model_code": fixed["model_code"],
+                   "model_settings": settings_digest([model_name, fixed["model_settings"],
+                                                      input_kind, sample_rate]),
+                   "simulator": settings_digest([fixed.get("simulator"), fixed.get("simulator_code")])}
     entries = _manifest_entries(out_dir / MANIFEST)
     records = split_data.records
     inputs = [split_data.layout.audio_path(r["signal"], input_kind) for r in records]
@@ -144,18 +165,20 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
         audiogram = audiograms[records[i]["hearing_loss"]]
         key = settings_digest({**fixed, "audiogram": audiogram_to_dict(audiogram),
                                "input": input_digests[i]})
+        parts = {**fixed_parts, "audiogram": settings_digest(audiogram_to_dict(audiogram)),
+                 "input": input_digests[i]}
         task = EnhanceTask(
             signal, inputs[i], out_dir / f"{signal}.wav",
             scored_path(out_dir, signal, input_kind) if input_kind == "unprocessed" else None,
             tuple(float(x) for x in audiogram.levels),
-            tuple(float(x) for x in audiogram.frequencies), key, records[i])
+            tuple(float(x) for x in audiogram.frequencies), key, records[i], parts)
         entry = entries.get(signal)
         if recompute:
             return task, FORCED
         if entry is None:
             return task, NEW
         if entry.get("key") != key:
-            return task, CHANGED
+            return task, _changed_part(entry.get("parts"), parts)
         return task, None if _outputs_intact(task, entry, out_dir) else DAMAGED
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -259,7 +282,7 @@ def _run_model(model, batch: dict, device: torch.device, model_name: str) -> np.
 
 
 def _reason_counts(plan: list[tuple[EnhanceTask, str | None]]) -> dict[str, int]:
-    counts = {reason: 0 for reason in (NEW, CHANGED, DAMAGED, FORCED)}
+    counts = {reason: 0 for reason in REASONS}
     for _, reason in plan:
         if reason is not None:
             counts[reason] += 1
@@ -315,7 +338,7 @@ def enhance_split(
     summary = StageSummary(reused=len(plan) - len(tasks), reasons=counts)
     logger.info("Stage 1 (%s, %s input, %s): %d reused, %d to enhance (%s)", model_name,
                 input_kind, out_dir, summary.reused, len(tasks),
-                ", ".join(f"{n} {reason}" for reason, n in counts.items()))
+                ", ".join(f"{n} {reason}" for reason, n in counts.items() if n) or "nothing")
     if not tasks:
         return summary
 
@@ -333,7 +356,8 @@ def enhance_split(
 
     def _collect(future: Future) -> None:
         signal, peak, digests = future.result()
-        append_jsonl(manifest, {"signal": signal, "key": by_signal[signal].key, "outputs": digests})
+        append_jsonl(manifest, {"signal": signal, "key": by_signal[signal].key,
+                                "parts": by_signal[signal].parts, "outputs": digests})
         summary.done += 1
         if peak > 1.0:
             logger.warning("signal %s: output peaks at %.2f (above full scale); kept in "

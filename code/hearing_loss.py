@@ -32,12 +32,12 @@ import numpy as np
 from clarity.evaluator.msbg.msbg import Ear
 from clarity.utils.audiogram import Audiogram
 
+from code.config import SIMULATORS
 from code.msbg_design import MSBG_SAMPLE_RATE, MSBG_SETTINGS, ear_design
 from code.msbg_fast import MIN_SAMPLES, simulate_ear
 
 logger = logging.getLogger(__name__)
 
-SIMULATORS = ("fast", "reference")
 FAST_VERSION = "msbg_fast-1"  # bump when code.msbg_* changes its output
 
 __all__ = ["MSBG_SAMPLE_RATE", "MSBG_SETTINGS", "SIMULATORS", "simulate_hearing_loss",

@@ -7,25 +7,17 @@ its fields) and does what it says; everything here is callable from tests.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 from pathlib import Path
 
-from code import hearing_loss
-from code.data_loading import (
-    CHALLENGES,
-    INPUT_KINDS,
-    SPLITS,
-    TARGETS,
-    DataError,
-    SplitData,
-    resolve_data_root,
-    validate_split,
-)
+from code.config import asr_models, model_names, parse_shard, stages
+from code.data.layout import SplitData, resolve_data_root
+from code.data.validation import validate_split
+from code.errors import ConfigError, DataError
 from code.enhancement import check_outputs_current, enhance_split, output_dir, scored_path
-from code.evaluation.asr import ENGINES, ASRSettings
+from code.evaluation.asr import asr_settings, ensure_available
 from code.evaluation.fit_set import FitSet, fit_records, fit_set, labelled
-from code.evaluation.evaluation_helper import asr_label, split_features
+from code.evaluation.evaluation_helper import asr_label, split_table
 from code.evaluation.features import FeatureTable, read_feature_files
 from code.evaluation.predictors import PREDICTORS, fit_predict
 from code.evaluation.report import report_rows, write_report
@@ -35,94 +27,44 @@ from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram
 
 logger = logging.getLogger(__name__)
 
-RECOMPUTE = ("none", "1", "2", "all")
-SIMULATOR_CHOICES = tuple(getattr(hearing_loss, "SIMULATORS", ("fast", "reference")))
 
+def preflight(cfg) -> None:
+    """What ``check_config`` cannot see without heavy imports, checked before any work:
+    the registries (models, predictors), the devices, and every ASR model's availability.
 
-def model_names(cfg) -> list[str]:
-    return [m.strip() for m in cfg.models.split(",") if m.strip()] or [cfg.model]
-
-
-def stages(cfg) -> set[str]:
-    """The stages ``--stages`` asks for, e.g. ``"1,2"`` -> {"1", "2"}."""
-    return set(cfg.stages.replace(" ", "").split(","))
-
-
-def fit_splits(cfg) -> list[str]:
-    """The labelled splits ``--fit-split`` names, e.g. ``"train,valid"``."""
-    return [s.strip() for s in cfg.fit_split.split(",") if s.strip()]
-
-
-def asr_models(cfg) -> list[str]:
-    return [m.strip() for m in cfg.asr_models.split(",") if m.strip()] or [cfg.asr_model]
-
-
-def parse_shard(shard: str) -> tuple[int, int] | None:
-    """``"K/N"`` -> (K, N), 1 <= K <= N; ``""`` -> None."""
-    if not shard:
-        return None
-    try:
-        k, n = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like K/N (e.g. 3/10), got {shard!r}") from None
-    if not 1 <= k <= n:
-        raise ValueError(f"--shard K/N needs 1 <= K <= N, got {shard!r}")
-    return k, n
-
-
-def did_you_mean(value: str, choices) -> str:
-    """``"; did you mean 'X'?"`` for the closest choice (case-insensitive), else ``""``."""
-    by_lower = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.5)
-    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
-
-
-def _one_of(option: str, value: str, choices) -> str | None:
-    if value in choices:
-        return None
-    return f"{option} must be one of {list(choices)}, got {value!r}{did_you_mean(value, choices)}"
-
-
-def check_config(cfg) -> str | None:
-    """A one-line reason when the config cannot work, before any heavy work."""
-    for option, value, choices in (
-            ("--split", cfg.split, SPLITS), ("--input", cfg.input, INPUT_KINDS),
-            ("--asr-engine", cfg.asr_engine, ENGINES), ("--recompute", cfg.recompute, RECOMPUTE),
-            ("--msbg", cfg.msbg, SIMULATOR_CHOICES), ("--target", cfg.target, TARGETS),
-            ("--predictor", cfg.predictor, PREDICTORS)):
-        problem = _one_of(option, value, choices)
-        if problem:
-            return problem
-    if cfg.challenge and cfg.challenge not in CHALLENGES:
-        return _one_of("--challenge", cfg.challenge, CHALLENGES)
+    Raises:
+        ConfigError: naming the option and what to do.
+        ASRError: for a Whisper model that cannot be had here.
+    """
     for name in model_names(cfg):
         if name not in MODELS:
-            return (f"unknown model {name!r}{did_you_mean(name, MODELS)} "
-                    f"Registered models: {sorted(MODELS)}")
-    for split in fit_splits(cfg) or [""]:
-        problem = _one_of("--fit-split", split, SPLITS)
-        if problem:
-            return problem
-    if not stages(cfg) <= {"1", "2"} or not stages(cfg):
-        return f"--stages must be 1, 2 or 1,2; got {cfg.stages!r}"
-    for category in cfg.audiograms:
-        if category not in DEFAULT_AUDIOGRAMS:
-            return f"audiograms: unknown category {category!r}; expected {list(DEFAULT_AUDIOGRAMS)}"
-    if cfg.folds < 2:
-        return f"--folds must be at least 2 (out-of-fold predictions need 2 or more folds), got {cfg.folds}"
-    if cfg.scores and cfg.shard:
-        return "--scores and --shard do not go together (--scores needs no audio work)"
-    if cfg.input == "unprocessed" and cfg.sample_rate != 44100:
-        return "--input unprocessed runs the hearing-loss simulator, which needs --sample-rate 44100"
-    if cfg.tag and ("/" in cfg.tag or "\\" in cfg.tag or cfg.tag.startswith(".")):
-        return f"--tag must be a plain name (no '/', no leading '.'), got {cfg.tag!r}"
-    if cfg.team_id and not cfg.team_id.replace("-", "").isalnum():
-        return f"--team-id must be letters and digits (e.g. T001), got {cfg.team_id!r}"
-    try:
-        parse_shard(cfg.shard)
-    except ValueError as e:
-        return str(e)
-    return None
+            raise ConfigError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    if cfg.predictor not in PREDICTORS:
+        raise ConfigError(f"unknown --predictor {cfg.predictor!r}; registered: {list(PREDICTORS)}")
+    wanted = stages(cfg)
+    needs_asr = "2" in wanted and not cfg.scores
+    devices = [("--device", cfg.device)] if "1" in wanted and not cfg.scores else []
+    if needs_asr or cfg.predictor == "whisper-head":
+        devices.append(("--asr-device", cfg.asr_device))
+    for option, device in devices:
+        if not device.startswith("cuda"):
+            continue
+        import torch
+
+        if cfg.asr_engine == "faster-whisper" and option == "--asr-device":
+            import ctranslate2
+
+            count = ctranslate2.get_cuda_device_count()
+        else:
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= count:
+            raise ConfigError(f"{option} {device}: this machine has {count} CUDA device(s) usable "
+                              f"here; use {option} cpu" + (f" or cuda:0..{count - 1}" if count else ""))
+    if needs_asr:
+        option = "--asr-models" if cfg.asr_models else "--asr-model"
+        for model in asr_models(cfg):
+            ensure_available(asr_settings(cfg, model), option=option)
 
 
 def audiogram_table(cfg) -> dict:
@@ -134,12 +76,6 @@ def audiogram_table(cfg) -> dict:
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"audiograms[{category!r}] needs 'levels' and 'frequencies' lists: {e}") from e
     return table
-
-
-def asr_settings(cfg, model: str | None = None) -> ASRSettings:
-    return ASRSettings(engine=cfg.asr_engine, model=model or cfg.asr_model,
-                       compute_type=cfg.asr_compute_type, device=cfg.asr_device,
-                       batch_size=cfg.asr_batch_size)
 
 
 def submission_tag(cfg, model: str) -> str:
@@ -206,6 +142,7 @@ def _columns(table: FeatureTable, columns: dict[str, str], split: SplitData) -> 
 
 def run(cfg) -> None:
     """Run the experiment ``cfg`` describes."""
+    preflight(cfg)
     root = resolve_data_root(Path(cfg.data_root), cfg.challenge)
     cfg = dataclasses.replace(cfg, challenge=root.challenge)
     if cfg.scores:
@@ -217,7 +154,6 @@ def run(cfg) -> None:
     if "2" in wanted:
         fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work
     recompute_1 = cfg.recompute in ("1", "all")
-    recompute_2 = cfg.recompute in ("2", "all")
     all_predictions: dict[str, dict[str, float]] = {}
     fits: FitSet | None = None
     written: list[str] = []
@@ -242,8 +178,8 @@ def run(cfg) -> None:
         if "2" not in wanted:
             continue
         paths = {r["signal"]: scored_path(out_dir, r["signal"], cfg.input) for r in split.records}
-        features = stage2_table(cfg, split, paths, cache_folder=out_dir, desc=f"Stage 2: {model}")
-        fits = fits or fit_set(cfg, split, predicted=features, features_of=stage2_table)
+        features = split_table(cfg, split, paths, cache_folder=out_dir, desc=f"Stage 2: {model}")
+        fits = fits or fit_set(cfg, split, predicted=features)
         if cfg.shard:
             logger.info("shard %s done; a final run without --shard writes the CSV", cfg.shard)
             continue
@@ -261,22 +197,6 @@ def run(cfg) -> None:
                     f"{','.join(model_names(cfg))} then python compute_csvs.py (split {cfg.split!r} has no labels)")
         logger.info("done: %d submission(s) in %s (%s); to compare with listeners: %s",
                     len(written), cfg.results_dir, ", ".join(f"submission_{w}_{cfg.split}.csv" for w in written), how)
-
-
-def stage2_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
-    """What the predictor reads for a split's audio: the feature table of every ASR
-    model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings."""
-    recompute = cfg.recompute in ("2", "all")
-    if cfg.predictor == "whisper-head":
-        from code.evaluation.embeddings import encoder_embeddings
-
-        return encoder_embeddings([(r["signal"], paths[r["signal"]]) for r in split.records],
-                                  settings=asr_settings(cfg), sample_rate=cfg.sample_rate,
-                                  cache_file=Path(cache_folder) / f"embeddings.{split.layout.split}.jsonl",
-                                  recompute=recompute, desc=f"{desc} (encoder)")
-    return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
-                          cache_folder=cache_folder, sample_rate=cfg.sample_rate, shard=cfg.shard,
-                          recompute=recompute, desc=desc)
 
 
 def predictor_options(cfg) -> dict | None:

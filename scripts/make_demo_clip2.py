@@ -30,7 +30,9 @@ if __name__ == "__main__" and not __package__:
     env = {**os.environ, "PYTHONPATH": str(root)}
     os.execve(sys.executable, [sys.executable, "-m", "scripts.make_demo_clip2", *sys.argv[1:]], env)
 
-from code.data_loading import INPUT_KINDS, SplitLayout, load_metadata, locate_split
+from code.config import INPUT_KINDS
+from code.data.layout import SplitLayout, locate_split
+from code.data.metadata import load_metadata
 
 logger = logging.getLogger(__name__)
 

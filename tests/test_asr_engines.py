@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from code.data_loading import read_audio
+from code.data.audio import read_audio
 from code.evaluation.asr import ASRError, ASRSettings, make_engine, split_ears
 from code.evaluation.scoring import LyricScorer
 from tests.conftest import DEMO_ROOT, demo_records

@@ -12,14 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import code.data_loading as data_loading
-from code.data_loading import (
-    DataError,
-    locate_split,
-    resolve_data_root,
-    target_0_1,
-    validate_split,
-)
+import code.data.audio as data_loading
+from code.data.layout import locate_split, resolve_data_root
+from code.data.metadata import target_0_1
+from code.data.validation import validate_split
+from code.errors import DataError
 from scripts.make_demo_clip2 import build, clip2_train, clip2_valid
 from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root
 

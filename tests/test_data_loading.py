@@ -10,14 +10,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from code.data_loading import (
-    CLIPDataset,
-    DataError,
-    locate_split,
-    make_dataloader,
-    read_audio,
-    validate_split,
-)
+from code.data.audio import read_audio
+from code.data.layout import locate_split
+from code.data.validation import validate_split
+from code.data_loading import CLIPDataset, make_dataloader
+from code.errors import DataError
 from tests.conftest import demo_records, make_clip_root
 
 

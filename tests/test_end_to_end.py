@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from code.data_loading import read_audio
+from code.data.audio import read_audio
 from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root
 
 

@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from code.data_loading import read_audio, validate_split
+from code.data.audio import read_audio
+from code.data.validation import validate_split
 from code.enhancement import (
-    CHANGED,
     DAMAGED,
     FORCED,
     NEW,
@@ -66,8 +66,8 @@ def test_editing_a_model_recomputes(demo_root, tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(hearing_aid_models.MODELS, "quieter", quieter_edited)
     with caplog.at_level(logging.INFO, logger="code.enhancement"):
         edited = _run(split, tmp_path, "quieter")
-    assert (edited.done, edited.reasons[CHANGED]) == (3, 3)
-    assert "0 reused, 3 to enhance (0 new, 3 settings/code changed" in caplog.text
+    assert (edited.done, edited.reasons["model code"]) == (3, 3)
+    assert "0 reused, 3 to enhance (3 model code)" in caplog.text
 
 
 def test_damaged_or_missing_output_is_recomputed(demo_root, tmp_path):
@@ -148,7 +148,7 @@ def test_editing_a_model_under_the_same_name_recomputes(demo_root, tmp_path, mon
     assert _run(split, tmp_path, "quieter").done == 3
     monkeypatch.setitem(hearing_aid_models.MODELS, "quieter", quieter_renamed)
     edited = _run(split, tmp_path, "quieter")
-    assert (edited.done, edited.reasons[CHANGED]) == (3, 3)
+    assert (edited.done, edited.reasons["model code"]) == (3, 3)
 
 
 def test_simulator_workers_share_the_cores():

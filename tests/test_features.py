@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from code.data_loading import DataError
+from code.errors import DataError
 from code.evaluation.features import (FeatureTable, check_same_features, read_feature_file,
                                       read_feature_files, write_features_jsonl)
 
@@ -60,7 +60,8 @@ def test_missing_signal_is_named_with_the_file(tmp_path):
 @pytest.mark.parametrize("rows, message", [
     ([{"signal": "a", "x": 1.0, "y": 2.0}, {"signal": "b", "x": 1.0}], r"signal b .*\['y'\]"),
     ([{"signal": "a", "x": 1.0}, {"signal": "b", "x": "n/a"}], r"signal b .*\['x'\]"),
-    ([{"signal": "a", "x": float("nan")}], r"signal a: x is nan"),
+    ([{"signal": "a", "x": float("inf")}], r"signal a: x is inf"),
+    ([{"signal": "a", "x": None}], "null on every line"),
     ([{"signal": "a", "text": "hello"}], "no numeric column"),
     ([{"x": 1.0}], "record 1: needs a string 'signal'"),
     ([], "holds no records"),
@@ -120,3 +121,33 @@ def test_writing_refuses_bad_rows(tmp_path, rows, message):
     with pytest.raises(ValueError, match=message):
         write_features_jsonl(tmp_path / "f.jsonl", rows)
     assert not (tmp_path / "f.jsonl").exists()
+
+
+def test_null_is_a_missing_value_counted_in_the_log(tmp_path, caplog):
+    f = _write(tmp_path / "gaps.jsonl", [{"signal": "a", "pesq.left": None, "stoi": 0.5},
+                                         {"signal": "b", "pesq.left": 2.5, "stoi": float("nan")},
+                                         {"signal": "c", "pesq.left": None, "stoi": 0.1}])
+    with caplog.at_level("INFO", logger="code.evaluation.features"):
+        table, problems = read_feature_files([f], ["a", "b", "c"])
+    assert problems == [] and table.names == ["pesq.left", "stoi"]
+    assert np.isnan(table.values[[0, 2], 0]).all() and table.values[1, 0] == 2.5
+    assert np.isnan(table.values[1, 1]) and table.values[0, 1] == 0.5
+    assert "3 missing value(s): pesq.left 2, stoi 1" in caplog.text
+
+
+def test_missing_values_are_written_as_null_and_read_back(tmp_path):
+    path = tmp_path / "f.jsonl"
+    write_features_jsonl(path, [{"signal": "a", "x": float("nan"), "y": None, "z": 1.0},
+                                {"signal": "b", "x": 0.5, "y": 2.0, "z": 3.0}])
+    assert json.loads(path.read_text().splitlines()[0]) == {"signal": "a", "x": None, "y": None, "z": 1.0}
+    table, _ = read_feature_files([path], ["a", "b"])
+    assert np.isnan(table.values[0, :2]).all() and table.values[1].tolist() == [0.5, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("values", [np.zeros((3, 2)), np.zeros(6), np.zeros((2, 3, 1)), np.zeros((2, 2))])
+def test_table_checks_its_shape_instead_of_reshaping(values):
+    """2 signals x 3 features: a transposed [3, 2] array must not be silently scrambled."""
+    with pytest.raises(ValueError, match=r"expected \(2, 3\)"):
+        FeatureTable(["a", "b"], ["x", "y", "z"], values)
+    assert FeatureTable(["a", "b"], ["x", "y", "z"], np.zeros((2, 3))).values.shape == (2, 3)
+    assert FeatureTable([], ["x"], np.array([])).values.shape == (0, 1)

@@ -10,7 +10,7 @@ from clarity.evaluator.msbg.msbg import Ear
 from clarity.evaluator.msbg.smearing import Smearer, smear3
 from clarity.utils.audiogram import AUDIOGRAM_MODERATE, Audiogram
 
-from code.data_loading import read_audio
+from code.data.audio import read_audio
 from code.hearing_loss import SIMULATORS, simulate_hearing_loss, simulator_settings
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
 from code.msbg_design import MSBG_SETTINGS

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from code.data_loading import read_audio
+from code.data.audio import read_audio
 from tests.conftest import DEMO_ROOT, ROOT, demo_records
 
 ARGS = ["--model", "identity", "--input", "unprocessed", "--jobs", "1"]

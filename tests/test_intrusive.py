@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pystoi import stoi
 
-from code.data_loading import read_audio
+from code.data.audio import read_audio
 from code.evaluation.intrusive import STOI_RATE, align, estimate_lag, intrusive_features
 from tests.conftest import DEMO_ROOT, demo_records
 

@@ -61,7 +61,7 @@ def test_same_audio_gives_the_same_bytes(tmp_path):
 
     import numpy as np
 
-    from code.data_loading import read_audio
+    from code.data.audio import read_audio
     from code.io_utils import file_digest, write_wav_atomic
 
     audio = np.random.default_rng(0).normal(0, 0.5, (2, 4410)).astype(np.float32)

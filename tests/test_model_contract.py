@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from code.data_loading import (
-    CLIPDataset,
-    load_metadata,
-    locate_split,
-    make_dataloader,
-    read_audio,
-    validate_split,
-)
+from code.data.audio import read_audio
+from code.data.layout import locate_split
+from code.data.metadata import load_metadata
+from code.data.validation import validate_split
+from code.data_loading import CLIPDataset, make_dataloader
 from code.enhancement import enhance_split, output_dir
 from code.models import hearing_aid_models
 from code.models.hearing_aid_models import (

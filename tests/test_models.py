@@ -9,7 +9,9 @@ from clarity.enhancer.nalr import NALR as PyClarityNALR
 from clarity.utils.audiogram import AUDIOGRAM_MILD, AUDIOGRAM_MODERATE, AUDIOGRAM_REF
 
 from benchmarks.enhance_speed import BASELINE, pyclarity_nlr1
-from code.data_loading import load_metadata, locate_split, read_audio
+from code.data.audio import read_audio
+from code.data.layout import locate_split
+from code.data.metadata import load_metadata
 from code.models.hearing_aid_models import NLR1, CompressorSettings, make_model
 from tests.conftest import DEMO_ROOT
 

@@ -13,7 +13,8 @@ import logging
 import numpy as np
 import pytest
 
-from code.data_loading import HEARING_LOSS_CATEGORIES, DataError
+from code.config import HEARING_LOSS_CATEGORIES
+from code.errors import DataError
 from code.evaluation.calibration import out_of_fold_predictions
 from code.evaluation.features import FeatureTable
 from code.evaluation.metrics import clip_metrics
@@ -226,3 +227,115 @@ def test_gbm_uses_the_hearing_loss_category():
 def test_make_predictor_builds_every_registered_name():
     for name in PREDICTORS:
         assert make_predictor(name).name == name
+
+
+def _with_gaps(table, rows, column):
+    values = table.values.copy()
+    values[rows, table.names.index(column)] = np.nan
+    return FeatureTable(table.signals, table.names, values)
+
+
+def test_gbm_fits_and_predicts_with_missing_values(data, caplog):
+    records, truth, table = data
+    gappy = _with_gaps(_with_gaps(table, list(range(0, 200, 9)), "other"), list(range(3, 200, 17)), "asr.score")
+    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+        predicted, _ = _oof("gbm", records, truth, gappy)
+    assert np.all(np.isfinite(predicted)) and len(predicted) == len(records)
+    assert clip_metrics(predicted, truth)["RMSE"] < 0.75 * float(np.std(truth))
+    assert "asr.score: 12, other: 23" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["logistic", "logistic-hl"])
+def test_logistic_refuses_a_missing_feature_naming_it_or_skips_it(data, name, caplog):
+    records, truth, table = data
+    gappy = _with_gaps(table, [5, 40], "asr.score")
+    with pytest.raises(DataError, match=rf"{records[5]['signal']}: {name}: missing.*'asr.score'.*--skip-invalid"):
+        _oof(name, records, truth, gappy)
+    _oof(name, records, truth, _with_gaps(table, [5, 40], "other"))  # a column it does not use: fine
+    with caplog.at_level(logging.WARNING, logger="code.evaluation.predictors"):
+        predicted, model = fit_predict(name, fit_table=gappy, fit_records=records, fit_target_0_100=truth,
+                                       predict_table=gappy, predict_records=records, feature="asr.score",
+                                       skip_invalid=True)
+    left_out = {records[5]["signal"], records[40]["signal"]}
+    assert set(predicted) == {r["signal"] for r in records} - left_out
+    assert {p.signal for p in model.skipped} == left_out and records[40]["signal"] in caplog.text
+
+
+def _tracks(records, per_track=4):
+    """Give the records tracks of several prompts each (as CLIP1's fma)."""
+    prompts = sorted({r["prompt"] for r in records})
+    track_of = {p: f"{i // per_track:06d}" for i, p in enumerate(prompts)}
+    return [{**r, "fma": track_of[r["prompt"]]} for r in records]
+
+
+@pytest.mark.parametrize("name", ["logistic", "gbm"])
+def test_folds_never_split_a_track_and_the_log_says_so(data, name, monkeypatch, caplog):
+    """Mutation guarded: grouping by prompt when the metadata has fma splits tracks across folds."""
+    records, truth, table = data
+    records = _tracks(records)
+    log = []
+
+    class Spy(PREDICTORS[name]):
+        def fit(self, features, target_0_100, fit_records):
+            self.tracks = {r["fma"] for r in fit_records}
+            super().fit(features, target_0_100, fit_records)
+
+        def predict(self, features, predict_records):
+            log.append((self.tracks, {r["fma"] for r in predict_records}))
+            return super().predict(features, predict_records)
+
+    monkeypatch.setitem(PREDICTORS, name, Spy)
+    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+        _oof(name, records, truth, table)
+    assert "grouped by track (fma) and prompt: 17 groups" in caplog.text
+    assert len(log) == 5 and all(not seen & predicted for seen, predicted in log)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+        _oof(name, [{k: v for k, v in r.items() if k != "fma"} for r in records], truth, table)
+    assert "grouped by prompt: 67 groups" in caplog.text
+
+
+def test_predictor_log_names_only_a_feature_the_user_set(data, caplog):
+    records, truth, table = data
+    named = FeatureTable(table.signals, ["asr.tiny.en.better_ear", "other"], table.values)
+    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+        _oof("gbm", records, truth, named, feature="asr.tiny.en.better_ear")  # the pipeline's default
+        assert "ignored" not in caplog.text
+        _oof("gbm", records, truth, named, feature="other")
+    assert "feature=other is ignored" in caplog.text
+    ours, _ = _oof("logistic", records, truth, named, feature=None)  # the better-ear score by default
+    np.testing.assert_allclose(ours, _oof("logistic", records, truth, named, feature="asr.tiny.en.better_ear")[0])
+
+
+def test_gbm_with_nulls_on_the_demo_predicts_every_signal(tmp_path):
+    """main.py --scores on the demo's metadata with feature files holding null (as real
+    PESQ files do): gbm fits on train and predicts every valid signal; the logistic on a
+    column with nulls refuses, naming a signal."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, demo_records
+
+    rng = np.random.default_rng(0)
+    files = {}
+    for split in ("train", "valid"):
+        rows = []
+        for i, r in enumerate(demo_records(split)):
+            rows.append({"signal": r["signal"], "whisper.mixture": float(rng.uniform()),
+                         "pesq.left": None if i % 4 == 0 else float(rng.uniform(1, 4.5))})
+        files[split] = tmp_path / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "main.py", "--data-root", str(ROOT / "data" / "demo"),
+                               "--split", "valid", "--model", "identity", "--scores", str(files["valid"]),
+                               "--train-scores", str(files["train"]), "--results-dir", str(tmp_path / "r"),
+                               *extra], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    proc = run("--predictor", "gbm")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "r" / "submission_identity_valid.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[0] for line in lines] == [r["signal"] for r in demo_records("valid")]
+    assert "pesq.left 6" in proc.stderr  # 6 of the 24 valid signals, counted in the log
+    refused = run("--predictor", "logistic", "--feature", "pesq.left")
+    assert refused.returncode != 0 and "missing feature value(s) ['pesq.left']" in refused.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from code.data_loading import read_audio
+from code.data.audio import read_audio
 from tests.conftest import ROOT, demo_records, make_clip_root
 
 LOUDER = '''
@@ -59,7 +59,7 @@ def test_editing_a_model_recomputes_its_audio(tmp_path):
 
     models.write_text(original + LOUDER.format(gain=0.1))
     edited = _run(project, *args)
-    assert "3 to enhance" in edited.stderr and "3 settings/code changed" in edited.stderr
+    assert "3 to enhance" in edited.stderr and "3 model code" in edited.stderr
     assert np.allclose(read_audio(wav), 0.1 * source, atol=1e-6)
 
     forced = _run(project, *args, "--recompute", "1")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from code.data_loading import DataError
+from code.errors import DataError
 from code.evaluation import embeddings
 from code.evaluation.asr import ASRSettings
 from code.evaluation.embeddings import audio_frames, embedding_columns, encoder_embeddings

@@ -13,7 +13,9 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,20 +23,17 @@ from typing import Protocol
 import numpy as np
 import soxr
 
+from code.config import ENGINES, asr_models
+from code.errors import ASRError
 from code.io_utils import file_digest, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 ASR_SAMPLE_RATE = 16000
-ENGINES = ("faster-whisper", "openai-whisper")
 # The official CLIP1 baseline's decoding options (recipe compute_whisper.py).
 OFFICIAL_DECODING = {"language": "en", "temperature": 0.0, "fp16": False}
 OFFICIAL_MODEL = "base.en"
 AUDIO_ROUTES = ("auto", "ffmpeg", "soxr")
-
-
-class ASRError(RuntimeError):
-    """A Whisper model could not be loaded or run."""
 
 
 @dataclass(frozen=True)
@@ -166,18 +165,41 @@ def remembered_digest(path: Path, *, algorithm: str = "blake2b") -> str:
     return digest
 
 
+# Whisper's own hallucination check: a window whose text gzip-compresses better than
+# this is decoded again at a higher temperature (openai-whisper transcribe's
+# compression_ratio_threshold; faster-whisper's default too). With greedy decoding
+# at temperature 0 only, a looping transcript stays; we flag it instead.
+REPETITION_COMPRESSION_RATIO = 2.4
+
+
 @dataclass(frozen=True)
 class Transcript:
     """What Whisper heard in one ear, and how sure it was.
 
-    ``avg_logprob``: mean token log-probability over the segments (weighted by
-    their tokens where the engine gives counts); ``no_speech_prob``: the first
-    segment's no-speech probability (0 when nothing was decoded).
+    ``avg_logprob``: the mean over the decoded segments of each segment's mean
+    token log-probability; ``no_speech_prob``: the first decoded segment's
+    no-speech probability (Whisper's estimate for the window it came from). Both
+    are NaN (missing) when nothing was decoded: Whisper gives no confidence for a
+    transcript it did not make, and 0.0 would read as the most confident value.
     """
 
     text: str
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
+    avg_logprob: float = math.nan
+    no_speech_prob: float = math.nan
+
+
+def compression_ratio(text: str) -> float:
+    """The transcript's UTF-8 length over its zlib-compressed length, as Whisper
+    computes it (``whisper.utils.compression_ratio``); NaN for an empty transcript."""
+    data = text.strip().encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else math.nan
+
+
+def is_repetition_loop(text: str) -> bool:
+    """True when the transcript compresses as well as a Whisper repetition loop does
+    (``compression_ratio > REPETITION_COMPRESSION_RATIO``); False for an empty one."""
+    ratio = compression_ratio(text)
+    return not math.isnan(ratio) and ratio > REPETITION_COMPRESSION_RATIO
 
 
 class ASREngine(Protocol):
@@ -187,9 +209,10 @@ class ASREngine(Protocol):
 
 
 def _confidence(segments: list) -> tuple[float, float]:
-    """(mean log-probability, first no-speech probability) of decoded segments."""
+    """(mean log-probability, first no-speech probability) of decoded segments;
+    both missing (NaN) when nothing was decoded."""
     if not segments:
-        return 0.0, 1.0
+        return math.nan, math.nan
     get = (lambda seg, k: seg[k]) if isinstance(segments[0], dict) else getattr
     return (float(np.mean([get(seg, "avg_logprob") for seg in segments])),
             float(get(segments[0], "no_speech_prob")))
@@ -386,3 +409,54 @@ def make_engine(settings: ASRSettings) -> ASREngine:
     if settings.engine == "faster-whisper":
         return FasterWhisperEngine(settings)
     return OpenAIWhisperEngine(settings)
+
+
+def asr_settings(cfg, model: str | None = None) -> ASRSettings:
+    """The ASR settings of an ``ExperimentConfig`` for one of its Whisper models
+    (default: the first of ``asr_models(cfg)``, the run's primary model)."""
+    return ASRSettings(engine=cfg.asr_engine, model=model or asr_models(cfg)[0],
+                       compute_type=cfg.asr_compute_type, device=cfg.asr_device,
+                       batch_size=cfg.asr_batch_size)
+
+
+def ensure_available(settings: ASRSettings, *, option: str = "--asr-model") -> None:
+    """Make sure the Whisper model ``settings`` names can be loaded, before any work:
+    a path must exist; a bundled model is there; any other name is fetched now into
+    the engine's usual cache (a no-op when it is cached already), so an offline
+    machine hears about a missing model at once, not after hours of other work.
+
+    Raises:
+        ASRError: naming the model, why it is unavailable and ``option`` to pass a path.
+    """
+    model = settings.model
+    if Path(model).exists():
+        return
+    looks_like_path = os.sep in model or model.endswith(".pt")
+    if looks_like_path:
+        raise ASRError(f"{option}: Whisper model file or folder {model!r} not found")
+    if settings.engine == "faster-whisper":
+        if _bundled_faster_whisper_model(model):
+            return
+        from faster_whisper.utils import download_model
+
+        try:
+            download_model(model)
+        except Exception as e:  # unknown name, offline, hub errors
+            raise ASRError(
+                f"faster-whisper model {model!r} is not available here ({type(e).__name__}: {e}). "
+                f"Only 'tiny.en' ships offline; download the model elsewhere and pass its folder "
+                f"with {option} PATH") from e
+        return
+    import whisper
+
+    if model not in whisper._MODELS:
+        raise ASRError(f"{option}: unknown openai-whisper model {model!r}; names: "
+                       f"{', '.join(whisper.available_models())}, or a .pt file path")
+    root = os.path.join(os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
+                        "whisper")
+    try:
+        whisper._download(whisper._MODELS[model], root, in_memory=False)
+    except Exception as e:  # offline, checksum mismatch
+        raise ASRError(
+            f"openai-whisper model {model!r} is not available here ({type(e).__name__}: {e}). "
+            f"Download the checkpoint elsewhere and pass the .pt file with {option} PATH") from e

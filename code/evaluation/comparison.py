@@ -124,7 +124,8 @@ def load_labels(metadata_files: dict[str, Path], *, target: str = "correctness"
     Raises:
         DataError: naming the file and problems, for metadata that is broken.
     """
-    from code.data_loading import check_records, load_metadata, DataError
+    from code.data.metadata import check_records, load_metadata
+    from code.errors import DataError
 
     labels: dict[str, dict[str, Truth]] = {}
     unlabelled: list[str] = []

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from code.data_loading import DataError, read_audio
+from code.data.audio import read_audio
+from code.errors import DataError
 from code.evaluation.asr import ASREngine, ASRSettings, make_engine, split_ears
 from code.evaluation.features import FeatureTable
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest

@@ -26,8 +26,12 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from code.data_loading import DataError, read_audio
-from code.evaluation.asr import ASREngine, ASRSettings, make_engine, split_ears
+from code.config import asr_models, recompute_stage
+from code.data.audio import read_audio
+from code.data.layout import SplitData
+from code.errors import DataError
+from code.evaluation.asr import (REPETITION_COMPRESSION_RATIO, ASREngine, ASRSettings, asr_settings,
+                                  compression_ratio, make_engine, split_ears)
 from code.evaluation.features import FeatureTable, write_features_jsonl
 from code.evaluation.scoring import RECIPE_DIR, LyricScorer
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_text_atomic
@@ -95,12 +99,20 @@ def scoring_key(prompt: str) -> str:
     return settings_digest({"prompt": prompt, "scorer": SCORER_VERSION})
 
 
+CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob")
+
+
+def _stored(value: float | None) -> float | None:
+    """A confidence value as the cache stores it: a number, or null when missing."""
+    return None if value is None or np.isnan(value) else float(value)
+
+
 def _scored(item: ScoreItem, digest: str, split: str, asr_key: str, transcripts: list[dict],
             scorer: LyricScorer) -> dict:
     ear_scores = [scorer.score(item.prompt, t["text"]).correctness for t in transcripts]
     return {"signal": item.signal, "split": split, "asr": asr_key, "audio": digest,
             "scoring": scoring_key(item.prompt), "transcripts": [t["text"] for t in transcripts],
-            "confidence": [{k: t[k] for k in ("avg_logprob", "no_speech_prob")} for t in transcripts],
+            "confidence": [{k: _stored(t[k]) for k in CONFIDENCE_FIELDS} for t in transcripts],
             "ear_correctness": ear_scores, "score": max(ear_scores)}
 
 
@@ -131,13 +143,12 @@ def score_audio(items: list[ScoreItem], *, settings: ASRSettings, cache_file: Pa
             raise DataError(f"signal {item.signal}: audio to score not found: {item.path}")
         digest = file_digest(item.path)
         cached = cache.get((item.signal, digest))
-        if cached is None or "transcripts" not in cached:
-            todo.append((item, digest))
+        if cached is None or "transcripts" not in cached or "confidence" not in cached:
+            todo.append((item, digest))  # a line from before confidences were kept: transcribe again
             continue
         if cached.get("scoring") != scoring_key(item.prompt):
             scorer = scorer or LyricScorer()
-            confidence = cached.get("confidence") or [{"avg_logprob": 0.0, "no_speech_prob": 0.0}] * 2
-            transcripts = [{"text": t, **c} for t, c in zip(cached["transcripts"], confidence)]
+            transcripts = [{"text": t, **c} for t, c in zip(cached["transcripts"], cached["confidence"])]
             cached = _scored(item, digest, split, asr_key, transcripts, scorer)
             append_jsonl(cache_file, cached)
             rescored += 1
@@ -164,14 +175,33 @@ def score_audio(items: list[ScoreItem], *, settings: ASRSettings, cache_file: Pa
     return records
 
 
+def _confidence_of(text: str, stored: dict) -> dict[str, float]:
+    """An ear's confidence fields as features: NaN (missing) for an empty transcript
+    whatever the cache line holds (lines written before this rule stored 0.0 / 1.0
+    there), and for a stored null."""
+    if not text.strip():
+        return {k: np.nan for k in CONFIDENCE_FIELDS}
+    return {k: np.nan if stored.get(k) is None else float(stored[k]) for k in CONFIDENCE_FIELDS}
+
+
 def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, float]]:
     """Per-signal feature columns from ``score_audio`` records, named ``asr.<label>.*``:
-    left/right/better-ear correctness (0..1), mean token log-probability and
-    no-speech probability per ear, and the words heard in the better ear."""
+    left/right/better-ear correctness (0..1); per ear the mean token log-probability
+    and the no-speech probability (``Transcript``; NaN, i.e. missing, for an empty
+    transcript), the transcript's compression ratio (``compression_ratio``; NaN when
+    empty) and a repetition flag (1.0 when that ratio exceeds Whisper's own
+    threshold, ``REPETITION_COMPRESSION_RATIO``); and the words heard in the better
+    ear. Logs how many ears are empty and how many are flagged."""
     out = {}
+    empty = flagged = 0
     for signal, r in records.items():
         left, right = r["ear_correctness"]
-        conf = r.get("confidence") or [{"avg_logprob": 0.0, "no_speech_prob": 0.0}] * 2
+        texts = r["transcripts"]
+        conf = [_confidence_of(t, c) for t, c in zip(texts, r["confidence"])]
+        ratios = [compression_ratio(t) for t in texts]
+        loops = [float(not np.isnan(x) and x > REPETITION_COMPRESSION_RATIO) for x in ratios]
+        empty += sum(not t.strip() for t in texts)
+        flagged += int(sum(loops))
         better = int(right > left)
         out[signal] = {
             f"asr.{label}.left": left, f"asr.{label}.right": right,
@@ -180,8 +210,16 @@ def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, fl
             f"asr.{label}.logprob_right": conf[1]["avg_logprob"],
             f"asr.{label}.no_speech_left": conf[0]["no_speech_prob"],
             f"asr.{label}.no_speech_right": conf[1]["no_speech_prob"],
-            f"asr.{label}.words_heard": float(len(r["transcripts"][better].split())),
+            f"asr.{label}.compression_ratio_left": ratios[0],
+            f"asr.{label}.compression_ratio_right": ratios[1],
+            f"asr.{label}.repetition_left": loops[0],
+            f"asr.{label}.repetition_right": loops[1],
+            f"asr.{label}.words_heard": float(len(texts[better].split())),
         }
+    if records:
+        logger.info("ASR %s: %d of %d ears heard nothing (confidence missing); %d flagged as a repetition "
+                    "loop (compression ratio > %.1f)", label, empty, 2 * len(records), flagged,
+                    REPETITION_COMPRESSION_RATIO)
     return out
 
 
@@ -248,7 +286,9 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads).
 
     Columns: per ASR model (``--asr-models``) ``asr.<model>.{left,right,better_ear,
-    logprob_left,logprob_right,no_speech_left,no_speech_right,words_heard}``; and,
+    logprob_left,logprob_right,no_speech_left,no_speech_right,compression_ratio_left,
+    compression_ratio_right,repetition_left,repetition_right,words_heard}`` (see
+    ``asr_features``; missing values are NaN, written as null); and,
     when every signal has its unprocessed audio, ``stoi.{left,right}`` and
     ``estoi.{left,right}`` of the audio against it.
     """
@@ -281,3 +321,19 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
         write_features_jsonl(out, [{"signal": s, **v} for s, v in rows.items()])
         logger.info("features (%d columns) of %d signal(s): %s", len(names), len(rows), out)
     return table
+
+
+def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
+    """What the predictor reads for a split's audio: the feature table of every ASR
+    model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings."""
+    recompute = recompute_stage(cfg, "2")
+    if cfg.predictor == "whisper-head":
+        from code.evaluation.embeddings import encoder_embeddings
+
+        return encoder_embeddings([(r["signal"], paths[r["signal"]]) for r in split.records],
+                                  settings=asr_settings(cfg), sample_rate=cfg.sample_rate,
+                                  cache_file=Path(cache_folder) / f"embeddings.{split.layout.split}.jsonl",
+                                  recompute=recompute, desc=f"{desc} (encoder)")
+    return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
+                          cache_folder=cache_folder, sample_rate=cfg.sample_rate, shard=cfg.shard,
+                          recompute=recompute, desc=desc)

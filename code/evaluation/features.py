@@ -6,6 +6,10 @@ line with any number of numeric columns: the official precomputed score files
 files, or anything a researcher computes. Non-numeric keys (transcripts, digests,
 lists) are ignored; every numeric key is a feature column. Several files are
 joined on ``signal`` into one ``FeatureTable``.
+
+A value that could not be computed is missing: ``null`` in a file (a ``NaN``
+there reads the same), ``NaN`` in a table, written back as ``null``. It is
+never replaced by a made-up number; each predictor says what it does with it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from code.data_loading import DataError, Problem
+from code.errors import DataError, Problem
 from code.io_utils import read_jsonl, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -36,7 +40,16 @@ class FeatureTable:
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        self.values = np.asarray(self.values, dtype=float).reshape(len(self.signals), len(self.names))
+        values = np.asarray(self.values, dtype=float)
+        expected = (len(self.signals), len(self.names))
+        if values.size == 0 and 0 in expected:
+            values = values.reshape(expected)
+        if values.shape != expected:
+            raise ValueError(f"feature values of shape {values.shape} for {expected[0]} signal(s) x "
+                             f"{expected[1]} feature(s): expected {expected}")
+        if np.isinf(values).any():
+            raise ValueError("feature values hold an infinite number (a missing value is NaN)")
+        self.values = values
 
     def column(self, name: str) -> np.ndarray:
         """One feature column, ``[N]``.
@@ -71,16 +84,22 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def missing_counts(table: FeatureTable) -> dict[str, int]:
+    """``{column: number of missing (NaN) values}`` for every column of ``table``."""
+    return dict(zip(table.names, np.isnan(table.values).sum(axis=0).astype(int).tolist()))
+
+
 def read_feature_file(path: Path) -> tuple[list[str], dict[str, dict[str, float]]]:
     """Read one feature file: its numeric column names (in order of first appearance)
-    and ``{signal: {column: value}}``. When a signal has several lines, the last wins
-    (a cache appended to over reruns), with a warning.
+    and ``{signal: {column: value}}``. A ``null`` (or NaN) value of a column is
+    missing: ``NaN``. When a signal has several lines, the last wins (a cache
+    appended to over reruns), with a warning.
 
     Raises:
         DataError: naming the file (and line or signal), when it is missing, has no
-            records, a line without a string ``signal``, no numeric column, a
-            non-finite value, or a column that is numeric on some lines and missing
-            or non-numeric on others.
+            records, a line without a string ``signal``, no numeric column, an
+            infinite value, or a column that is numeric on some lines and absent or
+            non-numeric (other than ``null``) on others.
     """
     path = Path(path)
     if not path.is_file():
@@ -88,29 +107,35 @@ def read_feature_file(path: Path) -> tuple[list[str], dict[str, dict[str, float]
     records = read_jsonl(path)
     if not records:
         raise DataError(f"feature file {path} holds no records")
-    names: list[str] = []
+    names: list[str] = []  # in order of first appearance
+    valued: set[str] = set()  # the keys with a number on some line (a key null everywhere is no column)
     rows: dict[str, dict[str, float]] = {}
     repeated: list[str] = []
     for lineno, record in enumerate(records, start=1):
         signal = record.get("signal")
         if not isinstance(signal, str) or not signal:
             raise DataError(f"feature file {path}, record {lineno}: needs a string 'signal', got {record}")
-        numeric = {k: v for k, v in record.items() if k != "signal" and _is_number(v)}
+        numeric = {k: v for k, v in record.items() if k != "signal" and (_is_number(v) or v is None)}
         for key, value in numeric.items():
-            if not math.isfinite(value):
-                raise DataError(f"feature file {path}: signal {signal}: {key} is {value} (not finite)")
+            if value is not None and math.isinf(value):
+                raise DataError(f"feature file {path}: signal {signal}: {key} is {value} (not finite; "
+                                "write null for a missing value)")
             if key not in names:
                 names.append(key)
+            if value is not None and not math.isnan(value):
+                valued.add(key)
         if signal in rows:
             repeated.append(signal)
-        rows[signal] = {k: float(v) for k, v in numeric.items()}
+        rows[signal] = {k: math.nan if v is None else float(v) for k, v in numeric.items()}
+    names = [n for n in names if n in valued]
     if not names:
-        raise DataError(f"feature file {path} has no numeric column beside 'signal'")
+        raise DataError(f"feature file {path} has no numeric column beside 'signal' (a column "
+                        "that is null on every line is not one)")
     for signal, row in rows.items():
         absent = [n for n in names if n not in row]
         if absent:
             raise DataError(f"feature file {path}: signal {signal} has no numeric value for "
-                            f"{absent} (other lines have them)")
+                            f"{absent} (other lines have them; write null for a missing value)")
     if repeated:
         logger.warning("feature file %s: %d signal(s) appear on several lines (e.g. %s); "
                        "the last line of each is used", path, len(set(repeated)), repeated[0])
@@ -121,7 +146,8 @@ def read_feature_files(paths: list[Path], signals: list[str], *, skip_invalid: b
                        ) -> tuple[FeatureTable, list[Problem]]:
     """Join feature files on ``signal`` for the given signals (rows in their order).
 
-    Signals in a file but not in ``signals`` are ignored.
+    Signals in a file but not in ``signals`` are ignored. Missing values (``null``)
+    are kept as NaN, and the log counts them per column.
 
     Raises:
         DataError: when a file cannot be read (see ``read_feature_file``), two files
@@ -154,7 +180,12 @@ def read_feature_files(paths: list[Path], signals: list[str], *, skip_invalid: b
     for p in problems:
         logger.warning("skipping signal without features: %s", p)
     values = np.array([[rows[s][n] for rows, cols in tables for n in cols] for s in kept], dtype=float)
-    return FeatureTable(kept, names, values.reshape(len(kept), len(names))), problems
+    table = FeatureTable(kept, names, values.reshape(len(kept), len(names)))
+    counts = {n: c for n, c in missing_counts(table).items() if c}
+    if counts:
+        logger.info("features of %d signal(s): %d missing value(s): %s", len(kept), sum(counts.values()),
+                    ", ".join(f"{n} {c}" for n, c in counts.items()))
+    return table, problems
 
 
 def check_same_features(fit: FeatureTable, other: FeatureTable) -> FeatureTable:
@@ -178,9 +209,11 @@ def check_same_features(fit: FeatureTable, other: FeatureTable) -> FeatureTable:
 def write_features_jsonl(path: Path, rows: list[dict]) -> None:
     """Write per-signal feature rows as JSONL (``signal`` first), atomically.
 
+    A missing value (``None`` or NaN) is written as ``null``.
+
     Raises:
         ValueError: naming the row, for a row without a string ``signal``, a repeated
-            signal, or a non-finite number (JSON has no NaN).
+            signal, or an infinite number.
     """
     seen: set[str] = set()
     lines = []
@@ -191,9 +224,10 @@ def write_features_jsonl(path: Path, rows: list[dict]) -> None:
         if signal in seen:
             raise ValueError(f"signal {signal} appears twice in the feature rows")
         seen.add(signal)
-        bad = [k for k, v in row.items() if _is_number(v) and not math.isfinite(v)]
+        bad = [k for k, v in row.items() if _is_number(v) and math.isinf(v)]
         if bad:
             raise ValueError(f"signal {signal}: features {bad} are not finite")
-        ordered = {"signal": signal, **{k: v for k, v in row.items() if k != "signal"}}
+        ordered = {"signal": signal, **{k: None if _is_number(v) and math.isnan(v) else v
+                                        for k, v in row.items() if k != "signal"}}
         lines.append(json.dumps(ordered, allow_nan=False) + "\n")
     write_text_atomic(Path(path), "".join(lines))

@@ -21,12 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from code.data_loading import DataError, SplitData, target_0_1, validate_split
-from code.evaluation.asr import ASRSettings
+from code.data.layout import SplitData
+from code.data.metadata import target_0_1
+from code.data.validation import validate_split
+from code.errors import DataError
+from code.config import asr_models, fit_splits
+from code.evaluation.asr import ASRSettings, asr_settings
 from code.evaluation.evaluation_helper import (
     OFFICIAL_TRAIN_SCORES,
     asr_label,
-    split_features,
+    split_table,
 )
 from code.evaluation.features import FeatureTable, read_feature_file, read_feature_files
 from code.io_utils import read_jsonl, settings_digest
@@ -65,8 +69,6 @@ def fit_records(cfg, split: SplitData) -> tuple[list[SplitData], list[dict]]:
     Raises:
         DataError: when a fit split has no labelled record.
     """
-    from code.pipeline import fit_splits
-
     parts, records = [], []
     for name in fit_splits(cfg):
         if name == cfg.split:
@@ -114,18 +116,14 @@ def _files(text: str) -> list[Path]:
     return [Path(p.strip()) for p in text.split(",") if p.strip()]
 
 
-def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool = True,
-            features_of=None) -> FitSet:
+def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool = True) -> FitSet:
     """The records, features and targets (0..100) a predictor is fitted on.
 
     ``predicted`` is the predicted split's feature table (its columns decide
     which official file fits, and it is reused when the split is the fit split
-    on the ``--scores`` route). ``features_of(cfg, split, paths, cache_folder=,
-    desc=)`` computes a split's table from audio (default: ``split_features``
-    with the run's ASR models).
+    on the ``--scores`` route). A fit split's own table comes from its audio
+    (``split_table``: ASR features, or encoder embeddings for whisper-head).
     """
-    from code.pipeline import asr_models, asr_settings
-
     parts, records = fit_records(cfg, split)
     signals = [r["signal"] for r in records]
     target = np.array([100.0 * target_0_1(r, cfg.target) for r in records])
@@ -151,7 +149,7 @@ def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool
     official = _official(cfg, parts, signals)
     if official is not None:
         return FitSet(records, official, target,
-                      columns={f"asr.{asr_label(cfg.asr_model)}.better_ear": "whisper.mixture"},
+                      columns={f"asr.{asr_label(asr_models(cfg)[0])}.better_ear": "whisper.mixture"},
                       feature="whisper.mixture")
     tables = []
     for part in parts:
@@ -159,15 +157,8 @@ def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool
         paths = {r["signal"]: part.layout.audio_path(r["signal"], "signals") for r in mine}
         folder = Path(cfg.results_dir) / TRAIN_SCORES_DIR
         desc = f"Stage 2: fit set ({part.layout.split})"
-        if features_of is not None:
-            tables.append(features_of(cfg, SplitData(part.layout, mine), paths, cache_folder=folder,
-                                      desc=desc))
-            continue
-        tables.append(split_features(
-            SplitData(part.layout, mine), paths,
-            settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
-            cache_folder=folder, sample_rate=cfg.sample_rate,
-            shard=cfg.shard, recompute=cfg.recompute in ("2", "all"), desc=desc))
+        tables.append(split_table(cfg, SplitData(part.layout, mine), paths, cache_folder=folder,
+                                  desc=desc))
     table = _stack(tables)
     if set(table.names) != set(predicted.names):
         # e.g. the fit split has unprocessed audio and the predicted split not: keep shared columns
@@ -180,8 +171,6 @@ def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool
 
 def _official(cfg, parts: list[SplitData], signals: list[str]) -> FeatureTable | None:
     """The official precomputed training scores, when this run may use them."""
-    from code.pipeline import asr_models, asr_settings
-
     if not (asr_settings(cfg).is_official_baseline() and len(asr_models(cfg)) == 1
             and cfg.predictor in ONE_COLUMN_PREDICTORS and not cfg.feature
             and [p.layout.split for p in parts] == ["train"] and cfg.challenge == "clip1"):

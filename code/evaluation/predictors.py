@@ -3,9 +3,15 @@
 Every predictor is a class in ``PREDICTORS`` with ``fit`` / ``predict`` /
 ``params`` / ``save``; add one there and it is available everywhere
 (``--predictor NAME``, the benchmark). ``fit_predict`` is the one honest way to
-use them: a record whose prompt is among the fitted records is predicted by a
-model fitted without that prompt (folds grouped by prompt, fixed seed), never
-in-sample.
+use them: a record whose prompt (or track) is among the fitted records is
+predicted by a model fitted without it (folds grouped by track when the metadata
+carries ``fma``, else by prompt; fixed seed), never in-sample.
+
+Missing values (``NaN``; ``null`` in a feature file): ``gbm`` fits and predicts
+with them (the trees learn where to send them); the logistic predictors refuse
+a record whose one feature is missing, and ``whisper-head`` one with a missing
+embedding value, naming it (``fit_predict(skip_invalid=True)`` leaves such
+records out instead, listed in the log and in ``predictor.skipped``).
 
 - ``logistic``: the official baseline; one feature column (0..1) through the
   0..100 logistic (``LogisticCalibration``).
@@ -25,9 +31,10 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from code.data_loading import HEARING_LOSS_CATEGORIES, DataError
-from code.evaluation.calibration import LogisticCalibration, prompt_folds
-from code.evaluation.features import FeatureTable, check_same_features
+from code.config import HEARING_LOSS_CATEGORIES
+from code.errors import DataError, Problem
+from code.evaluation.calibration import LogisticCalibration, fold_groups, prompt_folds
+from code.evaluation.features import FeatureTable, check_same_features, missing_counts
 from code.evaluation.whisper_head import WhisperHeadPredictor
 from code.io_utils import atomic_path, write_json_atomic
 
@@ -48,7 +55,12 @@ class Predictor(Protocol):
     ``n_words``); targets and predictions are on 0..100."""
 
     name: ClassVar[str]
+    handles_missing: ClassVar[bool]  # True: NaN features are fitted and predicted as such
     notes: list[str]  # what the last fit fell back on, for the log
+    skipped: list[Problem]  # set by fit_predict: records left out for missing values
+
+    @classmethod
+    def used_columns(cls, names: list[str], feature: str | None) -> list[str]: ...
 
     def fit(self, features: FeatureTable, target_0_100: np.ndarray, records: list[dict]) -> None: ...
 
@@ -59,25 +71,36 @@ class Predictor(Protocol):
     def save(self, path_stem: Path) -> list[Path]: ...
 
 
+DEFAULT_FEATURE_SUFFIX = ".better_ear"  # with several columns and none named: the first better-ear ASR score
+
+
 def pick_feature(names: list[str], feature: str | None) -> str:
-    """The one column a single-feature predictor uses.
+    """The one column a single-feature predictor uses: ``feature``; else the only
+    column; else the first better-ear ASR score (``asr.<model>.better_ear``).
 
     Raises:
         DataError: listing the columns, when ``feature`` is not among them, or is
-            None while there are several.
+            None while there are several and none is a better-ear score.
     """
     if feature is not None:
         if feature not in names:
             raise DataError(f"feature {feature!r} is not a feature column; columns are {names}")
         return feature
-    if len(names) != 1:
+    if len(names) == 1:
+        return names[0]
+    better = [n for n in names if n.startswith("asr.") and n.endswith(DEFAULT_FEATURE_SUFFIX)]
+    if not better:
         raise DataError(f"{len(names)} feature columns {names}: name the one to calibrate "
                         "with feature=NAME")
-    return names[0]
+    return better[0]
 
 
 def _checked_column(features: FeatureTable, name: str) -> np.ndarray:
     x = features.column(name)
+    missing = [s for s, v in zip(features.signals, x) if np.isnan(v)]
+    if missing:  # fit_predict refuses these first, naming them; a direct caller gets this
+        raise DataError(f"feature {name!r} is missing for {len(missing)} signal(s), e.g. {missing[0]} "
+                        "(the logistic needs a value; gbm takes missing values)")
     outside = [s for s, v in zip(features.signals, x) if not 0.0 <= v <= 1.0]
     if outside:
         raise DataError(f"the logistic needs feature {name!r} in 0..1; {len(outside)} signal(s) "
@@ -95,6 +118,11 @@ class LogisticPredictor:
     """One feature column (0..1) through the 0..100 logistic: the official baseline."""
 
     name: ClassVar[str] = "logistic"
+    handles_missing: ClassVar[bool] = False
+
+    @classmethod
+    def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
+        return [pick_feature(names, feature)]
 
     def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
         self.feature = feature
@@ -112,7 +140,7 @@ class LogisticPredictor:
 
     def predict(self, features: FeatureTable, records: list[dict]) -> np.ndarray:
         assert self.model is not None and self.column is not None, "predict before fit"
-        return self.model.predict(features.column(self.column))
+        return self.model.predict(_checked_column(features, self.column))
 
     def params(self) -> dict:
         assert self.model is not None, "params before fit"
@@ -128,6 +156,8 @@ class HearingLossLogisticPredictor:
     records (or none) uses the logistic fitted on all records."""
 
     name: ClassVar[str] = "logistic-hl"
+    handles_missing: ClassVar[bool] = False
+    used_columns = LogisticPredictor.used_columns
 
     def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
         self.feature = feature
@@ -160,7 +190,7 @@ class HearingLossLogisticPredictor:
 
     def predict(self, features: FeatureTable, records: list[dict]) -> np.ndarray:
         assert self.pooled is not None and self.column is not None, "predict before fit"
-        x = features.column(self.column)
+        x = _checked_column(features, self.column)
         out = np.empty(len(records))
         for i, record in enumerate(records):
             model = self.per_category.get(record["hearing_loss"], self.pooled)
@@ -206,11 +236,15 @@ class GBMPredictor:
     """Gradient-boosted trees on every feature column, hearing loss and number of words."""
 
     name: ClassVar[str] = "gbm"
+    handles_missing: ClassVar[bool] = True  # HistGradientBoostingRegressor learns where NaN goes
     EXTRA_COLUMNS: ClassVar[tuple[str, ...]] = ("record.hearing_loss_0_1_2", "record.n_words")
 
+    @classmethod
+    def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
+        return list(names)
+
     def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
-        if feature is not None:
-            logger.info("gbm uses every feature column; feature=%s is ignored", feature)
+        # ``feature`` is accepted (one signature for every predictor) and not used
         self.seed = seed
         self.names: list[str] = []
         self.model = None
@@ -258,8 +292,13 @@ class GBMPredictor:
         return [_save_params(self, path_stem), model_path]
 
 
-PREDICTORS: dict[str, type] = {cls.name: cls for cls in (LogisticPredictor, HearingLossLogisticPredictor, GBMPredictor,
-                                                         WhisperHeadPredictor)}
+# The registry: add yours here (a dict literal: main.py reads its names without importing this module).
+PREDICTORS: dict[str, type] = {
+    "logistic": LogisticPredictor,
+    "logistic-hl": HearingLossLogisticPredictor,
+    "gbm": GBMPredictor,
+    "whisper-head": WhisperHeadPredictor,
+}
 
 
 def make_predictor(name: str, *, feature: str | None = None, seed: int = 0,
@@ -289,28 +328,37 @@ def _check_target(target_0_100: np.ndarray, n: int) -> np.ndarray:
 def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
                 fit_target_0_100: np.ndarray, predict_table: FeatureTable,
                 predict_records: list[dict], n_folds: int = 5, seed: int = 0,
-                feature: str | None = None, options: dict | None = None
+                feature: str | None = None, options: dict | None = None,
+                group_by: str = "auto", skip_invalid: bool = False
                 ) -> tuple[dict[str, float], Predictor]:
     """Fit predictor ``name`` on the fit records and predict the predicted records (0..100).
 
-    A predicted record whose prompt occurs among the fit records (in particular a
-    record of the fit set itself) is predicted out-of-fold: the fit records' prompts
-    are split into ``n_folds`` folds (``prompt_folds``, ``seed``) and it is
-    predicted by a model fitted on the other folds only, so no model that predicts
-    a record has seen its label or any record with its prompt. Every other record
-    is predicted by the model fitted on all fit records, which is also returned
-    (to be saved beside the submission).
+    A predicted record whose group occurs among the fit records (in particular a
+    record of the fit set itself) is predicted out-of-fold: the fit records' groups
+    (``fold_groups``: by track when every fit record carries ``fma``, else by
+    prompt; ``group_by`` forces one) are split into ``n_folds`` folds
+    (``prompt_folds``, ``seed``) and it is predicted by a model fitted on the
+    other folds only, so no model that predicts a record has seen its label or any
+    record of its prompt or track. Every other record is predicted by the model
+    fitted on all fit records, which is also returned (to be saved beside the
+    submission). The log says how the folds were grouped.
+
+    Missing feature values (NaN): a predictor with ``handles_missing`` (gbm) uses
+    them; for the others a record missing a value of a column it uses is refused
+    (``DataError`` naming it) or, with ``skip_invalid``, left out of the fit or of
+    the predictions, logged and listed in the returned predictor's ``skipped``.
 
     Returns:
-        ``{signal: prediction 0..100}`` in the order of ``predict_records``, and the
-        predictor fitted on all fit records.
+        ``{signal: prediction 0..100}`` in the order of ``predict_records`` (less
+        any left out), and the predictor fitted on all fit records.
 
     Raises:
         ValueError: for an unknown predictor, ``n_folds < 2``, fewer distinct fit
-            prompts than folds (when any record is predicted out-of-fold), or
+            groups than folds (when any record is predicted out-of-fold), or
             targets off the 0..100 scale.
-        DataError: when a record has no row in its table, or the two tables'
-            feature columns differ (both lists named).
+        DataError: when a record has no row in its table, a used feature is
+            missing (see above), or the two tables' feature columns differ (both
+            lists named).
     """
     if n_folds < 2:
         raise ValueError(f"--folds must be at least 2 for out-of-fold predictions, got {n_folds}")
@@ -319,23 +367,43 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
     y = _check_target(fit_target_0_100, len(fit_records))
     fit_x = fit_table.select([r["signal"] for r in fit_records])
     predict_x = check_same_features(fit_table, predict_table).select([r["signal"] for r in predict_records])
+    cls = PREDICTORS[name]
+    _log_ignored_feature(cls, fit_x.names, feature)
+    skipped: list[Problem] = []
+    if not cls.handles_missing:
+        used = cls.used_columns(fit_x.names, feature)
+        keep_fit, problems_fit = _complete_rows(fit_x, used, name, "fit", skip_invalid)
+        keep_predict, problems_predict = _complete_rows(predict_x, used, name, "predicted", skip_invalid)
+        skipped = problems_fit + [p for p in problems_predict if p.signal not in {q.signal for q in problems_fit}]
+        if problems_fit:
+            fit_x, y = _rows(fit_x, keep_fit), y[keep_fit]
+            fit_records = [fit_records[i] for i in keep_fit]
+        if problems_predict:
+            predict_x = _rows(predict_x, keep_predict)
+            predict_records = [predict_records[i] for i in keep_predict]
+    else:
+        counts = {n: c for n, c in missing_counts(fit_x).items() if c}
+        if counts:
+            logger.info("%s: %d missing value(s) in the fitted features, used as missing (%s)", name,
+                        sum(counts.values()), ", ".join(f"{n}: {c}" for n, c in counts.items()))
 
     full = make_predictor(name, feature=feature, seed=seed, options=options)
     full.fit(fit_x, y, fit_records)
+    full.skipped = skipped
     for note in full.notes:
         logger.warning(note)
     predictions = np.full(len(predict_records), np.nan)
 
-    fit_prompts = [r["prompt"] for r in fit_records]
-    seen = set(fit_prompts)
-    shared = np.array([r["prompt"] in seen for r in predict_records], dtype=bool)
+    fit_groups, predict_groups, how = fold_groups(fit_records, predict_records, by=group_by)
+    seen = set(fit_groups)
+    shared = np.array([g in seen for g in predict_groups], dtype=bool)
     if np.any(~shared):
         rows = np.flatnonzero(~shared)
         predictions[rows] = full.predict(_rows(predict_x, rows), [predict_records[i] for i in rows])
     if np.any(shared):
-        folds = prompt_folds(fit_prompts, n_folds=n_folds, seed=seed)
-        fold_of = dict(zip(fit_prompts, folds.tolist()))
-        predict_folds = np.array([fold_of.get(r["prompt"], -1) for r in predict_records])
+        folds = prompt_folds(fit_groups, n_folds=n_folds, seed=seed, kind=_GROUP_KIND[how])
+        fold_of = dict(zip(fit_groups, folds.tolist()))
+        predict_folds = np.array([fold_of.get(g, -1) for g in predict_groups])
         for fold in range(n_folds):
             rows = np.flatnonzero(shared & (predict_folds == fold))
             if rows.size == 0:
@@ -346,12 +414,51 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
             for note in model.notes:
                 logger.debug("fold %d: %s", fold, note)
             predictions[rows] = model.predict(_rows(predict_x, rows), [predict_records[i] for i in rows])
-    logger.info("predictor %s: fitted on %d records; %d prediction(s) out-of-fold (%d folds by "
-                "prompt), %d from the model fitted on all", name, len(fit_records),
-                int(shared.sum()), n_folds, int((~shared).sum()))
+    logger.info("predictor %s: fitted on %d records; %d prediction(s) out-of-fold (%d folds grouped by "
+                "%s: %d groups), %d from the model fitted on all", name, len(fit_records),
+                int(shared.sum()), n_folds, _GROUP_KIND[how], len(seen), int((~shared).sum()))
     assert np.all(np.isfinite(predictions)), "a prediction was left unset"
     predictions = np.clip(predictions, 0.0, 100.0)
     return dict(zip((r["signal"] for r in predict_records), predictions.tolist())), full
+
+
+_GROUP_KIND = {"track": "track (fma) and prompt", "prompt": "prompt"}
+
+
+def _log_ignored_feature(cls: type, names: list[str], feature: str | None) -> None:
+    """Say that a predictor using every column ignores ``feature``, only when the
+    caller named one other than the default a one-feature predictor would take
+    (the pipeline passes that default when the user set none)."""
+    if feature is None or cls.name in ("logistic", "logistic-hl"):
+        return
+    try:
+        default = pick_feature(names, None)
+    except DataError:
+        default = None
+    if feature != default:
+        logger.info("%s uses every feature column; feature=%s is ignored", cls.name, feature)
+
+
+def _complete_rows(table: FeatureTable, used: list[str], name: str, which: str, skip_invalid: bool
+                   ) -> tuple[np.ndarray, list[Problem]]:
+    """The rows with a value in every ``used`` column, and a problem per other row.
+
+    Raises:
+        DataError: naming the signals and columns, unless ``skip_invalid``.
+    """
+    index = [table.names.index(n) for n in used]
+    missing = np.isnan(table.values[:, index])
+    bad = np.flatnonzero(missing.any(axis=1))
+    problems = [Problem(table.signals[i], f"{name}: missing feature value(s) "
+                        f"{[used[j] for j in np.flatnonzero(missing[i])][:5]}") for i in bad]
+    if problems and not skip_invalid:
+        shown = "; ".join(str(p) for p in problems[:5])
+        raise DataError(f"{name} cannot use {len(problems)} {which} signal(s) with a missing value: {shown}"
+                        + (f" ... and {len(problems) - 5} more" if len(problems) > 5 else "")
+                        + " (gbm takes missing values; --skip-invalid leaves these signals out)")
+    for p in problems:
+        logger.warning("leaving out a %s signal: %s", which, p)
+    return np.flatnonzero(~missing.any(axis=1)), problems
 
 
 def _rows(table: FeatureTable, rows: np.ndarray) -> FeatureTable:

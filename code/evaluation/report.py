@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from code.data_loading import HEARING_LOSS_CATEGORIES
+from code.config import HEARING_LOSS_CATEGORIES
 from code.io_utils import atomic_path, write_text_atomic
 
 COLUMNS = ("model", "hearing_loss", "n", "mean_intelligibility", "ci95_low", "ci95_high",

@@ -4,17 +4,18 @@ them, the organisers' file names with ``--team-id``, and figures when labels exi
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from code.data_loading import SplitData, target_0_1
+from code.data.layout import SplitData
+from code.data.metadata import target_0_1
 from code.evaluation.evaluation_helper import write_submission
 from code.evaluation.metrics import clip_metrics
 from code.io_utils import write_json_atomic, write_text_atomic
+from code.runs import PROVENANCE_SUFFIX, provenance
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,17 @@ def _csv(rows: list[tuple[str, str]], header: tuple[str, str] | None) -> str:
 
 
 def write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str, *,
-                  predictor=None) -> list[Path]:
-    """``submission_<tag>_<split>.csv`` + ``evalai_`` copy, the config and the fitted
-    predictor beside them, the skipped list, and (``cfg.team_id``) the official files."""
+                  predictor=None, model: str | None = None) -> list[Path]:
+    """``submission_<tag>_<split>.csv`` + ``evalai_`` copy, the provenance
+    (``.run.json``: config, data set, code version) and the fitted predictor beside
+    them, the skipped list, and (``cfg.team_id``) the official files. ``tag`` is the
+    run's name (``code.runs.run_name``); ``model`` the hearing-aid model (default ``cfg.model``)."""
     results = Path(cfg.results_dir)
     csv_path, evalai_path = write_submission(predictions, split.records, results, tag, cfg.split)
-    written = [csv_path, evalai_path]
     stem = csv_path.with_suffix("")
-    write_json_atomic(stem.with_suffix(".config.json"), dataclasses.asdict(cfg))
+    record = provenance(cfg, model or cfg.model, split.layout.metadata_file)
+    write_json_atomic(Path(f"{stem}{PROVENANCE_SUFFIX}"), record)
+    written = [csv_path, evalai_path, Path(f"{stem}{PROVENANCE_SUFFIX}")]
     if predictor is not None:
         written += predictor.save(Path(f"{stem}.predictor"))
     if split.skipped:
@@ -59,6 +63,7 @@ def write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str
         named, board = official_names(cfg.challenge or "clip1", cfg.split, cfg.team_id)
         write_text_atomic(results / named, _csv(rows, OFFICIAL_HEADER))
         write_text_atomic(results / board, _csv(rows, None))
+        write_json_atomic(results / Path(named).with_suffix(PROVENANCE_SUFFIX).name, record)
         lacking = " (it LACKS the skipped records: the organisers expect every signal)" if split.skipped else ""
         logger.info("to send: %s (submission page, header %s) and %s (leaderboard upload, no "
                     "header)%s", results / named, ",".join(OFFICIAL_HEADER), results / board, lacking)

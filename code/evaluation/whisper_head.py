@@ -11,7 +11,8 @@ embeddings are standardised with the fitted records' mean and spread, and the
 backbone stays frozen (the embeddings are cached, so training takes seconds).
 
 Training is deterministic for a seed (its own RNG state, one CPU thread): a
-held-out part of the fitted records, whole prompts, picks the epoch (early
+held-out part of the fitted records, whole tracks when the metadata carries
+``fma`` (else whole prompts), picks the epoch (early
 stopping, as the baseline); the weights of the best epoch are kept.
 """
 
@@ -25,7 +26,9 @@ from typing import ClassVar, Iterator
 
 import numpy as np
 
-from code.data_loading import HEARING_LOSS_CATEGORIES, DataError
+from code.config import HEARING_LOSS_CATEGORIES
+from code.errors import DataError
+from code.evaluation.calibration import fold_groups
 from code.evaluation.embeddings import EARS, embedding_columns
 from code.evaluation.features import FeatureTable
 from code.io_utils import atomic_path, write_json_atomic
@@ -83,9 +86,9 @@ def hearing_loss_one_hot(records: list[dict]) -> np.ndarray:
 
 
 def held_out_prompts(prompts: list[str], *, fraction: float, seed: int) -> np.ndarray:
-    """A boolean mask of the records whose prompt is held out: ``round(fraction x prompts)``
-    distinct prompts (at least 1, at most all but 1), drawn with ``seed``. All False with
-    fewer than 2 distinct prompts."""
+    """A boolean mask of the records whose prompt (or group label, ``fold_groups``) is held
+    out: ``round(fraction x labels)`` distinct labels (at least 1, at most all but 1), drawn
+    with ``seed``. All False with fewer than 2 distinct labels."""
     unique = sorted(set(prompts))
     if len(unique) < 2:
         return np.zeros(len(prompts), dtype=bool)
@@ -158,12 +161,16 @@ class WhisperHeadPredictor:
     """A torch head on both ears' Whisper encoder embeddings; the better ear's score (0..100)."""
 
     name: ClassVar[str] = "whisper-head"
+    handles_missing: ClassVar[bool] = False  # a missing embedding value is refused (fit_predict)
+
+    @classmethod
+    def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
+        return list(names)
 
     def __init__(self, *, feature: str | None = None, seed: int = 0, device: str = "cpu") -> None:
         """``device``: where the head trains (``cpu``, ``cuda``, ``cuda:1``, ``auto``); the same seed
         gives the same predictions on one device, not across devices."""
-        if feature is not None:
-            logger.info("whisper-head uses the enc.* embedding columns; feature=%s is ignored", feature)
+        # ``feature`` is accepted (one signature for every predictor) and not used
         self.seed = seed
         self.device = device
         self.settings = dict(HEAD_SETTINGS)
@@ -199,7 +206,8 @@ class WhisperHeadPredictor:
         ears, hl, self.dim = self._inputs(features, records)
         y = torch.as_tensor(np.asarray(target_0_100, dtype=np.float32) / 100.0, device=self.device)
         s = self.settings
-        held = held_out_prompts([r["prompt"] for r in records], fraction=s["val_fraction"], seed=self.seed)
+        groups, _, _ = fold_groups(records)  # by track when the records carry fma, else by prompt
+        held = held_out_prompts(groups, fraction=s["val_fraction"], seed=self.seed)
         self.notes = []
         if not held.any():
             self.notes.append(f"whisper-head: fewer than 2 distinct prompts among {len(records)} fitted "
