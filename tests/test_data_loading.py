@@ -89,6 +89,13 @@ BAD_RECORDS = [
     ("empty prompt", lambda rs: [{**rs[0], "prompt": "  "}] + rs[1:], "empty prompt"),
     ("correctness out of range", lambda rs: [{**rs[0], "correctness": 1.5}] + rs[1:],
      "correctness 1.5 is not a number in 0..1"),
+    ("n_words not a number", lambda rs: [{**rs[0], "n_words": "x"}] + rs[1:],
+     "n_words 'x' is not a positive integer"),
+    ("n_words zero", lambda rs: [{**rs[0], "n_words": 0}] + rs[1:], "n_words 0 is not a positive integer"),
+    ("n_words a bool", lambda rs: [{**rs[0], "n_words": True}] + rs[1:], "n_words True is not a positive integer"),
+    ("n_words differs from the prompt", lambda rs: [{**rs[0], "n_words": len(rs[0]["prompt"].split()) + 1}] + rs[1:],
+     "differs from the"),
+    ("fma empty", lambda rs: [{**rs[0], "fma": ""}] + rs[1:], "fma (the track) '' is not"),
 ]
 
 

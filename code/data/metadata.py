@@ -78,6 +78,23 @@ def _signal_problem(signal: object) -> str | None:
     return None
 
 
+def _field_problems(name: str, record: dict) -> list[Problem]:
+    """Checks of the optional fields the predictors read: ``n_words`` (a positive
+    integer, equal to the prompt's word count) and ``fma`` (the track: a name)."""
+    problems = []
+    if "n_words" in record:
+        value = record["n_words"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(Problem(name, f"n_words {value!r} is not a positive integer"))
+        elif isinstance(record.get("prompt"), str) and record["prompt"].strip() \
+                and value != len(record["prompt"].split()):
+            problems.append(Problem(name, f"n_words {value} differs from the {len(record['prompt'].split())} "
+                                          f"words of its prompt {record['prompt']!r}"))
+    if "fma" in record and (not isinstance(record["fma"], str) or not record["fma"].strip()):
+        problems.append(Problem(name, f"fma (the track) {record['fma']!r} is not a non-empty string"))
+    return problems
+
+
 def check_records(records: list[dict], *, require_correctness: bool = False,
                   target: str = "correctness") -> list[Problem]:
     """Check metadata records; return every problem found (empty when all is well).
@@ -112,6 +129,7 @@ def check_records(records: list[dict], *, require_correctness: bool = False,
         if "hearing_loss" in record and loss not in HEARING_LOSS_CATEGORIES:
             problems.append(Problem(
                 name, f"unknown hearing_loss {loss!r}; expected one of {list(HEARING_LOSS_CATEGORIES)}"))
+        problems += _field_problems(name, record)
         for key in TARGETS:
             if key in record or (require_correctness and key == target):
                 value = record.get(key)
