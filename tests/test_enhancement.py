@@ -164,3 +164,44 @@ def test_simulator_workers_share_the_cores():
         torch_threads = {pool.submit(torch.get_num_threads).result() for _ in range(2 * workers)}
     expected = min(max(1, available_cpus() // workers), numba.config.NUMBA_NUM_THREADS)
     assert numba_threads == {expected} and torch_threads == {1}
+
+
+GAIN = {"value": 0.5}
+
+
+class SetGain:
+    """A model whose settings, not its code, change between runs."""
+
+    def __call__(self, signals, audiogram_levels):
+        return signals * GAIN["value"]
+
+    def settings(self):
+        return {"gain": GAIN["value"]}
+
+
+def test_recompute_reasons_are_exact_and_copies_of_the_data_reuse(demo_root, tmp_path, monkeypatch):
+    """Each changed part of the key is named; the same audio reached through another
+    folder (a copy of the data root) is reused, and changed audio is called so."""
+    from conftest import make_clip_root
+
+    monkeypatch.setitem(hearing_aid_models.MODELS, "gain", SetGain)
+    records = _split(demo_root, 6).records
+    copy = make_clip_root(tmp_path / "copy", "valid", records)
+    results = tmp_path / "results"
+
+    def run(root, **kw):
+        split = dataclasses.replace(validate_split(root, "valid", check_audio=False), records=records)
+        return enhance_split(split, model_name="gain", audiograms=kw.pop("audiograms", DEFAULT_AUDIOGRAMS),
+                             results_dir=results, jobs=1, **kw)
+
+    assert run(demo_root).reasons[NEW] == 6
+    assert (run(copy).done, run(copy / "cadenza_data").done) == (0, 0)  # same bytes, other folders
+    monkeypatch.setitem(GAIN, "value", 0.25)
+    assert {k: v for k, v in run(copy).reasons.items() if v} == {"model settings": 6}
+    mild = dict(DEFAULT_AUDIOGRAMS, Mild=DEFAULT_AUDIOGRAMS["Moderate"])
+    n_mild = sum(r["hearing_loss"] == "Mild" for r in records)
+    assert {k: v for k, v in run(copy, audiograms=mild).reasons.items() if v} == {"audiogram": n_mild}
+    audio = copy / "cadenza_data" / "valid" / "signals"
+    first, second = (audio / f"{r['signal']}.flac" for r in records[:2])
+    first.write_bytes(second.read_bytes())  # other audio under the first signal's name
+    assert {k: v for k, v in run(copy, audiograms=mild).reasons.items() if v} == {"input audio": 1}
