@@ -40,6 +40,7 @@ import soundfile as sf
 
 from code.data.audio import read_audio
 from code.evaluation.asr import ASRSettings, make_engine
+from code.evaluation.cache import Store
 from code.evaluation.evaluation_helper import ScoreItem, score_audio
 from code.evaluation.scoring import CONTRACTIONS_FILE
 
@@ -90,7 +91,7 @@ def ours(records: list[dict], folder: Path, settings: ASRSettings, cache: Path) 
     engine = make_engine(settings)
     items = [ScoreItem(r["signal"], r["prompt"], folder / f"{r['signal']}.flac") for r in records]
     start = time.perf_counter()
-    records = score_audio(items, settings=settings, cache_file=cache, split="bench", desc="ours",
+    records = score_audio(items, settings=settings, store=Store(cache), split="bench", desc="ours",
                           engine=engine)
     return {s: r["score"] for s, r in records.items()}, time.perf_counter() - start
 
@@ -117,12 +118,12 @@ def main() -> None:
         print(f"official loop (openai-whisper): {t_official:.1f} s")
         official = ASRSettings(engine="openai-whisper", model=args.openai_checkpoint,
                                batch_size=args.batch_size, audio_route="ffmpeg")
-        mine, t_ours = ours(records, folder, official, folder / "cache_openai_ffmpeg.jsonl")
+        mine, t_ours = ours(records, folder, official, folder / "store_openai_ffmpeg")
         speedup, agree = t_official / t_ours, agreement(mine, reference)
         print(f"ours, official route (openai-whisper, ffmpeg audio, batch {args.batch_size}): "
               f"{t_ours:.1f} s  speedup {speedup:.2f}  agreement {agree:.3f}")
         in_memory = replace(official, audio_route="soxr")
-        soxr_scores, t_soxr = ours(records, folder, in_memory, folder / "cache_openai_soxr.jsonl")
+        soxr_scores, t_soxr = ours(records, folder, in_memory, folder / "store_openai_soxr")
         in_memory_agree = agreement(soxr_scores, reference)
         print(f"ours, in-memory route (openai-whisper, soxr audio, batch {args.batch_size}): {t_soxr:.1f} s  "
               f"speedup {t_official / t_soxr:.2f}  agreement {in_memory_agree:.3f}"
@@ -131,12 +132,12 @@ def main() -> None:
             for compute_type in ("int8", "float32"):
                 fw = ASRSettings(engine="faster-whisper", model="tiny.en", compute_type=compute_type,
                                  batch_size=args.batch_size)
-                scores, t = ours(records, folder, fw, folder / f"cache_{compute_type}.jsonl")
+                scores, t = ours(records, folder, fw, folder / f"store_{compute_type}")
                 print(f"ours (faster-whisper tiny.en {compute_type}, in-memory route, batch {args.batch_size}): "
                       f"{t:.1f} s  speedup {t_official / t:.2f}  "
                       f"agreement with official {agreement(scores, reference):.3f}")
             one = ASRSettings(engine="faster-whisper", model="tiny.en", batch_size=1)
-            unbatched, t_one = ours(records, folder, one, folder / "cache_float32_b1.jsonl")
+            unbatched, t_one = ours(records, folder, one, folder / "store_float32_b1")
             print(f"faster-whisper float32: batched first windows (batch {args.batch_size}) vs ear by ear: "
                   f"{t_one / t:.2f}x  same scores {agreement(scores, unbatched):.3f}")
     print(f"asr_speedup={speedup:.2f} score_agreement={agree:.3f} in_memory_agreement={in_memory_agree:.3f}")

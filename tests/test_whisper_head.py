@@ -18,6 +18,7 @@ import pytest
 from code.errors import DataError
 from code.evaluation import embeddings
 from code.evaluation.asr import ASRSettings
+from code.evaluation.cache import Store
 from code.evaluation.embeddings import audio_frames, embedding_columns, encoder_embeddings
 from code.evaluation.features import FeatureTable
 from code.evaluation.predictors import PREDICTORS, fit_predict, make_predictor
@@ -37,8 +38,8 @@ def _demo_items(n: int = N_DEMO) -> list[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("emb") / "embeddings.jsonl"
-    table = encoder_embeddings(_demo_items(), settings=ASRSettings(), cache_file=cache, sample_rate=44100)
+    cache = Store(tmp_path_factory.mktemp("emb") / "store")
+    table = encoder_embeddings(_demo_items(), settings=ASRSettings(), store=cache, sample_rate=44100)
     return table, cache
 
 
@@ -61,23 +62,28 @@ def test_embeddings_shape_and_ears(encoded):
 
 
 @pytest.mark.slow
-def test_embeddings_cache_reused_and_torn_line_kept(encoded, monkeypatch):
+def test_embeddings_cache_reused_and_damaged_entry_redone(encoded, monkeypatch, tmp_path):
     table, cache = encoded
-    lines = cache.read_text().splitlines()
-    assert len(lines) == N_DEMO
-    with cache.open("a") as f:
-        f.write(lines[0][: len(lines[0]) // 2])  # a write torn by a crash
+    entries = sorted((cache.root / "embedding").glob("*/*.json"))
+    assert len(entries) == N_DEMO
 
     def no_model(settings):
         raise AssertionError("the cache should have been used; a model was loaded")
 
     monkeypatch.setattr(embeddings, "make_engine", no_model)
-    again = encoder_embeddings(_demo_items(), settings=ASRSettings(), cache_file=cache, sample_rate=44100)
+    again = encoder_embeddings(_demo_items(), settings=ASRSettings(), store=cache, sample_rate=44100)
     np.testing.assert_array_equal(again.values, table.values.astype(np.float32))
-    assert cache.read_text().splitlines() == lines  # the torn line is gone, the entries stay
+    renamed = tmp_path / "renamed.flac"  # the same audio under another ID and path: reused
+    shutil.copy(_demo_items(1)[0][1], renamed)
+    one = encoder_embeddings([("another-id", renamed)], settings=ASRSettings(), store=cache, sample_rate=44100)
+    np.testing.assert_array_equal(one.values[0], table.values[0].astype(np.float32))
     other = ASRSettings(compute_type="int8")  # other settings are not served from this cache
     with pytest.raises(AssertionError, match="cache should have been used"):
-        encoder_embeddings(_demo_items(1), settings=other, cache_file=cache, sample_rate=44100)
+        encoder_embeddings(_demo_items(1), settings=other, store=cache, sample_rate=44100)
+    text = entries[0].read_text()
+    entries[0].write_text(text[: len(text) // 2])  # a damaged entry: computed again
+    with pytest.raises(AssertionError, match="cache should have been used"):
+        encoder_embeddings(_demo_items(), settings=ASRSettings(), store=cache, sample_rate=44100)
 
 
 @pytest.mark.slow
@@ -86,18 +92,18 @@ def test_embeddings_changed_audio_is_encoded_again(encoded, tmp_path):
     signal, path = _demo_items(1)[0]
     copy = tmp_path / path.name
     shutil.copy(path, copy)
-    before = encoder_embeddings([(signal, copy)], settings=ASRSettings(), cache_file=cache)
+    before = encoder_embeddings([(signal, copy)], settings=ASRSettings(), store=cache)
     np.testing.assert_array_equal(before.values[0], table.values[0].astype(np.float32))
     _, other_path = _demo_items(2)[1]
     shutil.copy(other_path, copy)  # same signal ID, other audio
-    after = encoder_embeddings([(signal, copy)], settings=ASRSettings(), cache_file=cache)
+    after = encoder_embeddings([(signal, copy)], settings=ASRSettings(), store=cache)
     np.testing.assert_allclose(after.values[0], table.values[1], rtol=1e-4, atol=1e-4)
 
 
 def test_embeddings_missing_audio_named_before_loading(tmp_path):
     with pytest.raises(DataError, match="sig-x.*not found"):
         encoder_embeddings([("sig-x", tmp_path / "nope.flac")], settings=ASRSettings(),
-                           cache_file=tmp_path / "c.jsonl")
+                           store=Store(tmp_path / "store"))
 
 
 @pytest.mark.slow
@@ -105,7 +111,7 @@ def test_embeddings_missing_audio_named_before_loading(tmp_path):
 def test_openai_whisper_encoder_agrees(encoded, tmp_path):
     table, _ = encoded
     theirs = encoder_embeddings(_demo_items(), settings=ASRSettings(engine="openai-whisper", model=CHECKPOINT),
-                                cache_file=tmp_path / "c.jsonl")
+                                store=Store(tmp_path / "store"))
     np.testing.assert_allclose(theirs.values, table.values, atol=1e-3)
 
 

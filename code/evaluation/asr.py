@@ -30,6 +30,9 @@ from code.io_utils import file_digest, write_json_atomic
 logger = logging.getLogger(__name__)
 
 ASR_SAMPLE_RATE = 16000
+# The packages whose versions key each engine's transcripts and embeddings (code/evaluation/cache.py).
+ENGINE_PACKAGES = {"faster-whisper": ("faster-whisper", "ctranslate2", "soxr", "soundfile"),
+                   "openai-whisper": ("openai-whisper", "torch", "soxr", "soundfile")}
 # The official CLIP1 baseline's decoding options (recipe compute_whisper.py).
 OFFICIAL_DECODING = {"language": "en", "temperature": 0.0, "fp16": False}
 OFFICIAL_MODEL = "base.en"

@@ -5,9 +5,10 @@ front end). Each ear (mono 16 kHz) is cut to Whisper's first 30 s window, as
 ``transcribe`` builds it, and encoded; the encoder's output ``[1500, D]`` (one
 frame per 20 ms) is averaged over the frames that hold audio,
 ``ceil(samples / 320)`` capped at 1500, so the zero padding after a short clip
-does not dilute it. Vectors are cached per (signal, audio content, ASR
-settings) in an append-only JSONL file, one flushed line per signal, so an
-interrupted run loses at most the signal it was writing.
+does not dilute it. Vectors are kept in the results folder's store
+(``code/evaluation/cache.py``) under the audio's content, the ASR settings and
+the code that computes them, one value per signal as it is encoded, so an
+interrupted run loses at most the batch it was encoding.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from tqdm import tqdm
 
 from code.data.audio import read_audio
 from code.errors import DataError
-from code.evaluation.asr import ASREngine, ASRSettings, make_engine, split_ears
+from code.evaluation.asr import ENGINE_PACKAGES, ASREngine, ASRSettings, make_engine, split_ears
+from code.evaluation.cache import Store, code_digest, key_of
 from code.evaluation.features import FeatureTable
-from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest
 
 logger = logging.getLogger(__name__)
 
 EARS = ("left", "right")
 ENCODER_HOP = 320  # 16 kHz samples per encoder frame (20 ms: mel hop 160, conv stride 2)
 ENCODER_FRAMES = 1500  # encoder frames in Whisper's 30 s window
-EMBEDDING_VERSION = "last-layer-mean-over-audio-frames:v1"  # change when the pooling changes
+EMBEDDING_CODE = ("code.evaluation.embeddings", "code.evaluation.asr", "code.data.audio")  # key the vectors
 COLUMN_PREFIX = "enc"
 
 
@@ -45,10 +46,11 @@ def audio_frames(n_samples_16k: int) -> int:
     return max(1, min(ENCODER_FRAMES, math.ceil(n_samples_16k / ENCODER_HOP)))
 
 
-def embedding_key(settings: ASRSettings) -> str:
-    """What the vectors depend on besides the audio: the model (by content for a path),
-    engine, compute type, and the pooling."""
-    return settings_digest({**settings.cache_key(), "embedding": EMBEDDING_VERSION})
+def embedding_key(audio_digest: str, settings: ASRSettings, sample_rate: int) -> str:
+    """The store key of one audio file's vectors: its content, the model (by content
+    for a path), engine and compute type, the rate it is read at, and the code."""
+    return key_of("embedding", audio=audio_digest, asr=settings.cache_key(), sample_rate=sample_rate,
+                  code=code_digest(EMBEDDING_CODE, ENGINE_PACKAGES[settings.engine]))
 
 
 def _faster_whisper_encode(model, ears: list[np.ndarray]) -> np.ndarray:
@@ -109,13 +111,7 @@ def _unpack(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
 
 
-def _load_cache(cache_file: Path, key: str) -> dict[tuple[str, str], dict]:
-    repair_jsonl(cache_file)  # a torn last line is dropped, so the next append starts clean
-    return {(r.get("signal"), r.get("audio")): r for r in read_jsonl(cache_file)
-            if r.get("embedding") == key and all(e in r for e in EARS)}
-
-
-def encoder_embeddings(items: list[tuple[str, Path]], *, settings: ASRSettings, cache_file: Path,
+def encoder_embeddings(items: list[tuple[str, Path]], *, settings: ASRSettings, store: Store,
                        sample_rate: int = 44100, recompute: bool = False,
                        desc: str = "Stage 2: Whisper encoder") -> FeatureTable:
     """Per signal, both ears' mean-pooled last-layer Whisper encoder output.
@@ -123,11 +119,11 @@ def encoder_embeddings(items: list[tuple[str, Path]], *, settings: ASRSettings, 
     Args:
         items: ``(signal, audio file)`` pairs; stereo files (a mono file is used for both ears).
         settings: which Whisper (engine, model, compute type, device, batch size).
-        cache_file: the JSONL cache; entries are keyed by signal, the audio file's content
-            and ``embedding_key(settings)``, and several settings may share one file.
+        store: the results folder's store; vectors are kept under ``embedding_key``
+            (the audio's content, not the signal ID: identical audio is encoded once).
         sample_rate: the rate audio is read at before the ears are resampled to 16 kHz
             (the pipeline's ``--sample-rate``; the same path as transcription).
-        recompute: encode every signal again (new entries are appended; the last wins).
+        recompute: encode every signal again (the stored vectors are replaced).
 
     Returns:
         A ``FeatureTable`` in the order of ``items`` with columns
@@ -138,48 +134,45 @@ def encoder_embeddings(items: list[tuple[str, Path]], *, settings: ASRSettings, 
             a cached vector whose width differs from the others.
         ASRError: when the model cannot be loaded.
     """
-    cache_file = Path(cache_file)
-    key = embedding_key(settings)
-    digests = []
+    keys = []
     for signal, path in items:
         if not Path(path).is_file():
             raise DataError(f"signal {signal}: audio to encode not found: {path}")
-        digests.append(file_digest(path))
-    cache = {} if recompute else _load_cache(cache_file, key)
+        keys.append(embedding_key(store.digest(path), settings, sample_rate))
     vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    todo = []
-    for (signal, path), digest in zip(items, digests):
-        cached = cache.get((signal, digest))
-        if cached is None:
-            todo.append((signal, Path(path), digest))
+    todo: dict[str, list[tuple[str, Path]]] = {}  # key -> signals with that audio
+    for (signal, path), key in zip(items, keys):
+        cached = None if recompute or key in todo else store.get("embedding", key)
+        if cached is None or not all(e in cached for e in EARS):
+            todo.setdefault(key, []).append((signal, Path(path)))
         else:
             vectors[signal] = (_unpack(cached["left"]), _unpack(cached["right"]))
-    why = "--recompute" if recompute else "cached by audio content and ASR settings"
-    logger.info("%s: %d signal(s) to encode, %d reused (%s); cache %s", desc, len(todo),
-                len(vectors), why, cache_file)
+    why = "--recompute" if recompute else "stored by audio content, ASR settings and code"
+    logger.info("%s: %d signal(s) to encode, %d reused (%s)", desc, len(todo), len(vectors), why)
     if todo:
         engine = make_engine(settings)
         batch = max(1, settings.batch_size // 2)  # two ears per signal
-        with tqdm(total=len(todo), desc=desc, unit="signal") as bar:
-            for start in range(0, len(todo), batch):
-                chunk = todo[start: start + batch]
-                ears = [ear for _, path, _ in chunk for ear in split_ears(read_audio(path, sample_rate),
-                                                                          sample_rate)]
+        groups = list(todo.items())
+        with tqdm(total=len(groups), desc=desc, unit="signal") as bar:
+            for start in range(0, len(groups), batch):
+                chunk = groups[start: start + batch]
+                ears = [ear for _, members in chunk
+                        for ear in split_ears(read_audio(members[0][1], sample_rate), sample_rate)]
                 pooled = encode_ears(engine, ears)
-                for j, (signal, _, digest) in enumerate(chunk):
+                for j, (key, members) in enumerate(chunk):
                     left, right = pooled[2 * j], pooled[2 * j + 1]
-                    append_jsonl(cache_file, {"signal": signal, "audio": digest, "embedding": key,
-                                              "dim": int(left.size), "left": _pack(left),
-                                              "right": _pack(right)})
-                    vectors[signal] = (left, right)
+                    store.put("embedding", key, {"dim": int(left.size), "left": _pack(left),
+                                                 "right": _pack(right)})
+                    for signal, _ in members:
+                        vectors[signal] = (left, right)
                     bar.update()
     signals = [signal for signal, _ in items]
     widths = {signal: v[0].size for signal, v in vectors.items()}
     dim = widths[signals[0]] if signals else 0
     odd = [s for s in signals if widths[s] != dim or vectors[s][1].size != dim]
     if odd:
-        raise DataError(f"{cache_file}: embeddings of {len(odd)} signal(s) (e.g. {odd[0]}) are not "
-                        f"{dim} wide; delete the file or pass --recompute")
+        raise DataError(f"{store.root}: embeddings of {len(odd)} signal(s) (e.g. {odd[0]}) are not "
+                        f"{dim} wide; pass --recompute 2")
     values = np.array([np.concatenate(vectors[s]) for s in signals], dtype=float).reshape(len(signals), 2 * dim)
     return FeatureTable(signals, embedding_columns(dim), values)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,11 +31,12 @@ from code.config import asr_models, recompute_stage
 from code.data.audio import read_audio
 from code.data.layout import SplitData
 from code.errors import DataError
-from code.evaluation.asr import (REPETITION_COMPRESSION_RATIO, ASREngine, ASRSettings, asr_settings,
+from code.evaluation.asr import (ENGINE_PACKAGES, REPETITION_COMPRESSION_RATIO, ASREngine, ASRSettings, asr_settings,
                                   compression_ratio, make_engine, split_ears)
+from code.evaluation.cache import Store, code_digest, key_of, results_store
 from code.evaluation.features import FeatureTable, write_features_jsonl
 from code.evaluation.scoring import RECIPE_DIR, LyricScorer
-from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_text_atomic
+from code.io_utils import settings_digest, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,6 @@ OFFICIAL_TRAIN_SCORES = {
     "stoi": PRECOMPUTED_DIR / "cadenza_data.train.stoi.jsonl",
 }
 SUBMISSION_HEADER = ("signal_ID", "intelligibility_score")
-SCORER_VERSION = "clip1-sentence-scorer:pyclarity-0.9.0"  # change when scoring changes
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,6 @@ class ScoreItem:
     signal: str
     prompt: str
     path: Path
-
-
-def asr_cache_file(folder: Path, split: str, settings: ASRSettings, shard: str | None = None) -> Path:
-    """The JSONL cache of one split's scores under one set of ASR settings."""
-    suffix = f".shard{shard.replace('/', 'of')}" if shard else ""
-    return Path(folder) / f"scores.{split}.{settings_digest(settings.cache_key())}{suffix}.jsonl"
-
-
-def _load_cache(cache_file: Path) -> dict[tuple[str, str], dict]:
-    """Cached records of this cache file and its shards, by (signal, audio digest);
-    the last record of a key wins (a re-scored record follows its first scoring)."""
-    repair_jsonl(cache_file)
-    stem = cache_file.name.split(".shard")[0].removesuffix(".jsonl")
-    index = {}
-    for path in sorted(cache_file.parent.glob(f"{stem}*.jsonl")):
-        for record in read_jsonl(path):
-            index[(record.get("signal"), record.get("audio"))] = record
-    return index
 
 
 def _prefetch(items: list[tuple[ScoreItem, str]], sample_rate: int, batch: int, audio_path: str = "soxr"
@@ -93,10 +76,24 @@ def _prefetch(items: list[tuple[ScoreItem, str]], sample_rate: int, batch: int, 
             yield current
 
 
-def scoring_key(prompt: str) -> str:
-    """What a words-correct score depends on besides the transcript: the lyric line
-    and the scorer (its version and contractions table)."""
-    return settings_digest({"prompt": prompt, "scorer": SCORER_VERSION})
+TRANSCRIPT_CODE = ("code.evaluation.asr", "code.data.audio")  # modules whose source keys transcripts
+SCORE_CODE = ("code.evaluation.scoring",)  # the CLIP1 scorer's use; pyclarity's own by version
+SCORE_PACKAGES = ("pyclarity", "inflect", "jiwer")
+INTRUSIVE_CODE = ("code.evaluation.intrusive", "code.data.audio")
+INTRUSIVE_PACKAGES = ("pystoi", "scipy", "soxr", "soundfile")
+
+
+def transcript_key(audio_digest: str, settings: ASRSettings, sample_rate: int) -> str:
+    """The store key of both ears' transcripts of one audio file: its content, the ASR
+    settings, the rate it is read at, and the code and packages that transcribe it."""
+    return key_of("transcript", audio=audio_digest, asr=settings.cache_key(), sample_rate=sample_rate,
+                  code=code_digest(TRANSCRIPT_CODE, ENGINE_PACKAGES[settings.engine]))
+
+
+def scoring_key(texts: list[str], prompt: str) -> str:
+    """The store key of a words-correct score: the transcripts' text, the lyric line,
+    and the scorer's code (this project's use of it and pyclarity's version)."""
+    return key_of("score", texts=texts, prompt=prompt, code=code_digest(SCORE_CODE, SCORE_PACKAGES))
 
 
 CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob")
@@ -107,70 +104,88 @@ def _stored(value: float | None) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
 
 
-def _scored(item: ScoreItem, digest: str, split: str, asr_key: str, transcripts: list[dict],
-            scorer: LyricScorer) -> dict:
-    ear_scores = [scorer.score(item.prompt, t["text"]).correctness for t in transcripts]
-    return {"signal": item.signal, "split": split, "asr": asr_key, "audio": digest,
-            "scoring": scoring_key(item.prompt), "transcripts": [t["text"] for t in transcripts],
-            "confidence": [{k: _stored(t[k]) for k in CONFIDENCE_FIELDS} for t in transcripts],
+def _record(item: ScoreItem, digest: str, split: str, ears: list[dict], ear_scores: list[float]) -> dict:
+    return {"signal": item.signal, "split": split, "audio": digest,
+            "transcripts": [t["text"] for t in ears],
+            "confidence": [{k: _stored(t.get(k)) for k in CONFIDENCE_FIELDS} for t in ears],
             "ear_correctness": ear_scores, "score": max(ear_scores)}
 
 
-def score_audio(items: list[ScoreItem], *, settings: ASRSettings, cache_file: Path,
+class _Scores:
+    """Words-correct scores of transcripts, from the store or computed (one scorer, built on first need)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.scorer: LyricScorer | None = None
+        self.computed = 0
+
+    def __call__(self, prompt: str, ears: list[dict]) -> list[float]:
+        key = scoring_key([t["text"] for t in ears], prompt)
+        cached = self.store.get("score", key)
+        if cached is not None and len(cached.get("ear_correctness", ())) == len(ears):
+            return [float(x) for x in cached["ear_correctness"]]
+        self.scorer = self.scorer or LyricScorer()
+        scores = [self.scorer.score(prompt, t["text"]).correctness for t in ears]
+        self.store.put("score", key, {"ear_correctness": scores})
+        self.computed += 1
+        return scores
+
+
+def score_audio(items: list[ScoreItem], *, settings: ASRSettings, store: Store,
                 split: str, sample_rate: int = 44100, desc: str = "Stage 2",
                 recompute: bool = False, engine: ASREngine | None = None) -> dict[str, dict]:
     """Score each item: both ears' words correct (0..1) and the better ear's.
 
-    Transcripts are cached by (signal, audio content, ASR settings); the score is
-    also keyed by the prompt and scorer, so a changed lyric line is re-scored from
-    the stored transcripts without transcribing again. ``recompute`` transcribes
-    everything again. ``engine`` defaults to the one ``settings`` name.
+    Transcripts are kept in ``store`` (``code/evaluation/cache.py``) under the audio's
+    content, the ASR settings and the transcribing code, never the signal ID: identical
+    audio anywhere under one results folder is transcribed once. Scores are kept under
+    the transcripts, the prompt and the scorer's code, so a changed lyric line is
+    re-scored without transcribing again. ``recompute`` transcribes everything again
+    (and replaces the stored values). ``engine`` defaults to the one ``settings`` name.
 
     Returns ``{signal: record}`` for all ``items``; ``record["score"]`` is the
-    better ear's correctness (0..1), ``record["ear_correctness"]`` both ears'.
+    better ear's correctness (0..1), ``record["ear_correctness"]`` both ears',
+    ``record["transcripts"]`` and ``record["confidence"]`` per ear.
 
     Raises:
         DataError: naming the file, for audio that is missing or unreadable.
     """
-    cache = {} if recompute else _load_cache(cache_file)
-    records: dict[str, dict] = {}
-    todo: list[tuple[ScoreItem, str]] = []
-    rescored = 0
-    scorer = None
-    asr_key = settings_digest(settings.cache_key())
     for item in items:
         if not item.path.is_file():
             raise DataError(f"signal {item.signal}: audio to score not found: {item.path}")
-        digest = file_digest(item.path)
-        cached = cache.get((item.signal, digest))
-        if cached is None or "transcripts" not in cached or "confidence" not in cached:
-            todo.append((item, digest))  # a line from before confidences were kept: transcribe again
+    scores = _Scores(store)
+    records: dict[str, dict] = {}
+    todo: dict[str, list[tuple[ScoreItem, str]]] = {}  # transcript key -> items with that audio
+    for item in items:
+        digest = store.digest(item.path)
+        tkey = transcript_key(digest, settings, sample_rate)
+        cached = None if recompute or tkey in todo else store.get("transcript", tkey)
+        if cached is None or len(cached.get("ears", ())) != 2:
+            todo.setdefault(tkey, []).append((item, digest))
             continue
-        if cached.get("scoring") != scoring_key(item.prompt):
-            scorer = scorer or LyricScorer()
-            transcripts = [{"text": t, **c} for t, c in zip(cached["transcripts"], cached["confidence"])]
-            cached = _scored(item, digest, split, asr_key, transcripts, scorer)
-            append_jsonl(cache_file, cached)
-            rescored += 1
-        records[item.signal] = cached
-    why = "--recompute" if recompute else "cached by audio content and ASR settings"
-    logger.info("%s: %d signal(s) to transcribe, %d reused (%s)%s", desc, len(todo),
-                len(records), why, f", {rescored} re-scored for a changed prompt" if rescored else "")
+        records[item.signal] = _record(item, digest, split, cached["ears"],
+                                       scores(item.prompt, cached["ears"]))
+    why = "--recompute" if recompute else "stored by audio content, ASR settings and code"
+    waiting = sum(len(v) for v in todo.values())
+    logger.info("%s: %d signal(s) to transcribe, %d reused (%s)%s%s", desc, len(todo),
+                len(records), why, f", {scores.computed} re-scored for a changed prompt or scorer"
+                if scores.computed else "",
+                f"; {waiting - len(todo)} share audio with another" if waiting > len(todo) else "")
     if not todo:
         return records
 
     engine = engine or make_engine(settings)
-    scorer = scorer or LyricScorer()
-    with tqdm(total=len(todo), desc=desc, unit="signal") as bar:
-        for batch in _prefetch(todo, sample_rate, max(1, settings.batch_size // 2), settings.audio_path()):
+    firsts = [(group[0][0], tkey) for tkey, group in todo.items()]
+    with tqdm(total=len(firsts), desc=desc, unit="signal") as bar:
+        for batch in _prefetch(firsts, sample_rate, max(1, settings.batch_size // 2), settings.audio_path()):
             ears = [ear for _, _, pair in batch for ear in pair]
             heard = engine.transcribe(ears)
-            for j, (item, digest, _) in enumerate(batch):
-                pair = [{"text": t.text, "avg_logprob": t.avg_logprob, "no_speech_prob": t.no_speech_prob}
+            for j, (_, tkey, _) in enumerate(batch):
+                pair = [{"text": t.text, **{k: _stored(getattr(t, k)) for k in CONFIDENCE_FIELDS}}
                         for t in heard[2 * j: 2 * j + 2]]
-                record = _scored(item, digest, split, asr_key, pair, scorer)
-                append_jsonl(cache_file, record)
-                records[item.signal] = record
+                store.put("transcript", tkey, {"ears": pair})
+                for item, digest in todo[tkey]:
+                    records[item.signal] = _record(item, digest, split, pair, scores(item.prompt, pair))
                 bar.update()
     return records
 
@@ -255,35 +270,40 @@ def asr_label(model: str) -> str:
     return path.stem if path.exists() else model
 
 
-def _intrusive_cached(items: list[tuple[str, Path, Path]], cache_file: Path, sample_rate: int,
+def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
                       recompute: bool) -> dict[str, dict[str, float]]:
-    """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference), cached by both
-    files' content in ``cache_file``."""
+    """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference), kept in the
+    store under both files' content, the rate, and the code that computes them."""
     from code.evaluation.intrusive import intrusive_features
 
-    cache = {} if recompute else {(r["signal"], r["audio"], r["reference"]): r for r in read_jsonl(cache_file)}
+    code = code_digest(INTRUSIVE_CODE, INTRUSIVE_PACKAGES)
     out, todo = {}, []
     for signal, path, reference in items:
-        key = (signal, file_digest(path), file_digest(reference))
-        if key in cache:
-            out[signal] = cache[key]["features"]
+        key = key_of("intrusive", audio=store.digest(path), reference=store.digest(reference),
+                     sample_rate=sample_rate, code=code)
+        cached = None if recompute else store.get("intrusive", key)
+        if cached is not None:
+            out[signal] = cached["features"]
         else:
-            todo.append((key, path, reference))
-    for key, path, reference in tqdm(todo, desc="Stage 2: STOI/eSTOI", unit="signal",
-                                     disable=not todo):
+            todo.append((signal, key, path, reference))
+    if items:
+        logger.info("STOI/eSTOI: %d signal(s) to compute, %d reused", len(todo), len(out))
+    for signal, key, path, reference in tqdm(todo, desc="Stage 2: STOI/eSTOI", unit="signal",
+                                             disable=not todo):
         features = intrusive_features(read_audio(path, sample_rate), read_audio(reference, sample_rate),
                                       sample_rate)
-        append_jsonl(cache_file, {"signal": key[0], "audio": key[1], "reference": key[2],
-                                  "features": features})
-        out[key[0]] = features
+        store.put("intrusive", key, {"features": features})
+        out[signal] = features
     return out
 
 
 def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings], cache_folder: Path,
-                   sample_rate: int = 44100, shard: str = "", recompute: bool = False,
+                   store: Store, sample_rate: int = 44100, shard: str = "", recompute: bool = False,
                    desc: str = "Stage 2") -> FeatureTable:
     """Every per-signal feature of a split's audio, as one table, also written to
-    ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads).
+    ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads)
+    and, per ASR model, ``<cache_folder>/scores.<split>.<digest>.jsonl`` (both ears'
+    transcripts, confidence and scores: for reading; values come from ``store``).
 
     Columns: per ASR model (``--asr-models``) ``asr.<model>.{left,right,better_ear,
     logprob_left,logprob_right,no_speech_left,no_speech_right,compression_ratio_left,
@@ -299,15 +319,16 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
         digests.append(settings_digest(asr.cache_key()))
         records = score_audio(items, settings=asr, split=split.layout.split,
                               sample_rate=sample_rate, desc=f"{desc} ({asr_label(asr.model)})",
-                              cache_file=asr_cache_file(cache_folder, split.layout.split, asr, shard),
-                              recompute=recompute)
+                              store=store, recompute=recompute)
+        if not shard:
+            out = Path(cache_folder) / f"scores.{split.layout.split}.{digests[-1]}.jsonl"
+            write_text_atomic(out, "".join(json.dumps({**records[s], "asr": asr.cache_key()}) + "\n"
+                                           for s in rows))
         for signal, values in asr_features(records, asr_label(asr.model)).items():
             rows[signal].update(values)
     references = {r["signal"]: split.layout.audio_path(r["signal"], "unprocessed") for r in split.records}
     if references and all(p.is_file() for p in references.values()):
-        suffix = f".shard{shard.replace('/', 'of')}" if shard else ""
-        intrusive = _intrusive_cached([(s, paths[s], references[s]) for s in rows],
-                                      cache_folder / f"intrusive.{split.layout.split}{suffix}.jsonl",
+        intrusive = _intrusive_cached([(s, paths[s], references[s]) for s in rows], store,
                                       sample_rate, recompute)
         for signal, values in intrusive.items():
             rows[signal].update(values)
@@ -327,13 +348,13 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     """What the predictor reads for a split's audio: the feature table of every ASR
     model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings."""
     recompute = recompute_stage(cfg, "2")
+    store = results_store(Path(cfg.results_dir))
     if cfg.predictor == "whisper-head":
         from code.evaluation.embeddings import encoder_embeddings
 
         return encoder_embeddings([(r["signal"], paths[r["signal"]]) for r in split.records],
                                   settings=asr_settings(cfg), sample_rate=cfg.sample_rate,
-                                  cache_file=Path(cache_folder) / f"embeddings.{split.layout.split}.jsonl",
-                                  recompute=recompute, desc=f"{desc} (encoder)")
+                                  store=store, recompute=recompute, desc=f"{desc} (encoder)")
     return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
-                          cache_folder=cache_folder, sample_rate=cfg.sample_rate, shard=cfg.shard,
-                          recompute=recompute, desc=desc)
+                          cache_folder=cache_folder, store=store, sample_rate=cfg.sample_rate,
+                          shard=cfg.shard, recompute=recompute, desc=desc)

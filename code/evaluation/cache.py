@@ -1,0 +1,128 @@
+"""One cache for Stage 2: every value named by the hash of everything that made it.
+
+A value (a transcript, a words-correct score, STOI/eSTOI, an encoder embedding,
+a file's digest) is stored as one small JSON file,
+``<results>/.cache/<kind>/<ab>/<key>.json``, where ``key`` is the SHA-256 of
+
+- the content of its inputs (audio files by their digest, never by path or signal ID),
+- the settings that change it (ASR engine, model identity, compute type, audio route,
+  sample rate, prompt, lag window, ...), and
+- the code that computes it (``code_digest``: the source of the project modules
+  that compute it and the versions of the packages they call).
+
+So identical audio is transcribed once whatever its signal ID, model folder, tag or
+data root; editing the STOI alignment recomputes STOI and nothing else; concurrent
+shards share the store (each value is written to a temporary name and renamed, so a
+reader never sees half a file; an unreadable entry is treated as missing and written
+again). Nothing is ever pruned: delete ``results/.cache/`` to start afresh.
+
+Read-only seed stores (e.g. a data set's shipped precomputed values, same layout)
+are consulted after the results store; their entries are found only when every part
+of the key matches, so stale seeds are recomputed, never used.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from code.io_utils import current_umask, file_digest
+
+STORE_DIR = ".cache"  # under the results folder
+
+
+def key_of(kind: str, **parts) -> str:
+    """The SHA-256 naming a value of ``kind`` made from ``parts`` (JSON-able)."""
+    text = json.dumps({"kind": kind, **parts}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest(modules: tuple[str, ...], packages: tuple[str, ...] = ()) -> str:
+    """A digest of the source of ``modules`` (dotted names, found without importing
+    them) and of the installed versions of ``packages`` (distribution names)."""
+    h = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no source for module {name!r}")
+        h.update(name.encode() + b"\0" + Path(spec.origin).read_bytes() + b"\0")
+    for package in packages:
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            version = "absent"
+        h.update(f"{package}=={version}\0".encode())
+    return h.hexdigest()[:24]
+
+
+class Store:
+    """The content-addressed store under ``root`` (``<results>/.cache``), with
+    optional read-only ``seeds`` (stores of the same layout) read after it."""
+
+    def __init__(self, root: Path, seeds: tuple[Path, ...] = ()) -> None:
+        self.root = Path(root)
+        self.seeds = tuple(Path(s) for s in seeds)
+
+    def _path(self, base: Path, kind: str, key: str) -> Path:
+        return base / kind / key[:2] / f"{key}.json"
+
+    def get(self, kind: str, key: str) -> dict | None:
+        """The value stored under ``key``, or None (absent or unreadable)."""
+        for base in (self.root, *self.seeds):
+            try:
+                value = json.loads(self._path(base, kind, key).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(value, dict):
+                return value
+        return None
+
+    def put(self, kind: str, key: str, value: dict) -> None:
+        """Store ``value`` under ``key``: written to a temporary file, then renamed
+        (no fsync: a value lost to a crash is computed again)."""
+        path = self._path(self.root, kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(value, f, separators=(",", ":"))
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def count(self, kind: str) -> int:
+        """How many values of ``kind`` the results store holds (for logs and tests)."""
+        folder = self.root / kind
+        return sum(1 for _ in folder.glob("*/*.json")) if folder.is_dir() else 0
+
+    def digest(self, path: Path) -> str:
+        """``file_digest(path)``, remembered in the store by (resolved path, size,
+        modification time), so an unchanged file is read once."""
+        path = Path(path).resolve()
+        stat = path.stat()
+        key = key_of("file-digest", path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        known = self.get("file-digest", key)
+        if known is not None and isinstance(known.get("digest"), str):
+            return known["digest"]
+        digest = file_digest(path)
+        self.put("file-digest", key, {"digest": digest})
+        return digest
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    return current_umask()
+
+
+def results_store(results_dir: Path, seeds: tuple[Path, ...] = ()) -> Store:
+    """The store every model, tag and data root under ``results_dir`` shares."""
+    return Store(Path(results_dir) / STORE_DIR, seeds)
