@@ -7,23 +7,26 @@ its fields) and does what it says; everything here is callable from tests.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import shlex
 from pathlib import Path
 
-from code.config import asr_models, model_names, parse_shard, stages
+from code.config import asr_models, model_names, parse_shard, recompute_stage, stages
 from code.data.layout import SplitData, resolve_data_root
 from code.data.validation import validate_split
 from code.errors import ConfigError, DataError
 from code.enhancement import check_outputs_current, enhance_split, output_dir, scored_path
 from code.evaluation.asr import asr_settings, ensure_available
-from code.evaluation.fit_set import FitSet, fit_records, fit_set, labelled
+from code.evaluation.fit_set import FitSet, fit_records, fit_set, fit_share, labelled
 from code.evaluation.evaluation_helper import asr_label, split_table
 from code.evaluation.features import FeatureTable, read_feature_files
 from code.evaluation.predictors import PREDICTORS, fit_predict
-from code.evaluation.report import report_rows, write_report
-from code.io_utils import write_json_atomic
+from code.evaluation.report import change_text, report_rows, write_report
+from code.io_utils import settings_digest, write_json_atomic
 from code.evaluation.submission import log_metrics, write_outputs
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
+from code.runs import run_name, run_suffix
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +82,57 @@ def audiogram_table(cfg) -> dict:
 
 
 def submission_tag(cfg, model: str) -> str:
-    """The name a model's CSVs carry: ``NLR1``, ``NLR1-<tag>``, ``NLR1-unprocessed``."""
-    name = f"{model}-{cfg.tag}" if cfg.tag else model
-    return name if cfg.input == "signals" else f"{name}-unprocessed"
+    """The name a model's CSVs carry in this run: ``NLR1``, ``NLR1-<tag>``,
+    ``NLR1-unprocessed``, ``NLR1-gbm-3f9a1c`` (the rule: ``code.runs``)."""
+    return run_name(cfg, model)
+
+
+def resume_advice(cfg, argv: list[str]) -> str:
+    """What to run after an interruption: the same command, whatever it was. Finished
+    signals are kept; with ``--recompute`` the parts already redone are recorded
+    (``RecomputeProgress``), so the same command goes on instead of starting over."""
+    command = " ".join(["python main.py", *map(shlex.quote, argv)])
+    if cfg.recompute == "none":
+        return f"finished work is kept; to continue, run the same command again: {command}"
+    return (f"finished work is kept, and what --recompute {cfg.recompute} has already redone is "
+            f"recorded; to continue (not start over), run the same command again: {command}")
+
+
+class RecomputeProgress:
+    """What a ``--recompute`` run has redone so far, per model and stage, kept in
+    ``results/.recompute_<run>.json`` until the run ends, so that the same command run
+    again after an interruption goes on where it stopped instead of starting over
+    (the model and stage it was in are redone from their start)."""
+
+    def __init__(self, cfg):
+        kept = {k: v for k, v in dataclasses.asdict(cfg).items()
+                if k not in ("jobs", "device", "batch_size", "asr_batch_size")}
+        self.path = Path(cfg.results_dir) / f".recompute_{settings_digest(kept)}.json"
+        self.cfg = cfg
+        try:
+            self.done = set(json.loads(self.path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            self.done = set()
+        if self.done:
+            logger.info("--recompute %s goes on from an interrupted run: %s already redone",
+                        cfg.recompute, ", ".join(sorted(self.done)))
+
+    def wanted(self, stage: str, what: str) -> bool:
+        return recompute_stage(self.cfg, stage) and f"{what} stage {stage}" not in self.done
+
+    def cfg_for(self, stage: str, what: str):
+        """``cfg`` with ``recompute`` cleared when this part is already redone."""
+        if self.cfg.recompute == "none" or self.wanted(stage, what):
+            return self.cfg
+        return dataclasses.replace(self.cfg, recompute="none")
+
+    def mark(self, stage: str, what: str) -> None:
+        if self.cfg.recompute != "none":
+            self.done.add(f"{what} stage {stage}")
+            write_json_atomic(self.path, sorted(self.done))
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _shard_filter(shard: str):
@@ -115,7 +166,7 @@ def run_from_scores(cfg) -> None:
 
 
 def _predict_and_write(cfg, split: SplitData, table: FeatureTable, fits: FitSet, tag: str,
-                       feature: str | None) -> dict[str, float]:
+                       feature: str | None, model: str | None = None) -> dict[str, float]:
     """Fit the predictor, predict the split (out-of-fold where it meets the fit set),
     write the submission and log figures when the split has labels."""
     signals = [r["signal"] for r in split.records]
@@ -127,7 +178,7 @@ def _predict_and_write(cfg, split: SplitData, table: FeatureTable, fits: FitSet,
         fit_target_0_100=fits.target_0_100, predict_table=predict_table,
         predict_records=split.records, n_folds=cfg.folds, seed=cfg.seed, feature=feature,
         options=predictor_options(cfg))
-    write_outputs(cfg, split, predictions, tag, predictor=predictor)
+    write_outputs(cfg, split, predictions, tag, predictor=predictor, model=model)
     log_metrics(cfg, split, predictions, fits)
     return predictions
 
@@ -153,9 +204,10 @@ def run(cfg) -> None:
     split = _split(cfg, input_kinds=(cfg.input,) if "1" in wanted else (), shard=cfg.shard)
     if "2" in wanted:
         fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work
-    recompute_1 = cfg.recompute in ("1", "all")
+    progress = RecomputeProgress(cfg)
     all_predictions: dict[str, dict[str, float]] = {}
     fits: FitSet | None = None
+    shared_fit = False
     written: list[str] = []
     for model in model_names(cfg):
         out_dir = output_dir(Path(cfg.results_dir), model, cfg.input, cfg.tag)
@@ -163,8 +215,9 @@ def run(cfg) -> None:
                       input_kind=cfg.input, sample_rate=cfg.sample_rate, simulator=cfg.msbg,
                       tag=cfg.tag)
         if "1" in wanted:
-            summary = enhance_split(split, jobs=cfg.jobs, recompute=recompute_1,
+            summary = enhance_split(split, jobs=cfg.jobs, recompute=progress.wanted("1", model),
                                     device=cfg.device or None, batch_size=cfg.batch_size, **stage1)
+            progress.mark("1", model)
             write_json_atomic(out_dir / f"config_{cfg.split}.json", dataclasses.asdict(cfg))
             logger.info("Stage 1 %s: %d enhanced, %d reused", model, summary.done, summary.reused)
         else:
@@ -178,17 +231,26 @@ def run(cfg) -> None:
         if "2" not in wanted:
             continue
         paths = {r["signal"]: scored_path(out_dir, r["signal"], cfg.input) for r in split.records}
-        features = split_table(cfg, split, paths, cache_folder=out_dir, desc=f"Stage 2: {model}")
-        fits = fits or fit_set(cfg, split, predicted=features)
-        if cfg.shard:
+        features = split_table(progress.cfg_for("2", model), split, paths, cache_folder=out_dir,
+                               desc=f"Stage 2: {model}")
+        progress.mark("2", model)
+        if cfg.shard:  # this job's share of the fit set too; the final run fits and writes
+            if not shared_fit:
+                fit_share(progress.cfg_for("2", "fit set"), split)
+                shared_fit = True
+            progress.mark("2", "fit set")
             logger.info("shard %s done; a final run without --shard writes the CSV", cfg.shard)
             continue
+        fits = fits or fit_set(progress.cfg_for("2", "fit set"), split, predicted=features)
+        progress.mark("2", "fit set")
         default_feature = (None if cfg.predictor == "whisper-head"
                            else f"asr.{asr_label(asr_models(cfg)[0])}.better_ear")
         predictions = _predict_and_write(cfg, split, features, fits, submission_tag(cfg, model),
-                                         feature=cfg.feature or fits.feature or default_feature)
+                                         feature=cfg.feature or fits.feature or default_feature,
+                                         model=model)
         all_predictions[model] = predictions
         written.append(submission_tag(cfg, model))
+    progress.finish()
     if len(all_predictions) > 1:
         write_hearing_aid_report(cfg, all_predictions, split.records)
     if written:
@@ -205,17 +267,25 @@ def predictor_options(cfg) -> dict | None:
 
 
 def write_hearing_aid_report(cfg, predictions: dict[str, dict[str, float]], records: list[dict]) -> None:
-    """``results/hearing_aid_report_<split>_<input>[_<tag>].csv`` and ``.png``: models by
-    hearing loss (named by input kind, so the two routes never overwrite each other)."""
-    rows = report_rows(predictions, records)
-    name = f"hearing_aid_report_{cfg.split}_{cfg.input}" + (f"_{cfg.tag}" if cfg.tag else "")
+    """``results/hearing_aid_report_<split>_<input>[_<tag>][_<run suffix>].csv`` and ``.png``:
+    models by hearing loss, with each model's paired change against ``cfg.baseline`` (95%
+    bootstrap interval over prompts). Named by input kind and run, so no two runs share it."""
+    baseline = getattr(cfg, "baseline", "identity")
+    rows = report_rows(predictions, records, baseline=baseline)
+    suffix = run_suffix(cfg)
+    name = (f"hearing_aid_report_{cfg.split}_{cfg.input}" + (f"_{cfg.tag}" if cfg.tag else "")
+            + (f"_{suffix}" if suffix else ""))
     base = Path(cfg.results_dir) / name
     chain = ("unprocessed -> model -> hearing-loss simulation -> Whisper" if cfg.input == "unprocessed"
              else "signals -> model -> Whisper")
     write_report(rows, base.with_suffix(".csv"), base.with_suffix(".png"), f"{cfg.split}: {chain}")
+    if baseline not in predictions:
+        logger.warning("report: no change against %r: it is not among --models %s (add it, e.g. "
+                       "--models %s)", baseline, ",".join(predictions), ",".join([baseline, *predictions]))
     for row in rows:
-        if row["model"] != "identity":
-            logger.info("report: %s %-8s n=%d mean %.1f (change vs identity %+.1f)", row["model"],
-                        row["hearing_loss"], row["n"], row["mean_intelligibility"],
-                        row["change_vs_identity"])
+        if row["model"] != baseline and row["baseline"]:
+            logger.info("report: %s %-8s n=%d mean %.1f [%.1f, %.1f]; change vs %s %s (95%% CI, "
+                        "prompts resampled)", row["model"], row["hearing_loss"], row["n"],
+                        row["mean_intelligibility"], row["ci95_low"], row["ci95_high"], baseline,
+                        change_text(row))
     logger.info("wrote %s.csv and %s.png", base, base)

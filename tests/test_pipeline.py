@@ -81,8 +81,12 @@ def test_mismatched_training_scores_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_shards_then_final_run_equal_one_run(tmp_path):
-    """Two shard jobs and a final run give the same CSV as one run, transcribing nothing twice."""
+def test_concurrent_shards_share_the_work_and_the_final_run_computes_nothing(tmp_path):
+    """Two shard jobs running at the same time compute disjoint shares of the predicted
+    split and of the fit set: every audio file is transcribed once in all; the final run
+    without --shard transcribes nothing and writes the CSV a single run writes."""
+    import re
+    import shutil
     import subprocess
     import sys
 
@@ -92,22 +96,30 @@ def test_shards_then_final_run_equal_one_run(tmp_path):
     make_clip_root(root, "train", demo_records("train")[:8])
     common = ["--data-root", root, "--model", "identity", "--folds", "2", "--jobs", "1"]
 
-    def main(results, *extra):
-        proc = subprocess.run([sys.executable, "main.py", *map(str, common), "--results-dir",
-                               str(results), *extra], cwd=ROOT, capture_output=True, text=True, timeout=1800)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return proc.stderr
+    def command(results, *extra):
+        return [sys.executable, "main.py", *map(str, common), "--results-dir", str(results), *extra]
 
-    one = tmp_path / "one"
-    main(one)
+    def transcribed(log: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for what, n in re.findall(r"Stage 2: (fit set|identity)[^:]*: (\d+) signal\(s\) to transcribe", log):
+            counts[what] = counts.get(what, 0) + int(n)
+        return counts
+
     sharded = tmp_path / "sharded"
-    for k in (1, 2):
-        main(sharded, "--shard", f"{k}/2")
+    jobs = [subprocess.Popen(command(sharded, "--shard", f"{k}/2"), cwd=ROOT, stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, text=True) for k in (1, 2)]
+    logs = [job.communicate(timeout=1800)[1] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], "\n".join(log[-2000:] for log in logs)
+    per_shard = [transcribed(log) for log in logs]
+    assert per_shard == [{"identity": 2, "fit set": 4}] * 2, per_shard  # disjoint halves
     assert not list(sharded.glob("submission_*"))  # shards write no CSV
-    final = main(sharded)
-    import re
-
-    counts = re.findall(r"(\d+) signal\(s\) to transcribe", final)
-    assert counts and set(counts) == {"0"}, final[-3000:]  # the model's and the fit set's
-    assert (sharded / "submission_identity_valid.csv").read_text() == \
-        (one / "submission_identity_valid.csv").read_text()
+    final = subprocess.run(command(sharded), cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert transcribed(final.stderr) == {"identity": 0, "fit set": 0}, final.stderr[-3000:]
+    one = tmp_path / "one"  # one unsharded run over the same stored values
+    one.mkdir()
+    shutil.copytree(sharded / ".cache", one / ".cache")
+    single = subprocess.run(command(one), cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert single.returncode == 0, single.stderr[-3000:]
+    [csv] = [p.name for p in sharded.glob("submission_identity*valid*.csv")]  # named by code.runs
+    assert (sharded / csv).read_text() == (one / csv).read_text()

@@ -25,7 +25,7 @@ from code.data.layout import SplitData
 from code.data.metadata import target_0_1
 from code.data.validation import validate_split
 from code.errors import DataError
-from code.config import asr_models, fit_splits
+from code.config import asr_models, fit_splits, parse_shard
 from code.evaluation.asr import ASRSettings, asr_settings
 from code.evaluation.evaluation_helper import (
     OFFICIAL_TRAIN_SCORES,
@@ -167,6 +167,25 @@ def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool
         table = FeatureTable(table.signals, shared, table.values[:, [table.names.index(n) for n in shared]])
         return FitSet(records, table, target, columns={n: n for n in shared})
     return FitSet(records, table, target)
+
+
+def fit_share(cfg, split: SplitData) -> None:
+    """A ``--shard K/N`` job's share of the fit set: the features of the fit splits'
+    labelled records K-1, K-1+N, ... computed into the results folder's store (the
+    predicted split, when it is a fit split, is already this shard's part). Nothing is
+    fitted; the final run without ``--shard`` finds every value in the store."""
+    parts, records = fit_records(cfg, split)
+    if cfg.train_scores or _official(cfg, parts, [r["signal"] for r in records]) is not None:
+        return  # the fit features come from files: nothing to compute
+    k, n = parse_shard(cfg.shard)
+    for part in parts:
+        mine = [r for r in part.records if cfg.target in r]
+        if part is not split:
+            mine = mine[k - 1:: n]
+        paths = {r["signal"]: part.layout.audio_path(r["signal"], "signals") for r in mine}
+        split_table(cfg, SplitData(part.layout, mine), paths,
+                    cache_folder=Path(cfg.results_dir) / TRAIN_SCORES_DIR,
+                    desc=f"Stage 2: fit set ({part.layout.split}, shard {cfg.shard})")
 
 
 def _official(cfg, parts: list[SplitData], signals: list[str]) -> FeatureTable | None:
