@@ -2,10 +2,13 @@
 
     python benchmarks/predictors.py [--data-root R] [--train-scores F1,F2] [--scores F1,F2]
                                     [--fit-split train] [--split train] [--folds 5] [--feature NAME]
+                                    [--group-by auto|track|prompt]
 
 Fits every predictor of ``PREDICTORS`` on the labelled ``--fit-split`` and
-predicts ``--split`` (out-of-fold by prompt where the two share prompts, so
-``--split train`` on ``--fit-split train`` gives honest figures), then prints
+predicts ``--split`` (out-of-fold where the two share a track or prompt: folds
+grouped by track when the metadata carries ``fma``, else by prompt, or as
+``--group-by`` says; so ``--split train`` on ``--fit-split train`` gives honest
+figures), then prints
 ``predictor=NAME rmse=X ncc=Y kt=Z n=N`` per predictor, after a ``predictor=mean``
 line (the out-of-fold mean of the targets, the floor to beat). With several
 feature columns and no ``--feature``, the logistic predictors run once per
@@ -43,7 +46,7 @@ import numpy as np
 
 from code.data.metadata import check_records, load_metadata
 from code.errors import DataError
-from code.evaluation.calibration import prompt_folds
+from code.evaluation.calibration import FOLD_GROUPINGS, fold_groups, prompt_folds
 from code.evaluation.features import read_feature_files
 from code.evaluation.metrics import clip_metrics
 from code.evaluation.predictors import PREDICTORS, fit_predict
@@ -76,15 +79,16 @@ def demo_features(results: Path, split: str) -> list[Path]:
 
 
 def out_of_fold_mean(fit_records: list[dict], y: np.ndarray, records: list[dict], *,
-                     n_folds: int, seed: int) -> np.ndarray:
-    """The mean target of the other folds (by prompt) for shared prompts, else the mean."""
-    prompts = [r["prompt"] for r in fit_records]
-    folds = prompt_folds(prompts, n_folds=n_folds, seed=seed)
-    fold_of = dict(zip(prompts, folds.tolist()))
+                     n_folds: int, seed: int, group_by: str = "auto") -> np.ndarray:
+    """The mean target of the other folds (the folds of ``fit_predict``) for shared
+    groups, else the mean."""
+    groups, other, _ = fold_groups(fit_records, records, by=group_by)
+    folds = prompt_folds(groups, n_folds=n_folds, seed=seed)
+    fold_of = dict(zip(groups, folds.tolist()))
     out = np.full(len(records), float(y.mean()))
-    for i, r in enumerate(records):
-        if r["prompt"] in fold_of:
-            out[i] = y[folds != fold_of[r["prompt"]]].mean()
+    for i, g in enumerate(other):
+        if g in fold_of:
+            out[i] = y[folds != fold_of[g]].mean()
     return out
 
 
@@ -106,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--feature", default=None, help="the column of the logistic predictors")
     parser.add_argument("--skip-invalid", action="store_true")
+    parser.add_argument("--group-by", default="auto", choices=FOLD_GROUPINGS,
+                        help="fold groups: track (fma) and prompt, prompt only, or auto (track when "
+                             "the fit metadata has fma)")
+    parser.add_argument("--predictors", default=",".join(PREDICTORS),
+                        help="comma-separated predictor names (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -139,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out {len(skipped) + len(skipped_predict)} signal(s) without features", file=sys.stderr)
     y_fit = np.array([100.0 * r["correctness"] for r in fit_records])
     truth = np.array([100.0 * r["correctness"] for r in records])
+    how = fold_groups(fit_records, by=args.group_by)[2]
     print(f"# fit={args.fit_split} ({len(fit_records)}) predict={args.split} ({len(records)}) "
-          f"folds={args.folds} seed={args.seed} features={fit_table.names}")
+          f"folds={args.folds} grouped by {how} seed={args.seed} features={fit_table.names}")
 
-    mean = out_of_fold_mean(fit_records, y_fit, records, n_folds=args.folds, seed=args.seed)
+    mean = out_of_fold_mean(fit_records, y_fit, records, n_folds=args.folds, seed=args.seed,
+                            group_by=args.group_by)
     print(_line("predictor=mean", mean, truth))
-    for name in PREDICTORS:
+    for name in [n for n in args.predictors.split(",") if n]:
         columns = ([args.feature] if args.feature or name not in SINGLE_FEATURE or len(fit_table.names) == 1
                    else fit_table.names)
         for column in columns:
@@ -153,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 predicted, _ = fit_predict(name, fit_table=fit_table, fit_records=fit_records,
                                            fit_target_0_100=y_fit, predict_table=table,
                                            predict_records=records, n_folds=args.folds,
-                                           seed=args.seed, feature=feature)
+                                           seed=args.seed, feature=feature, group_by=args.group_by,
+                                           skip_invalid=args.skip_invalid)
             except DataError as e:  # e.g. a column outside 0..1 for the logistic: say so, go on
                 print(f"predictor={name}" + (f" feature={column}" if len(columns) > 1 else "")
                       + f" skipped: {e}")

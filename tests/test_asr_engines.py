@@ -26,13 +26,20 @@ def _first_no_loss():
 
 
 def _differing_ears(n_signals: int = 3) -> list:
-    """Ears of demo signals from different prompts and categories (they transcribe differently)."""
+    """Ears of demo signals from different prompts and categories (they transcribe differently),
+    ordered so that the two ears of every (left, right) pair come from different signals: all
+    the left ears, then all the right ears. A left/right swap inside a pair then changes the
+    transcripts' order (``_swap_pairs``), which the ordered comparisons below catch."""
     records = demo_records("train")
     picked = [next(r for r in records if r["hearing_loss"] == c) for c in ("No Loss", "Mild", "Moderate")]
-    ears = []
-    for r in picked[:n_signals]:
-        ears += split_ears(read_audio(DEMO_ROOT / "cadenza_data" / "train" / "signals" / f"{r['signal']}.flac"), 44100)
-    return ears
+    pairs = [split_ears(read_audio(DEMO_ROOT / "cadenza_data" / "train" / "signals" / f"{r['signal']}.flac"), 44100)
+             for r in picked[:n_signals]]
+    return [pair[0] for pair in pairs] + [pair[1] for pair in pairs]
+
+
+def _swap_pairs(texts: list) -> list:
+    """The transcripts as an engine that swapped left and right in every pair would return them."""
+    return [texts[i ^ 1] if (i ^ 1) < len(texts) else texts[i] for i in range(len(texts))]
 
 
 @pytest.mark.slow
@@ -55,8 +62,8 @@ def test_faster_whisper_batched_first_windows_equal_plain_transcribe():
     plain = ["".join(seg.text for seg in plain_model.transcribe(
         ear, language="en", temperature=0.0, beam_size=1, best_of=1, vad_filter=False)[0]) for ear in ears]
     assert isinstance(plain_model, WhisperModel)
-    assert batched == plain
-    assert len(set(plain)) >= 3  # the ears really differ, so a swap would be caught
+    assert batched == plain  # in order: ear i's transcript at position i
+    assert len(set(plain)) >= 3 and _swap_pairs(plain) != plain  # a left/right swap would fail the line above
 
 
 @pytest.mark.slow
@@ -80,8 +87,8 @@ def test_openai_whisper_batched_decoding_equals_plain_transcribe():
     batched = [t.text for t in engine.transcribe(ears)]
     plain = [whisper.transcribe(engine.model, ear, language="en", temperature=0.0, fp16=False)["text"]
              for ear in ears]
-    assert batched == plain
-    assert len(set(plain)) >= 3
+    assert batched == plain  # in order: ear i's transcript at position i
+    assert len(set(plain)) >= 3 and _swap_pairs(plain) != plain  # a left/right swap would fail the line above
 
 
 def test_missing_model_names_it(tmp_path):

@@ -60,3 +60,23 @@ def test_out_of_fold_never_sees_its_own_prompt():
     clean = out_of_fold_predictions(x, y, prompts, x, prompts)
     assert np.allclose(oof[poisoned], clean[poisoned])  # its own labels never used
     assert not np.allclose(oof[~poisoned], clean[~poisoned])  # but they are used for others
+
+
+def test_fold_groups_join_a_track_and_fall_back_to_prompts():
+    """Mutation guarded: grouping by prompt alone puts the two prompts of track t1 in two groups."""
+    from code.evaluation.calibration import fold_groups
+
+    fit = [{"signal": "a", "prompt": "p1", "fma": "t1"}, {"signal": "b", "prompt": "p2", "fma": "t1"},
+           {"signal": "c", "prompt": "p3", "fma": "t2"}, {"signal": "d", "prompt": "p3", "fma": "t3"},
+           {"signal": "e", "prompt": "p4", "fma": "t4"}]
+    other = [{"signal": "v", "prompt": "p2"}, {"signal": "w", "prompt": "p9"}]
+    groups, other_groups, how = fold_groups(fit, other)
+    assert how == "track"
+    assert groups[0] == groups[1] != groups[2]  # one track, two prompts: one group
+    assert groups[2] == groups[3]  # one prompt in two tracks joins them
+    assert len(set(groups)) == 3 and other_groups[0] == groups[0] and other_groups[1] not in groups
+    by_prompt, _, how = fold_groups(fit, by="prompt")
+    assert how == "prompt" and len(set(by_prompt)) == 4
+    assert fold_groups([{k: v for k, v in r.items() if k != "fma"} for r in fit])[2] == "prompt"
+    with pytest.raises(ValueError, match="signal e has none"):
+        fold_groups(fit[:4] + [{"signal": "e", "prompt": "p4"}], by="track")

@@ -237,3 +237,16 @@ def test_device_auto_resolves_and_missing_cuda_named():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             torch_device("cuda")
+
+
+def test_early_stopping_holds_out_whole_tracks_when_the_metadata_has_them():
+    from code.evaluation.calibration import fold_groups
+
+    table, records, target = _synthetic()
+    records = [{**r, "fma": f"track {int(r['prompt'].split()[-1]) // 3}"} for r in records]  # 3 prompts a track
+    head = WhisperHeadPredictor(seed=0)
+    head.fit(table, target, records)
+    groups, _, how = fold_groups(records)
+    held = held_out_prompts(groups, fraction=HEAD_SETTINGS["val_fraction"], seed=0)
+    assert how == "track" and head.history["n_val"] == int(held.sum()) and held.sum() % 15 == 0
+    assert not {r["fma"] for r, h in zip(records, held) if h} & {r["fma"] for r, h in zip(records, held) if not h}

@@ -401,7 +401,7 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
         rows = np.flatnonzero(~shared)
         predictions[rows] = full.predict(_rows(predict_x, rows), [predict_records[i] for i in rows])
     if np.any(shared):
-        folds = prompt_folds(fit_groups, n_folds=n_folds, seed=seed, kind=_GROUP_KIND[how])
+        folds = prompt_folds(fit_groups, n_folds=n_folds, seed=seed, kind=_GROUPS_PLURAL[how])
         fold_of = dict(zip(fit_groups, folds.tolist()))
         predict_folds = np.array([fold_of.get(g, -1) for g in predict_groups])
         for fold in range(n_folds):
@@ -423,6 +423,7 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
 
 
 _GROUP_KIND = {"track": "track (fma) and prompt", "prompt": "prompt"}
+_GROUPS_PLURAL = {"track": "groups of tracks (fma) and prompts", "prompt": "prompts"}
 
 
 def _log_ignored_feature(cls: type, names: list[str], feature: str | None) -> None:
