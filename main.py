@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 2
     except KeyboardInterrupt:
-        log.error("interrupted: finished work is kept; run the same command again to continue")
+        from code.pipeline import resume_advice
+
+        log.error("interrupted: %s", resume_advice(cfg, sys.argv[1:] if argv is None else argv))
         return 130
     return 0
 

@@ -51,6 +51,7 @@ class ExperimentConfig:
     # enhancement (Stage 1)
     model: str = "NLR1"  # the hearing-aid model, a name registered in code/models/hearing_aid_models.py MODELS
     models: str = ""  # comma-separated models to compare (overrides --model); writes a hearing-aid report
+    baseline: str = "identity"  # the model the hearing-aid report gives every other model's change against (one of --models)
     # Audiogram per hearing-loss category, {"Mild": {"levels": [...], "frequencies": [...]}}.
     # Categories left out use pyclarity's AUDIOGRAM_REF / AUDIOGRAM_MILD / AUDIOGRAM_MODERATE.
     audiograms: dict = field(default_factory=dict)

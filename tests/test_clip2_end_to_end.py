@@ -33,8 +33,10 @@ def test_clip2_demo_with_team_id_and_whisper_head(tmp_path):
     board = (results / "ICASSP2027_valid_T001_leaderboard.csv").read_text().splitlines()
     assert board == [",".join(r) for r in rows[1:]]  # the same rows, no header
     assert "to send:" in proc.stderr and "ICASSP2027_valid_T001.csv" in proc.stderr
-    head = json.loads((results / "submission_identity_valid.predictor.json").read_text())
-    assert head and (results / "submission_identity_valid.predictor.pt").stat().st_size > 1000
+    # not the default predictor and folds: the run's name says so (code/runs.py)
+    (saved,) = results.glob("submission_identity-whisper-head-folds4-*_valid.predictor.json")
+    head = json.loads(saved.read_text())
+    assert head and saved.with_suffix(".pt").stat().st_size > 1000
 
 
 def test_phoneme_target_needs_clip2_labels(tmp_path):

@@ -123,7 +123,7 @@ def test_zero_to_one_scale_is_warned_and_coverage_counted(tmp_path, data_root, c
     assert compute_csvs.main([str(tmp_path), "--data-root", str(root), "--baseline", ""]) == 0
     assert "0..1 scale" in caplog.text
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("m ")][0]
-    assert row.split()[2:4] == ["10", "2"]  # n=10 compared, 2 labelled signals lacking
+    assert row.split()[7:9] == ["10", "2"]  # n=10 compared, 2 labelled signals lacking
 
 
 def test_ground_truth_file_overrides(tmp_path, truth_file, capsys):
@@ -142,11 +142,16 @@ def test_ids_absent_from_truth_are_counted(tmp_path, truth_file):
     assert (figures["n"], figures["absent_from_truth"], figures["truth_not_predicted"]) == (2, 1, 4)
 
 
-def test_official_name_copy_is_listed_once(tmp_path):
+def test_upload_copies_are_never_listed_as_models(tmp_path):
+    """Organisers' files and leaderboard or evalai copies in a folder are copies of some run
+    (even a stale one from another run): never a model. Named as a file, one is compared."""
     from code.evaluation.comparison import find_submissions
 
     rows = [("s0", 10), ("s1", 20)]
     _write(tmp_path / "submission_NLR1_valid.csv", rows)
     _write(tmp_path / "ICASSP2026_valid_T001.csv", rows, header=False)  # the official-name copy
-    _write(tmp_path / "ICASSP2026_valid_T002.csv", [("s0", 10), ("s1", 21)], header=False)  # differs: kept
-    assert [s.name for s in find_submissions([tmp_path])] == ["NLR1", "ICASSP2026_valid_T002.csv"]
+    stale = _write(tmp_path / "ICASSP2027_valid_T001.csv", [("s0", 10), ("s1", 21)], header=False)
+    _write(tmp_path / "ICASSP2027_valid_T001_leaderboard.csv", [("s0", 1), ("s1", 2)], header=False)
+    _write(tmp_path / "evalai_old_valid.csv", [("s0", 3), ("s1", 2)], header=False)
+    assert [s.name for s in find_submissions([tmp_path])] == ["NLR1"]
+    assert [s.name for s in find_submissions([tmp_path, stale])] == ["NLR1", "ICASSP2027_valid_T001.csv"]

@@ -47,7 +47,8 @@ def _run(root, split, results, *extra, scores=None):
          "--scores", scores, "--results-dir", str(results), *extra], cwd=ROOT, capture_output=True,
         text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    with (results / f"submission_identity_{split}.csv").open() as f:
+    (path,) = results.glob(f"submission_identity-*scores-*_{split}.csv")  # named by its settings
+    with path.open() as f:
         return {row[0]: float(row[1]) for row in list(csv.reader(f))[1:]}
 
 
@@ -65,7 +66,7 @@ def test_learned_predictors_from_several_feature_files(official_root, tmp_path):
         assert list(predicted) == [r["signal"] for r in valid_records]
         values = np.array(list(predicted.values()))
         assert np.all((values >= 0) & (values <= 100)) and values.std() > 1
-        saved = tmp_path / predictor / "submission_identity_valid.predictor.json"
+        (saved,) = (tmp_path / predictor).glob(f"submission_identity-{predictor}-*_valid.predictor.json")
         assert json.loads(saved.read_text())
     mismatch = subprocess.run(
         [sys.executable, "main.py", "--data-root", str(root), "--split", "valid", "--model", "identity",

@@ -125,6 +125,6 @@ def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path)
                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert gbm.returncode == 0, gbm.stderr[-3000:]
     assert "0 signal(s) to transcribe" in gbm.stderr
-    assert (results / "submission_identity_train.predictor.joblib").is_file()
+    assert list(results.glob("submission_identity-gbm-folds3-*_train.predictor.joblib"))
     features = list((results / "identity").glob("features.train.*.jsonl"))
     assert len(features) == 1 and "stoi.left" in features[0].read_text().splitlines()[0]

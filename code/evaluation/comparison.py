@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from code.evaluation.metrics import SubmissionError, clip_metrics, read_submission
+from code.runs import PROVENANCE_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Submission:
     name: str  # the model tag for this project's files, else the file name
     predictions: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    provenance: dict | None = None  # the run's ``.run.json`` beside it (None: a bare CSV)
 
 
 def is_submission_csv(path: Path) -> bool:
@@ -89,6 +92,12 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
             found.append(path)
         else:
             logger.warning("no such file or folder: %s", path)
+    named = {p.resolve() for p in paths if p.is_file()}
+    for path in list(found):
+        if path.resolve() not in named and (_OFFICIAL_NAME.match(path.stem.removesuffix("_leaderboard"))
+                                            or path.name.startswith("evalai_")):
+            logger.debug("an upload copy, not a model (left out): %s", path)
+            found.remove(path)
     unique = list({p.resolve(): p for p in found}.values())
     # submission_ files first, so copies are recognised as copies
     unique.sort(key=lambda p: (not p.name.startswith("submission_"), str(p)))
@@ -102,11 +111,23 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
             item.predictions = read_submission(path)
         except (SubmissionError, OSError, UnicodeDecodeError) as e:
             item.error = str(e)
+        item.provenance = read_provenance(path)
         if not item.error and _is_copy(path, item.predictions, submissions):
             logger.debug("copy of a submission already listed: %s", path)
             continue
         submissions.append(item)
     return submissions
+
+
+def read_provenance(path: Path) -> dict | None:
+    """The ``<stem>.run.json`` written beside a submission by ``main.py`` (None when absent
+    or unreadable: the CSV is then compared as a bare file)."""
+    beside = Path(path).with_suffix(PROVENANCE_SUFFIX)
+    try:
+        record = json.loads(beside.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("data_set"), dict) else None
 
 
 def _is_copy(path: Path, predictions: dict[str, float], seen: list[Submission]) -> bool:
@@ -189,21 +210,35 @@ def paired_difference(model: dict[str, float], baseline: dict[str, float],
     b = np.array([baseline[s] for s in shared])
     y = np.array([truth[s].value_0_100 for s in shared])
     prompts = [truth[s].prompt for s in shared]
+    d_rmse_ci = prompt_bootstrap(prompts, lambda i: _rmse(p[i], y[i]) - _rmse(b[i], y[i]),
+                                 n_boot=n_boot, seed=seed)
+    d_ncc_ci = prompt_bootstrap(prompts, lambda i: _ncc(p[i], y[i]) - _ncc(b[i], y[i]),
+                                n_boot=n_boot, seed=seed)
+    return PairedDifference(
+        names[0], names[1], len(shared),
+        _rmse(p, y) - _rmse(b, y), d_rmse_ci,
+        _ncc(p, y) - _ncc(b, y), d_ncc_ci)
+
+
+def prompt_bootstrap(prompts: list[str], statistic, *, n_boot: int = 2000,
+                     seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of ``statistic(indices)`` over items grouped by prompt.
+
+    Each of ``n_boot`` resamples draws prompts with replacement and passes the
+    indices of every item of each drawn prompt (records that share a lyric line
+    enter together: they are not independent). Non-finite statistics are left
+    out; ``(nan, nan)`` when none is finite.
+    """
     groups: dict[str, list[int]] = {}
     for i, prompt in enumerate(prompts):
         groups.setdefault(prompt, []).append(i)
-    members = list(groups.values())
+    members = [np.array(m) for m in groups.values()]
     rng = np.random.default_rng(seed)
-    d_rmse, d_ncc = [], []
+    values = []
     for _ in range(n_boot):
         drawn = rng.integers(0, len(members), len(members))
-        idx = np.concatenate([members[g] for g in drawn])
-        d_rmse.append(_rmse(p[idx], y[idx]) - _rmse(b[idx], y[idx]))
-        d_ncc.append(_ncc(p[idx], y[idx]) - _ncc(b[idx], y[idx]))
-    return PairedDifference(
-        names[0], names[1], len(shared),
-        _rmse(p, y) - _rmse(b, y), _interval(d_rmse),
-        _ncc(p, y) - _ncc(b, y), _interval(d_ncc))
+        values.append(statistic(np.concatenate([members[g] for g in drawn])))
+    return _interval(values)
 
 
 def _rmse(p: np.ndarray, y: np.ndarray) -> float:

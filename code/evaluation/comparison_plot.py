@@ -9,9 +9,10 @@ import numpy as np
 from code.io_utils import atomic_path
 
 
-def plot_comparison(rows: list[dict], labels: dict, out: Path) -> None:
-    """Write a PNG: one scatter panel per (model, split) row, then a grouped bar chart of
-    RMSE by hearing-loss category for all rows."""
+def plot_comparison(rows: list[dict], out: Path) -> None:
+    """Write a PNG: one scatter panel per row (a run and split, against its own labels,
+    ``row["truth"]``), then a grouped bar chart of RMSE by hearing-loss category for all
+    rows, its legend below the axes (never over the bars)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +21,7 @@ def plot_comparison(rows: list[dict], labels: dict, out: Path) -> None:
     n = len(rows)
     fig, axes = plt.subplots(1, n + 1, figsize=(3.6 * (n + 1), 3.8), squeeze=False)
     for ax, row in zip(axes[0], rows):
-        truth = labels[row["split"]]
+        truth = row["truth"]
         for category in sorted({truth[s].hearing_loss for s in row["predictions"] if s in truth}):
             shared = [s for s in row["predictions"] if s in truth and truth[s].hearing_loss == category]
             ax.scatter([truth[s].value_0_100 for s in shared], [row["predictions"][s] for s in shared],
@@ -40,7 +41,7 @@ def plot_comparison(rows: list[dict], labels: dict, out: Path) -> None:
         ax.bar(xs, values, width, label=f"{row['name']} ({row['split']})")
     ax.set_xticks(np.arange(len(categories)), categories)
     ax.set(ylabel="RMSE (lower is better)", title="RMSE by hearing loss")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
     fig.tight_layout()
     with atomic_path(Path(out)) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
