@@ -79,6 +79,7 @@ def _prefetch(items: list[tuple[ScoreItem, str]], sample_rate: int, batch: int, 
 TRANSCRIPT_CODE = ("code.evaluation.asr", "code.data.audio")  # modules whose source keys transcripts
 SCORE_CODE = ("code.evaluation.scoring",)  # the CLIP1 scorer's use; pyclarity's own by version
 SCORE_PACKAGES = ("pyclarity", "inflect", "jiwer")
+SHIPPED_STORE = "stage2_store"  # a data set's precomputed Stage-2 values, beside its metadata/
 INTRUSIVE_CODE = ("code.evaluation.intrusive", "code.data.audio")
 INTRUSIVE_PACKAGES = ("pystoi", "scipy", "soxr", "soundfile")
 
@@ -346,9 +347,15 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
 
 def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
     """What the predictor reads for a split's audio: the feature table of every ASR
-    model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings."""
+    model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings.
+
+    Values come from the results folder's store, then from the data set's shipped
+    store (``<cadenza_data>/stage2_store/``, read only; the demo ships its default
+    run's values there) when it has one: a shipped value is used only when its whole
+    key matches (same audio, settings and code), so a stale one is recomputed."""
     recompute = recompute_stage(cfg, "2")
-    store = results_store(Path(cfg.results_dir))
+    shipped = split.layout.metadata_file.parent.parent / SHIPPED_STORE
+    store = results_store(Path(cfg.results_dir), seeds=(shipped,) if shipped.is_dir() else ())
     if cfg.predictor == "whisper-head":
         from code.evaluation.embeddings import encoder_embeddings
 

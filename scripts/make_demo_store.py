@@ -1,0 +1,44 @@
+"""Rebuild the demo's shipped Stage-2 store: ``data/demo/cadenza_data/stage2_store/``.
+
+    python scripts/make_demo_store.py
+
+Runs ``python main.py`` (the default experiment on the demo) into a fresh results
+folder and copies the values it stored (transcripts, scores, STOI/eSTOI; not the
+path-bound file digests) beside the demo's metadata. A newcomer's first
+``python main.py`` then finds the fit set's (and NLR1's) values there instead of
+running Whisper on them. Every value is keyed by the audio's content, the settings
+and the code that computed it (``code/evaluation/cache.py``), so after a change to
+that code the shipped values no longer match and are recomputed, never misused:
+rerun this script to ship current ones (``tests/test_shipped_store.py`` says when).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "data" / "demo" / "cadenza_data" / "stage2_store"
+KINDS = ("transcript", "score", "intrusive")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="demo-store-") as tmp:
+        results = Path(tmp) / "results"
+        if TARGET.exists():
+            shutil.rmtree(TARGET)  # a fresh run computes everything
+        subprocess.run([sys.executable, "main.py", "--results-dir", str(results)], cwd=ROOT, check=True)
+        TARGET.mkdir(parents=True)
+        for kind in KINDS:
+            if (results / ".cache" / kind).is_dir():
+                shutil.copytree(results / ".cache" / kind, TARGET / kind)
+    count = sum(1 for _ in TARGET.glob("*/*/*.json"))
+    size = sum(p.stat().st_size for p in TARGET.glob("*/*/*.json"))
+    print(f"shipped {count} values ({size / 1e3:.0f} kB) in {TARGET}")
+
+
+if __name__ == "__main__":
+    main()
