@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     if shift:
         print(f"where scores differ, soxr minus ffmpeg: mean {np.mean(shift):+.3f}, "
               f"{sum(s > 0 for s in shift)} higher, {sum(s < 0 for s in shift)} lower")
+    better = {path: np.maximum(v[0::2], v[1::2]) for path, v in scores.items()}
+    print(f"better-ear scores (the ASR feature) differ for "
+          f"{int(np.sum(np.abs(better['soxr'] - better['ffmpeg']) > 1e-12))}/{len(records)} signals")
     n = len(prompts)
     print(f"transcripts_differ={len(differ)}/{n} scores_differ={len(score_differ)}/{n}")
     return 0
