@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                                            predict_records=records, n_folds=args.folds,
                                            seed=args.seed, feature=feature, group_by=args.group_by,
                                            skip_invalid=args.skip_invalid)
-            except DataError as e:  # e.g. a column outside 0..1 for the logistic: say so, go on
+            except (DataError, ValueError) as e:  # a column outside 0..1 or with gaps for the logistic,
+                # or a fit that does not converge (a 0/1 flag): say so, go on
                 print(f"predictor={name}" + (f" feature={column}" if len(columns) > 1 else "")
                       + f" skipped: {e}")
                 continue

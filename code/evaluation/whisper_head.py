@@ -165,7 +165,9 @@ class WhisperHeadPredictor:
 
     @classmethod
     def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
-        return list(names)
+        """The ``enc.*`` columns. Raises: DataError naming them, for a table without them."""
+        _, left, right = _embedding_layout(names)
+        return [names[i] for i in left + right]
 
     def __init__(self, *, feature: str | None = None, seed: int = 0, device: str = "cpu") -> None:
         """``device``: where the head trains (``cpu``, ``cuda``, ``cuda:1``, ``auto``); the same seed
