@@ -9,12 +9,13 @@ from the text before numbers are spelled out, so "2" in a prompt is ignored.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipes.cad_icassp_2026.baseline import transcription_scorer
-
-RECIPE_DIR = Path(transcription_scorer.__file__).parent  # pyclarity's CLIP1 baseline recipe
+# pyclarity's CLIP1 baseline recipe folder, found without importing the scorer (it imports
+# inflect, whose type-checking instrumentation costs seconds: only a run that scores pays it).
+RECIPE_DIR = Path(importlib.util.find_spec("recipes.cad_icassp_2026.baseline").submodule_search_locations[0])
 CONTRACTIONS_FILE = RECIPE_DIR / "contractions.csv"
 
 
@@ -37,6 +38,8 @@ class LyricScorer:
     """The official CLIP1 scorer, built once and reused for every call."""
 
     def __init__(self, contractions_file: Path = CONTRACTIONS_FILE) -> None:
+        from recipes.cad_icassp_2026.baseline import transcription_scorer
+
         self._scorer = transcription_scorer.SentenceScorer(str(contractions_file))
 
     def normalise(self, text: str) -> str:
