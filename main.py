@@ -67,7 +67,7 @@ def build_parser(defaults: ExperimentConfig) -> argparse.ArgumentParser:
             parser.add_argument(flag, type=_json_or_file, default=value, metavar="JSON|FILE",
                                 help=text + "; JSON text or a JSON file")
         else:
-            kind = int if f.type in ("int", int) else str
+            kind = {"int": int, "float": float}.get(str(getattr(f.type, "__name__", f.type)), str)
             default = argparse.SUPPRESS if f.name in PATH_FIELDS else value
             parser.add_argument(flag, type=kind, default=default, help=text,
                                 metavar=f.name.upper())

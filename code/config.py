@@ -28,7 +28,7 @@ SPLITS = ("train", "valid", "eval")
 INPUT_KINDS = ("signals", "unprocessed")
 TARGETS = ("correctness", "phoneme_correctness")  # ground-truth fields, 0..1
 ENGINES = ("faster-whisper", "openai-whisper")
-SIMULATORS = ("fast", "reference")
+SIMULATORS = ("fast", "reference", "torch")
 RECOMPUTE = ("none", "1", "2", "all")
 COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int16")
 OFFICIAL_ASR_MODEL = "base.en"  # the official CLIP1 baseline's Whisper model
@@ -55,7 +55,7 @@ class ExperimentConfig:
     # Audiogram per hearing-loss category, {"Mild": {"levels": [...], "frequencies": [...]}}.
     # Categories left out use pyclarity's AUDIOGRAM_REF / AUDIOGRAM_MILD / AUDIOGRAM_MODERATE.
     audiograms: dict = field(default_factory=dict)
-    msbg: str = "fast"  # hearing-loss simulator for --input unprocessed: fast (this project's) or reference (pyclarity's Ear)
+    msbg: str = "fast"  # hearing-loss simulator for --input unprocessed: fast (this project's), reference (pyclarity's Ear) or torch (the fast one in torch, on CUDA when available)
     device: str = ""  # where torch models run: cpu, cuda or cuda:N (empty: cuda when available)
     batch_size: int = 4  # signals per Stage-1 batch
     jobs: int = 0  # worker processes for Stage 1 (0: the CPUs this process may use)
@@ -67,6 +67,7 @@ class ExperimentConfig:
     asr_compute_type: str = "float32"  # faster-whisper only: float32 (reproducible across CPUs) or int8 (faster)
     asr_device: str = "cpu"  # cpu, cuda or cuda:N, for Whisper
     asr_batch_size: int = 8  # ears per batched first-window decode
+    stoi_max_lag_s: float = 0.05  # STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference
     # prediction
     predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/predictors.py PREDICTORS)
     feature: str = ""  # the feature column the logistic predictors use (empty: the better-ear ASR score)
@@ -257,6 +258,8 @@ def check_config(cfg: ExperimentConfig) -> str | None:
                 f"{len(asr_models(cfg))} ({cfg.asr_models!r}): give one")
     if cfg.folds < 2:
         return f"--folds must be at least 2 (out-of-fold predictions need 2 or more folds), got {cfg.folds}"
+    if not 0.0 <= cfg.stoi_max_lag_s <= 1.0:
+        return f"--stoi-max-lag-s must be within 0..1 seconds, got {cfg.stoi_max_lag_s}"
     if cfg.batch_size < 1 or cfg.asr_batch_size < 1:
         return "--batch-size and --asr-batch-size must be at least 1"
     if cfg.scores and cfg.shard:

@@ -272,7 +272,7 @@ def asr_label(model: str) -> str:
 
 
 def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
-                      recompute: bool) -> dict[str, dict[str, float]]:
+                      recompute: bool, max_lag_s: float) -> dict[str, dict[str, float]]:
     """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference), kept in the
     store under both files' content, the rate, and the code that computes them."""
     from code.evaluation.intrusive import intrusive_features
@@ -281,7 +281,7 @@ def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_
     out, todo = {}, []
     for signal, path, reference in items:
         key = key_of("intrusive", audio=store.digest(path), reference=store.digest(reference),
-                     sample_rate=sample_rate, code=code)
+                     sample_rate=sample_rate, max_lag_s=max_lag_s, code=code)
         cached = None if recompute else store.get("intrusive", key)
         if cached is not None:
             out[signal] = cached["features"]
@@ -292,7 +292,7 @@ def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_
     for signal, key, path, reference in tqdm(todo, desc="Stage 2: STOI/eSTOI", unit="signal",
                                              disable=not todo):
         features = intrusive_features(read_audio(path, sample_rate), read_audio(reference, sample_rate),
-                                      sample_rate)
+                                      sample_rate, max_lag_s=max_lag_s)
         store.put("intrusive", key, {"features": features})
         out[signal] = features
     return out
@@ -300,7 +300,7 @@ def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_
 
 def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings], cache_folder: Path,
                    store: Store, sample_rate: int = 44100, shard: str = "", recompute: bool = False,
-                   desc: str = "Stage 2") -> FeatureTable:
+                   desc: str = "Stage 2", stoi_max_lag_s: float = 0.05) -> FeatureTable:
     """Every per-signal feature of a split's audio, as one table, also written to
     ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads)
     and, per ASR model, ``<cache_folder>/scores.<split>.<digest>.jsonl`` (both ears'
@@ -330,7 +330,7 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     references = {r["signal"]: split.layout.audio_path(r["signal"], "unprocessed") for r in split.records}
     if references and all(p.is_file() for p in references.values()):
         intrusive = _intrusive_cached([(s, paths[s], references[s]) for s in rows], store,
-                                      sample_rate, recompute)
+                                      sample_rate, recompute, stoi_max_lag_s)
         for signal, values in intrusive.items():
             rows[signal].update(values)
     else:
@@ -364,4 +364,5 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
                                   store=store, recompute=recompute, desc=f"{desc} (encoder)")
     return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
                           cache_folder=cache_folder, store=store, sample_rate=cfg.sample_rate,
-                          shard=cfg.shard, recompute=recompute, desc=desc)
+                          shard=cfg.shard, recompute=recompute, desc=desc,
+                          stoi_max_lag_s=cfg.stoi_max_lag_s)

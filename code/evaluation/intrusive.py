@@ -60,9 +60,11 @@ def align(reference: np.ndarray, processed: np.ndarray, sample_rate: int, *,
     return reference[..., :length], processed[..., :length]
 
 
-def intrusive_features(processed: np.ndarray, reference: np.ndarray, sample_rate: int) -> dict[str, float]:
+def intrusive_features(processed: np.ndarray, reference: np.ndarray, sample_rate: int, *,
+                       max_lag_s: float = MAX_LAG_S) -> dict[str, float]:
     """STOI and eSTOI of each ear of ``processed`` (``[2, T]``) against ``reference``
-    (``[2, T']``), both at ``sample_rate``, after ``align``.
+    (``[2, T']``), both at ``sample_rate``, after ``align`` (lags up to ``max_lag_s``,
+    the run's ``--stoi-max-lag-s``).
 
     Returns:
         ``{"stoi.left", "stoi.right", "estoi.left", "estoi.right"}``; pystoi gives
@@ -82,7 +84,7 @@ def intrusive_features(processed: np.ndarray, reference: np.ndarray, sample_rate
     if sample_rate != STOI_RATE:
         processed = np.stack([resample_oct(ear, STOI_RATE, sample_rate) for ear in processed])
         reference = np.stack([resample_oct(ear, STOI_RATE, sample_rate) for ear in reference])
-    reference, processed = align(reference, processed, STOI_RATE)
+    reference, processed = align(reference, processed, STOI_RATE, max_lag_s=max_lag_s)
     out: dict[str, float] = {}
     for measure, extended in (("stoi", False), ("estoi", True)):
         for ear, index in (("left", 0), ("right", 1)):
