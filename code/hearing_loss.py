@@ -11,6 +11,9 @@ tests/test_hearing_loss.py and benchmarks/msbg_speed.py):
 - ``"fast"`` (default): ``code.msbg_fast``, filters designed once per
   audiogram, smearing vectorised, bands compiled, the two ears in parallel.
 - ``"reference"``: pyclarity's ``Ear`` itself, designed and run per call.
+- ``"torch"``: ``code.msbg_torch``, the fast one's computation in torch, on
+  CUDA when available (within 3e-8 of its float64 output on the demo,
+  benchmarks/msbg_torch.py; about 10 times slower than it on a CPU).
 
 pyclarity's torch MSBG (``clarity.predictor.torch_msbg.MSBGHearingModel``) is
 not offered: it approximates ``Ear`` (FIR recruitment, its own calibration), and
@@ -35,6 +38,7 @@ from clarity.utils.audiogram import Audiogram
 from code.config import SIMULATORS
 from code.msbg_design import MSBG_SAMPLE_RATE, MSBG_SETTINGS, ear_design
 from code.msbg_fast import MIN_SAMPLES, simulate_ear
+from code.msbg_torch import TORCH_VERSION, simulate_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ def simulator_settings(simulator: str) -> dict:
         ValueError: for a name not in ``SIMULATORS``.
     """
     _check_simulator(simulator)
-    version = FAST_VERSION if simulator == "fast" else f"pyclarity-{importlib.metadata.version('pyclarity')}"
+    version = (FAST_VERSION if simulator == "fast" else TORCH_VERSION if simulator == "torch"
+               else f"pyclarity-{importlib.metadata.version('pyclarity')}")
     return {"simulator": simulator, "version": version, **MSBG_SETTINGS}
 
 
@@ -75,6 +80,8 @@ def simulate_hearing_loss(audio: np.ndarray, audiogram: Audiogram,
         raise ValueError(f"MSBG needs audio [channels, T] with T >= {MIN_SAMPLES}, got shape {audio.shape}")
     if np.max(np.abs(audiogram.levels)) == 0:
         return np.asarray(audio, dtype=np.float32)
+    if simulator == "torch":  # both ears at once; silent ears come back silent
+        return simulate_numpy(audio, ear_design(audiogram))
     process = _fast_ear(audiogram) if simulator == "fast" else _pyclarity_ear(audiogram)
     # Digitally silent channels stay silent: MSBG's level calibration is undefined there.
     channels = [ch for ch in range(audio.shape[0]) if np.any(audio[ch])]

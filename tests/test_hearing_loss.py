@@ -89,7 +89,7 @@ def test_vectorised_power_is_within_float64_rounding_of_pow(exponent):
 def test_bad_input_is_refused_before_work():
     audio = demo_excerpt(0.5)
     with pytest.raises(ValueError, match="choices: fast, reference"):
-        simulate_hearing_loss(audio, AUDIOGRAM_MODERATE, simulator="torch")
+        simulate_hearing_loss(audio, AUDIOGRAM_MODERATE, simulator="torchaudio")
     with pytest.raises(ValueError, match="44100"):
         simulate_hearing_loss(audio, AUDIOGRAM_MODERATE, 16000)
     with pytest.raises(ValueError, match="shape"):
