@@ -152,6 +152,6 @@ def test_a_new_users_sequence_overwrites_nothing_and_compares_like_with_like(
     assert all(r["data_set"] == "demo" and r["n"] == 6 and r["truth_not_predicted"] == 0 for r in rows)
     assert "demo_clip2" in text and "no labels" in text  # said, not scored
     paired = figures["paired"]
-    assert [(d["model"], d["baseline"]) for d in paired] == [("NLR1-unprocessed", "identity-unprocessed")]
+    assert [(d["model"], d["baseline"]) for d in paired] == [("NLR1-unprocessed (valid)", "identity-unprocessed")]
     assert "python main.py --model identity" in text  # how to make the missing baselines
     assert "ICASSP" not in text

@@ -102,7 +102,7 @@ def write_report(rows: list[dict], csv_path: Path, png_path: Path, title: str) -
            title=title + (f"\nbars: 95% CI of the mean; numbers: change vs {baseline} "
                           "[95% CI, prompts resampled]" if baseline else ""))
     ax.title.set_fontsize(8)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(models), fontsize=8)  # below: never over a bar
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
