@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from code.errors import DataError
-    from code.evaluation.comparison import find_submissions, load_labels
+    from code.evaluation.comparison.compare import find_submissions, load_labels
     from code.io_utils import write_json_atomic
 
     search = args.paths or SEARCH
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "paired": [d.to_dict() for d in diffs],
                                       "unpaired": missing})
     if args.plot is not None:
-        from code.evaluation.comparison_plot import plot_comparison
+        from code.evaluation.comparison.plot import plot_comparison
 
         folder = next((p for p in search if p.is_dir()), HERE / "results")
         plot = args.plot if str(args.plot) not in ("", ".") else folder / "comparison.png"
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 def _labels_of(record: dict, cache: dict) -> tuple[dict | None, str]:
     """The labels of a run's own data set and split (from its provenance), or why there are none."""
     from code.errors import DataError
-    from code.evaluation.comparison import load_labels
+    from code.evaluation.comparison.compare import load_labels
     from code.io_utils import file_digest
 
     data = record["data_set"]
@@ -242,7 +242,7 @@ def compare_all(submissions, labels, unlabelled=(), *, use_provenance: bool = Tr
     """Rows of figures, one per run (or bare CSV) and split; submissions that cannot be
     scored, with why; broken ones. A run is scored against its own data set's split (its
     provenance); a bare CSV against the ``labels`` split holding most of its signals."""
-    from code.evaluation.comparison import covering_split, metrics_by_category, overall_metrics
+    from code.evaluation.comparison.compare import covering_split, metrics_by_category, overall_metrics
 
     rows, seen, without_labels, broken, cache = [], {}, [], [], {}
     for s in submissions:
@@ -284,13 +284,13 @@ def paired(baseline: str, rows: list[dict], *, target: str = "correctness") -> t
     the model (data set, split, input, tag and every other setting); bare CSVs with the bare
     baseline CSV of their split. Returns the differences and, for runs without such a
     baseline, a line saying so with the command that would make it."""
-    from code.evaluation.comparison import covering_split, paired_difference
+    from code.evaluation.comparison.compare import covering_split, paired_difference
     from code.runs import command_for
 
     if not baseline:
         return [], []
     if baseline.endswith(".csv") and Path(baseline).is_file():
-        from code.evaluation.metrics import read_submission
+        from code.evaluation.comparison.metrics import read_submission
 
         predictions = read_submission(Path(baseline))
         bases = [{"name": Path(baseline).name, "predictions": predictions, "path": baseline}]

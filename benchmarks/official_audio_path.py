@@ -36,8 +36,8 @@ import numpy as np
 from scipy.signal import butter, sawtooth, sosfilt
 
 from code.data.audio import read_audio
-from code.evaluation.asr import ASRSettings, make_engine, split_ears
-from code.evaluation.scoring import LyricScorer
+from code.evaluation.asr.engines import ASRSettings, make_engine, split_ears
+from code.evaluation.asr.scoring import LyricScorer
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "cadenza_data"
 RATE = 44100

@@ -35,7 +35,7 @@ OFFICIAL_ASR_MODEL = "base.en"  # the official CLIP1 baseline's Whisper model
 
 CODE_DIR = Path(__file__).resolve().parent
 MODELS_FILE = CODE_DIR / "models" / "hearing_aid_models.py"  # holds the MODELS registry
-PREDICTORS_FILE = CODE_DIR / "evaluation" / "predictors.py"  # holds the PREDICTORS registry
+PREDICTORS_FILE = CODE_DIR / "evaluation" / "prediction" / "predictors.py"  # holds the PREDICTORS registry
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class ExperimentConfig:
     asr_batch_size: int = 8  # ears per batched first-window decode
     stoi_max_lag_s: float = 0.05  # STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference
     # prediction
-    predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/predictors.py PREDICTORS)
+    predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/prediction/predictors.py PREDICTORS)
     feature: str = ""  # the feature column the logistic predictors use (empty: the better-ear ASR score)
     scores: str = ""  # per-signal feature files (JSONL, comma-separated) for the split: skip the audio stages
     train_scores: str = ""  # feature files of the fit split (default: official file or computed)
@@ -82,6 +82,12 @@ class ExperimentConfig:
     stages: str = "1,2"  # which stages to run: 1, 2 or 1,2
     recompute: str = "none"  # redo work even when cached: none, 1 (Stage 1), 2 (Stage 2) or all
     shard: str = ""  # K/N: process the K-th of N parts of the split (cluster job arrays)
+    # training (code/training/): --train trains the model(s) before Stage 1; weights go to results/_training/
+    train: bool = False  # train --model (e.g. LyricAid) on the fit split's Mild and Moderate unprocessed audio, through the hearing-loss simulator and a Whisper objective, before Stage 1
+    train_asr_model: str = ""  # openai-whisper model (name or .pt path) of the training objective; empty: $CLIP_OPENAI_CHECKPOINT, else the shared tiny.en checkpoint
+    train_epochs: int = 3  # at most this many passes over the training signals (early stopping on held-out prompts)
+    train_lr: float = 0.01  # Adam learning rate of the training
+    train_batch_size: int = 2  # signals per training step
 
 
 DEFAULTS = ExperimentConfig()
@@ -103,11 +109,13 @@ def field_help() -> dict[str, str]:
 
 
 def registered_names(path: Path, registry: str) -> list[str]:
-    """The keys of the dict literal ``<registry> = {...}`` in a source file, read
-    without importing it (importing the models means importing torch).
+    """The names registered in ``<registry>`` of a source file, read without importing
+    it (importing the models means importing torch): the keys of its dict literal and
+    of later ``<registry>["name"] = ...`` lines.
 
-    Returns ``[]`` when the file has no such literal (a registry built otherwise);
-    callers then check the name against the imported registry instead.
+    Returns ``[]`` when the registry is built in a way this cannot read (a dict built
+    otherwise, ``.update(...)``); callers then check names against the imported
+    registry when the run starts instead.
     """
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
@@ -117,11 +125,22 @@ def registered_names(path: Path, registry: str) -> list[str]:
     for node in tree.body:
         targets = (node.targets if isinstance(node, ast.Assign)
                    else [node.target] if isinstance(node, ast.AnnAssign) else [])
-        if any(isinstance(t, ast.Name) and t.id == registry for t in targets) \
-                and isinstance(node.value, ast.Dict):
-            names = [k.value for k in node.value.keys
-                     if isinstance(k, ast.Constant) and isinstance(k.value, str)]
-    return names
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id == registry:
+                if not isinstance(node.value, ast.Dict):
+                    return []
+                names = [k.value for k in node.value.keys
+                         if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+            elif (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                  and target.value.id == registry):
+                if not (isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str)):
+                    return []
+                names.append(target.slice.value)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) \
+                and isinstance(node.value.func, ast.Attribute) \
+                and isinstance(node.value.func.value, ast.Name) and node.value.func.value.id == registry:
+            return []  # MODELS.update(...) and the like: read it when the run starts
+    return list(dict.fromkeys(names))
 
 
 def field_choices() -> dict[str, list[str]]:
@@ -256,6 +275,8 @@ def check_config(cfg: ExperimentConfig) -> str | None:
     if cfg.predictor == "whisper-head" and len(asr_models(cfg)) > 1:
         return (f"--predictor whisper-head reads one Whisper encoder; --asr-models names "
                 f"{len(asr_models(cfg))} ({cfg.asr_models!r}): give one")
+    if cfg.train_epochs < 1 or cfg.train_batch_size < 1 or not cfg.train_lr > 0:
+        return "--train-epochs and --train-batch-size must be at least 1 and --train-lr above 0"
     if cfg.folds < 2:
         return f"--folds must be at least 2 (out-of-fold predictions need 2 or more folds), got {cfg.folds}"
     if not 0.0 <= cfg.stoi_max_lag_s <= 1.0:

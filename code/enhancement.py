@@ -140,10 +140,11 @@ def _changed_part(old: dict | None, new: dict) -> str:
 
 def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audiogram],
           out_dir: Path, input_kind: str, sample_rate: int, simulator: str,
-          recompute: bool, jobs: int) -> tuple[object, list[tuple[EnhanceTask, str | None]]]:
+          recompute: bool, jobs: int, results_dir: Path | None = None,
+          ) -> tuple[object, list[tuple[EnhanceTask, str | None]]]:
     """The model, and each record's task and why it must be computed (None: reuse its files)."""
     model = make_model(model_name, sample_rate=sample_rate,  # fails fast on a bad name
-                       audiogram_frequencies=common_frequencies(audiograms))
+                       audiogram_frequencies=common_frequencies(audiograms), results_dir=results_dir)
     fixed = {"model": model_name, "model_settings": model_settings(model),
              "model_code": model_code_digest(MODELS[model_name]),
              "input_kind": input_kind, "sample_rate": sample_rate}
@@ -204,7 +205,7 @@ def check_outputs_current(
     out_dir = output_dir(results_dir, model_name, input_kind, tag)
     _, plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
                     input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
-                    recompute=False, jobs=available_cpus())
+                    recompute=False, jobs=available_cpus(), results_dir=results_dir)
     return [task.signal for task, reason in plan if reason is not None]
 
 
@@ -332,7 +333,7 @@ def enhance_split(
     jobs = jobs or available_cpus()
     model, plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
                         input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
-                        recompute=recompute, jobs=jobs)
+                        recompute=recompute, jobs=jobs, results_dir=results_dir)
     tasks = [task for task, reason in plan if reason is not None]
     counts = _reason_counts(plan)
     summary = StageSummary(reused=len(plan) - len(tasks), reasons=counts)

@@ -17,16 +17,16 @@ from code.data.layout import SplitData, resolve_data_root
 from code.data.validation import validate_split
 from code.errors import ConfigError, DataError
 from code.enhancement import check_outputs_current, enhance_split, output_dir, scored_path
-from code.evaluation.asr import asr_settings, ensure_available
-from code.evaluation.fit_set import FitSet, fit_records, fit_set, fit_share, labelled
-from code.evaluation.evaluation_helper import asr_label, split_table
-from code.evaluation.features import FeatureTable, read_feature_files
-from code.evaluation.predictors import PREDICTORS, fit_predict
-from code.evaluation.report import change_text, report_rows, write_report
+from code.evaluation.asr.engines import asr_label, asr_settings, ensure_available
+from code.evaluation.evaluation_helper import (FitSet, fit_records, fit_set, fit_share, labelled,
+                                               predict_and_write, split_table)
+from code.evaluation.outputs.report import change_text, report_rows, write_report
+from code.evaluation.prediction.predictors import PREDICTORS
+from code.evaluation.table import read_feature_files
 from code.io_utils import settings_digest, write_json_atomic
-from code.evaluation.submission import log_metrics, write_outputs
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
 from code.runs import run_name, run_suffix
+from code.training.train import train_models
 
 logger = logging.getLogger(__name__)
 
@@ -161,34 +161,8 @@ def run_from_scores(cfg) -> None:
         split = dataclasses.replace(split, records=[r for r in split.records if r["signal"] in set(table.signals)],
                                     skipped=split.skipped + missing)
     fits = fit_set(cfg, split, predicted=table, audio_route=False)
-    _predict_and_write(cfg, split, table, fits, submission_tag(cfg, cfg.model),
+    predict_and_write(cfg, split, table, fits, submission_tag(cfg, cfg.model),
                        feature=cfg.feature or fits.feature)
-
-
-def _predict_and_write(cfg, split: SplitData, table: FeatureTable, fits: FitSet, tag: str,
-                       feature: str | None, model: str | None = None) -> dict[str, float]:
-    """Fit the predictor, predict the split (out-of-fold where it meets the fit set),
-    write the submission and log figures when the split has labels."""
-    signals = [r["signal"] for r in split.records]
-    predict_table = table.select(signals) if fits.columns is None else _columns(table, fits.columns, split)
-    if fits.columns and feature in fits.columns:
-        feature = fits.columns[feature]
-    predictions, predictor = fit_predict(
-        cfg.predictor, fit_table=fits.table, fit_records=fits.records,
-        fit_target_0_100=fits.target_0_100, predict_table=predict_table,
-        predict_records=split.records, n_folds=cfg.folds, seed=cfg.seed, feature=feature,
-        options=predictor_options(cfg))
-    write_outputs(cfg, split, predictions, tag, predictor=predictor, model=model)
-    log_metrics(cfg, split, predictions, fits)
-    return predictions
-
-
-def _columns(table: FeatureTable, columns: dict[str, str], split: SplitData) -> FeatureTable:
-    """The predicted split's table reduced and renamed to the fit set's columns
-    (``{predicted name: fit name}``), e.g. the better-ear score as the official column."""
-    rows = table.select([r["signal"] for r in split.records])
-    kept = [rows.names.index(name) for name in columns]
-    return FeatureTable(rows.signals, list(columns.values()), rows.values[:, kept])
 
 
 def run(cfg) -> None:
@@ -201,6 +175,8 @@ def run(cfg) -> None:
         return
     wanted = stages(cfg)
     table = audiogram_table(cfg)
+    if cfg.train:
+        train_models(cfg, table)  # results/_training/<Model>.pt, which Stage 1's model then loads
     split = _split(cfg, input_kinds=(cfg.input,) if "1" in wanted else (), shard=cfg.shard)
     if "2" in wanted:
         fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work
@@ -245,7 +221,7 @@ def run(cfg) -> None:
         progress.mark("2", "fit set")
         default_feature = (None if cfg.predictor == "whisper-head"
                            else f"asr.{asr_label(asr_models(cfg)[0])}.better_ear")
-        predictions = _predict_and_write(cfg, split, features, fits, submission_tag(cfg, model),
+        predictions = predict_and_write(cfg, split, features, fits, submission_tag(cfg, model),
                                          feature=cfg.feature or fits.feature or default_feature,
                                          model=model)
         all_predictions[model] = predictions
@@ -259,11 +235,6 @@ def run(cfg) -> None:
                     f"{','.join(model_names(cfg))} then python compute_csvs.py (split {cfg.split!r} has no labels)")
         logger.info("done: %d submission(s) in %s (%s); to compare with listeners: %s",
                     len(written), cfg.results_dir, ", ".join(f"submission_{w}_{cfg.split}.csv" for w in written), how)
-
-
-def predictor_options(cfg) -> dict | None:
-    """Extra settings a predictor takes: the device of the whisper-head's training."""
-    return {"device": cfg.asr_device} if cfg.predictor == "whisper-head" else None
 
 
 def write_hearing_aid_report(cfg, predictions: dict[str, dict[str, float]], records: list[dict]) -> None:

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from code.data.audio import read_audio
-from code.evaluation.asr import ASRError, ASRSettings, make_engine, split_ears
-from code.evaluation.scoring import LyricScorer
+from code.evaluation.asr.engines import ASRError, ASRSettings, make_engine, split_ears
+from code.evaluation.asr.scoring import LyricScorer
 from tests.conftest import DEMO_ROOT, demo_records
 
 CHECKPOINT = os.environ.get("CLIP_OPENAI_CHECKPOINT")

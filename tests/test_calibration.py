@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from code.evaluation.calibration import LogisticCalibration, out_of_fold_predictions, prompt_folds
+from code.evaluation.prediction.calibration import LogisticCalibration, out_of_fold_predictions, prompt_folds
 
 
 def _pairs(n=200, seed=0):
@@ -64,7 +64,7 @@ def test_out_of_fold_never_sees_its_own_prompt():
 
 def test_fold_groups_join_a_track_and_fall_back_to_prompts():
     """Mutation guarded: grouping by prompt alone puts the two prompts of track t1 in two groups."""
-    from code.evaluation.calibration import fold_groups
+    from code.evaluation.prediction.calibration import fold_groups
 
     fit = [{"signal": "a", "prompt": "p1", "fma": "t1"}, {"signal": "b", "prompt": "p2", "fma": "t1"},
            {"signal": "c", "prompt": "p3", "fma": "t2"}, {"signal": "d", "prompt": "p3", "fma": "t3"},

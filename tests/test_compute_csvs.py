@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import kendalltau, pearsonr
 
 import compute_csvs
-from code.evaluation.metrics import clip_metrics, compare, read_submission
+from code.evaluation.comparison.metrics import clip_metrics, compare, read_submission
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_ground_truth_file_overrides(tmp_path, truth_file, capsys):
 
 
 def test_ids_absent_from_truth_are_counted(tmp_path, truth_file):
-    from code.evaluation.comparison import load_labels, overall_metrics
+    from code.evaluation.comparison.compare import load_labels, overall_metrics
 
     labels, _ = load_labels({"train": truth_file})
     figures = overall_metrics({"s0": 10.0, "s1": 20.0, "not_in_truth": 30.0}, labels["train"])
@@ -145,7 +145,7 @@ def test_ids_absent_from_truth_are_counted(tmp_path, truth_file):
 def test_upload_copies_are_never_listed_as_models(tmp_path):
     """Organisers' files and leaderboard or evalai copies in a folder are copies of some run
     (even a stale one from another run): never a model. Named as a file, one is compared."""
-    from code.evaluation.comparison import find_submissions
+    from code.evaluation.comparison.compare import find_submissions
 
     rows = [("s0", 10), ("s1", 20)]
     _write(tmp_path / "submission_NLR1_valid.csv", rows)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from code.errors import DataError
-from code.evaluation.features import (FeatureTable, check_same_features, read_feature_file,
+from code.evaluation.table import (FeatureTable, check_same_features, read_feature_file,
                                       read_feature_files, write_features_jsonl)
 
 
@@ -127,7 +127,7 @@ def test_null_is_a_missing_value_counted_in_the_log(tmp_path, caplog):
     f = _write(tmp_path / "gaps.jsonl", [{"signal": "a", "pesq.left": None, "stoi": 0.5},
                                          {"signal": "b", "pesq.left": 2.5, "stoi": float("nan")},
                                          {"signal": "c", "pesq.left": None, "stoi": 0.1}])
-    with caplog.at_level("INFO", logger="code.evaluation.features"):
+    with caplog.at_level("INFO", logger="code.evaluation.table"):
         table, problems = read_feature_files([f], ["a", "b", "c"])
     assert problems == [] and table.names == ["pesq.left", "stoi"]
     assert np.isnan(table.values[[0, 2], 0]).all() and table.values[1, 0] == 2.5

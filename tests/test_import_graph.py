@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom first. A module may import modules of its own layer or of a lower one.
@@ -23,9 +25,21 @@ LAYERS = [
     ("signal processing", ("code.msbg_", "code.hearing_loss", "code.models.")),
     ("the Librarian", ("code.data_loading",)),
     ("Stage 1", ("code.enhancement",)),
-    ("Stage 2", ("code.evaluation.",)),
+    ("training", ("code.training.",)),
+    ("Stage 2: store and table", ("code.evaluation.cache", "code.evaluation.table")),
+    ("Stage 2: asr", ("code.evaluation.asr.",)),
+    ("Stage 2: features", ("code.evaluation.features.",)),
+    ("Stage 2: comparison", ("code.evaluation.comparison.",)),
+    ("Stage 2: prediction", ("code.evaluation.prediction.",)),
+    ("Stage 2: outputs", ("code.evaluation.outputs.",)),
+    ("Stage 2: the Judge", ("code.evaluation.evaluation_helper",)),
     ("the pipeline", ("code.pipeline",)),
 ]
+
+
+PACKAGES = ("code.data", "code.evaluation", "code.models", "code.training", "code.evaluation.asr",
+            "code.evaluation.features", "code.evaluation.comparison", "code.evaluation.prediction",
+            "code.evaluation.outputs")  # package folders (their __init__ is empty)
 
 
 def layer_of(module: str) -> int:
@@ -61,14 +75,14 @@ def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
 def graph() -> dict[str, set[str]]:
     modules = project_modules()
     return {name: imports_of(path, modules) - {name} for name, path in modules.items()
-            if name not in ("code", "code.data", "code.evaluation", "code.models")}
+            if name not in ("code", *PACKAGES)}
 
 
 def test_every_import_goes_down_or_across():
     wrong = []
     for module, targets in graph().items():
         for target in targets:
-            if target in ("code.data", "code.evaluation", "code.models"):
+            if target in PACKAGES:
                 continue
             if layer_of(target) > layer_of(module):
                 wrong.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
@@ -112,9 +126,23 @@ def test_registries_read_without_import_match_the_imported_ones():
     """``main.py`` checks model and predictor names by reading the registries' source
     (no torch at parse time); the names must be what the modules register."""
     from code.config import MODELS_FILE, PREDICTORS_FILE, registered_names
-    from code.evaluation.predictors import PREDICTORS
+    from code.evaluation.prediction.predictors import PREDICTORS
     from code.models.hearing_aid_models import MODELS
 
     assert registered_names(MODELS_FILE, "MODELS") == list(MODELS)
     assert registered_names(PREDICTORS_FILE, "PREDICTORS") == list(PREDICTORS)
     assert all(cls.name == name for name, cls in PREDICTORS.items())
+
+
+@pytest.mark.parametrize("source,expected", [
+    ('MODELS = {"a": f, "b": g}\n', ["a", "b"]),
+    ('MODELS = {"a": f}\nMODELS["Louder"] = louder\n', ["a", "Louder"]),
+    ('MODELS = {"a": f}\nMODELS.update(b=g)\n', []),  # not readable: checked when the run starts
+    ('MODELS = dict(a=f)\n', []),
+])
+def test_registry_names_read_from_source(tmp_path, source, expected):
+    from code.config import registered_names
+
+    path = tmp_path / "models.py"
+    path.write_text(source)
+    assert registered_names(path, "MODELS") == expected

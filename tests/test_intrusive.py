@@ -7,7 +7,7 @@ import pytest
 from pystoi import stoi
 
 from code.data.audio import read_audio
-from code.evaluation.intrusive import STOI_RATE, align, estimate_lag, intrusive_features
+from code.evaluation.features.intrusive import STOI_RATE, align, estimate_lag, intrusive_features
 from tests.conftest import DEMO_ROOT, demo_records
 
 RATE = 16000

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES, PRECOMPUTED_DIR
-from code.evaluation.features import read_feature_file
+from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES, PRECOMPUTED_DIR
+from code.evaluation.table import read_feature_file
 from tests.conftest import ROOT
 
 CATEGORIES = ["No Loss", "Mild", "Moderate"]

@@ -11,10 +11,10 @@ from code.data.audio import read_audio
 from code.data.validation import validate_split
 from code.errors import DataError
 from code.enhancement import enhance_split
-from code.evaluation.asr import ASRSettings
-from code.evaluation.evaluation_helper import OFFICIAL_TRAIN_SCORES
+from code.evaluation.asr.engines import ASRSettings
+from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
-from code.evaluation.fit_set import check_train_scores_match
+from code.evaluation.prediction.fit_set import check_train_scores_match
 from code.config import check_config, parse_shard
 from code.pipeline import _shard_filter
 from main import CONFIG

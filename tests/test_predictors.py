@@ -15,10 +15,10 @@ import pytest
 
 from code.config import HEARING_LOSS_CATEGORIES
 from code.errors import DataError
-from code.evaluation.calibration import out_of_fold_predictions
-from code.evaluation.features import FeatureTable
-from code.evaluation.metrics import clip_metrics
-from code.evaluation.predictors import PREDICTORS, fit_predict, make_predictor, n_words
+from code.evaluation.prediction.calibration import out_of_fold_predictions
+from code.evaluation.table import FeatureTable
+from code.evaluation.comparison.metrics import clip_metrics
+from code.evaluation.prediction.predictors import PREDICTORS, fit_predict, make_predictor, n_words
 
 
 def _records(n_prompts=67, seed=0):
@@ -55,7 +55,7 @@ def _table_for(name, table):
     right ear a weaker copy of the score (so the better ear is the left)."""
     if name != "whisper-head":
         return table
-    from code.evaluation.embeddings import embedding_columns
+    from code.evaluation.asr.embeddings import embedding_columns
 
     ears = np.hstack([table.values, table.values * [0.5, 1.0]])
     return FeatureTable(table.signals, embedding_columns(2), ears)
@@ -197,7 +197,7 @@ def test_hearing_loss_logistic_falls_back_and_says_so(data, caplog):
     records, truth, table = data
     keep = [i for i, r in enumerate(records) if r["hearing_loss"] != "Moderate" or i % 10 == 0]
     few = [records[i] for i in keep]
-    with caplog.at_level(logging.WARNING, logger="code.evaluation.predictors"):
+    with caplog.at_level(logging.WARNING, logger="code.evaluation.prediction.predictors"):
         _, model = _oof("logistic-hl", few, truth[keep], table)
     assert "'Moderate' has" in caplog.text and "pooled" in caplog.text
     assert set(model.params()["per_category"]) == {"No Loss", "Mild"}
@@ -238,7 +238,7 @@ def _with_gaps(table, rows, column):
 def test_gbm_fits_and_predicts_with_missing_values(data, caplog):
     records, truth, table = data
     gappy = _with_gaps(_with_gaps(table, list(range(0, 200, 9)), "other"), list(range(3, 200, 17)), "asr.score")
-    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
         predicted, _ = _oof("gbm", records, truth, gappy)
     assert np.all(np.isfinite(predicted)) and len(predicted) == len(records)
     assert clip_metrics(predicted, truth)["RMSE"] < 0.75 * float(np.std(truth))
@@ -252,7 +252,7 @@ def test_logistic_refuses_a_missing_feature_naming_it_or_skips_it(data, name, ca
     with pytest.raises(DataError, match=rf"{records[5]['signal']}: {name}: missing.*'asr.score'.*--skip-invalid"):
         _oof(name, records, truth, gappy)
     _oof(name, records, truth, _with_gaps(table, [5, 40], "other"))  # a column it does not use: fine
-    with caplog.at_level(logging.WARNING, logger="code.evaluation.predictors"):
+    with caplog.at_level(logging.WARNING, logger="code.evaluation.prediction.predictors"):
         predicted, model = fit_predict(name, fit_table=gappy, fit_records=records, fit_target_0_100=truth,
                                        predict_table=gappy, predict_records=records, feature="asr.score",
                                        skip_invalid=True)
@@ -285,13 +285,13 @@ def test_folds_never_split_a_track_and_the_log_says_so(data, name, monkeypatch, 
             return super().predict(features, predict_records)
 
     monkeypatch.setitem(PREDICTORS, name, Spy)
-    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
         _oof(name, records, truth, table)
     assert "grouped by track (fma) and prompt: 17 groups" in caplog.text
     assert len(log) == 5 and all(not seen & predicted for seen, predicted in log)
     caplog.clear()
     log.clear()
-    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
         _oof(name, [{k: v for k, v in r.items() if k != "fma"} for r in records], truth, table)
     assert "grouped by prompt: 67 groups" in caplog.text
 
@@ -299,7 +299,7 @@ def test_folds_never_split_a_track_and_the_log_says_so(data, name, monkeypatch, 
 def test_predictor_log_names_only_a_feature_the_user_set(data, caplog):
     records, truth, table = data
     named = FeatureTable(table.signals, ["asr.tiny.en.better_ear", "other"], table.values)
-    with caplog.at_level(logging.INFO, logger="code.evaluation.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
         _oof("gbm", records, truth, named, feature="asr.tiny.en.better_ear")  # the pipeline's default
         assert "ignored" not in caplog.text
         _oof("gbm", records, truth, named, feature="other")

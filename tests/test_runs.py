@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from code.config import DEFAULTS
-from code.evaluation.report import report_rows
+from code.evaluation.outputs.report import report_rows
 from code.runs import run_name
 from tests.conftest import ROOT, demo_records, make_clip_root
 

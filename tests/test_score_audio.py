@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from code.evaluation.asr import ASRSettings, Transcript
-from code.evaluation.evaluation_helper import ScoreItem, asr_features, score_audio
+from code.evaluation.asr.engines import ASRSettings, Transcript
+from code.evaluation.features.extract import ScoreItem, asr_features, score_audio
 from code.evaluation.cache import Store
 
 
@@ -80,7 +80,7 @@ def test_empty_transcript_has_missing_confidence_never_zero(tmp_path):
     import json
     import math
 
-    from code.evaluation.asr import _confidence
+    from code.evaluation.asr.engines import _confidence
 
     assert all(math.isnan(v) for v in _confidence([]))
     engine = ScriptedEngine("", "the cat sat on the mat")
@@ -101,7 +101,7 @@ def test_repetition_loops_are_flagged_per_ear_and_counted(tmp_path, caplog):
     loop = " ".join(["I will be the one"] * 45)
     engine = ScriptedEngine("the cat sat on the mat", loop)
     record = _score([_item(tmp_path)], tmp_path / "store", engine)["s1"]
-    with caplog.at_level("INFO", logger="code.evaluation.evaluation_helper"):
+    with caplog.at_level("INFO", logger="code.evaluation.features.extract"):
         features = asr_features({"s1": record}, "tiny.en")["s1"]
     assert features["asr.tiny.en.repetition_left"] == 0.0 and features["asr.tiny.en.repetition_right"] == 1.0
     assert features["asr.tiny.en.compression_ratio_left"] < 2.4 < features["asr.tiny.en.compression_ratio_right"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from code.evaluation.scoring import LyricScorer
+from code.evaluation.asr.scoring import LyricScorer
 
 # (reference prompt, transcript, hits, substitutions, deletions, correctness 0..1)
 CASES = [

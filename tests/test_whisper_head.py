@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from code.errors import DataError
-from code.evaluation import embeddings
-from code.evaluation.asr import ASRSettings
+from code.evaluation.asr import embeddings
+from code.evaluation.asr.engines import ASRSettings
 from code.evaluation.cache import Store
-from code.evaluation.embeddings import audio_frames, embedding_columns, encoder_embeddings
-from code.evaluation.features import FeatureTable
-from code.evaluation.predictors import PREDICTORS, fit_predict, make_predictor
-from code.evaluation.whisper_head import HEAD_SETTINGS, WhisperHeadPredictor, _head_module, held_out_prompts
+from code.evaluation.asr.embeddings import audio_frames, embedding_columns, encoder_embeddings
+from code.evaluation.table import FeatureTable
+from code.evaluation.prediction.predictors import PREDICTORS, fit_predict, make_predictor
+from code.evaluation.prediction.whisper_head import HEAD_SETTINGS, WhisperHeadPredictor, _head_module, held_out_prompts
 from tests.conftest import DEMO_ROOT, demo_records
 
 CHECKPOINT = os.environ.get("CLIP_OPENAI_CHECKPOINT")
@@ -230,7 +230,7 @@ def test_unknown_hearing_loss_named():
 def test_device_auto_resolves_and_missing_cuda_named():
     import torch
 
-    from code.evaluation.whisper_head import torch_device
+    from code.evaluation.prediction.whisper_head import torch_device
 
     assert torch_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert torch_device("cpu") == "cpu"
@@ -240,7 +240,7 @@ def test_device_auto_resolves_and_missing_cuda_named():
 
 
 def test_early_stopping_holds_out_whole_tracks_when_the_metadata_has_them():
-    from code.evaluation.calibration import fold_groups
+    from code.evaluation.prediction.calibration import fold_groups
 
     table, records, target = _synthetic()
     records = [{**r, "fma": f"track {int(r['prompt'].split()[-1]) // 3}"} for r in records]  # 3 prompts a track

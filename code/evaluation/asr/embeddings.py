@@ -23,16 +23,16 @@ from tqdm import tqdm
 
 from code.data.audio import read_audio
 from code.errors import DataError
-from code.evaluation.asr import ENGINE_PACKAGES, ASREngine, ASRSettings, make_engine, split_ears
+from code.evaluation.asr.engines import ENGINE_PACKAGES, ASREngine, ASRSettings, make_engine, split_ears
 from code.evaluation.cache import Store, code_digest, key_of
-from code.evaluation.features import FeatureTable
+from code.evaluation.table import FeatureTable
 
 logger = logging.getLogger(__name__)
 
 EARS = ("left", "right")
 ENCODER_HOP = 320  # 16 kHz samples per encoder frame (20 ms: mel hop 160, conv stride 2)
 ENCODER_FRAMES = 1500  # encoder frames in Whisper's 30 s window
-EMBEDDING_CODE = ("code.evaluation.embeddings", "code.evaluation.asr", "code.data.audio")  # key the vectors
+EMBEDDING_CODE = ("code.evaluation.asr.embeddings", "code.evaluation.asr.engines", "code.data.audio")  # key the vectors
 COLUMN_PREFIX = "enc"
 
 
@@ -89,9 +89,9 @@ def encode_ears(engine: ASREngine, ears: list[np.ndarray]) -> np.ndarray:
     """Mean-pooled last-layer encoder output of each mono 16 kHz ear: ``[len(ears), D]`` float32.
 
     Raises:
-        TypeError: for an engine that is neither of ``code.evaluation.asr``'s two.
+        TypeError: for an engine that is neither of ``code.evaluation.asr.engines``'s two.
     """
-    from code.evaluation.asr import FasterWhisperEngine, OpenAIWhisperEngine
+    from code.evaluation.asr.engines import FasterWhisperEngine, OpenAIWhisperEngine
 
     if isinstance(engine, FasterWhisperEngine):
         encoded = _faster_whisper_encode(engine.model, ears)

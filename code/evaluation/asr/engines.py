@@ -463,3 +463,9 @@ def ensure_available(settings: ASRSettings, *, option: str = "--asr-model") -> N
         raise ASRError(
             f"openai-whisper model {model!r} is not available here ({type(e).__name__}: {e}). "
             f"Download the checkpoint elsewhere and pass the .pt file with {option} PATH") from e
+
+
+def asr_label(model: str) -> str:
+    """How features name a Whisper model: its name, or a checkpoint's file or folder stem."""
+    path = Path(model)
+    return path.stem if path.exists() else model

@@ -17,6 +17,12 @@ from pathlib import Path
 # inflect, whose type-checking instrumentation costs seconds: only a run that scores pays it).
 RECIPE_DIR = Path(importlib.util.find_spec("recipes.cad_icassp_2026.baseline").submodule_search_locations[0])
 CONTRACTIONS_FILE = RECIPE_DIR / "contractions.csv"
+# The recipe's precomputed training scores (openai-whisper base.en, the official audio route).
+PRECOMPUTED_DIR = RECIPE_DIR / "precomputed"
+OFFICIAL_TRAIN_SCORES = {
+    "whisper.mixture": PRECOMPUTED_DIR / "cadenza_data.train.whisper.jsonl",
+    "stoi": PRECOMPUTED_DIR / "cadenza_data.train.stoi.jsonl",
+}
 
 
 @dataclass(frozen=True)

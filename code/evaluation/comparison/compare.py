@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from code.evaluation.metrics import SubmissionError, clip_metrics, read_submission
+from code.evaluation.comparison.metrics import SubmissionError, clip_metrics, read_submission
 from code.runs import PROVENANCE_SUFFIX
 
 logger = logging.getLogger(__name__)

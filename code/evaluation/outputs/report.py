@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from code.config import HEARING_LOSS_CATEGORIES
-from code.evaluation.comparison import prompt_bootstrap
+from code.evaluation.comparison.compare import prompt_bootstrap
 from code.io_utils import atomic_path, write_text_atomic
 
 COLUMNS = ("model", "hearing_loss", "n", "mean_intelligibility", "ci95_low", "ci95_high",

@@ -12,8 +12,7 @@ import numpy as np
 
 from code.data.layout import SplitData
 from code.data.metadata import target_0_1
-from code.evaluation.evaluation_helper import write_submission
-from code.evaluation.metrics import clip_metrics
+from code.evaluation.comparison.metrics import clip_metrics
 from code.io_utils import write_json_atomic, write_text_atomic
 from code.runs import PROVENANCE_SUFFIX, provenance
 
@@ -21,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 OFFICIAL_PREFIX = {"clip1": "ICASSP2026", "clip2": "ICASSP2027"}
 OFFICIAL_HEADER = ("signal_id", "intelligibility_score")  # as both submission pages give it
+# The recipe's header (pyclarity's CLIP1 baseline predict.py writes signal_ID): what
+# submission_*.csv carries, so files from the recipe and from here read alike.
+SUBMISSION_HEADER = ("signal_ID", "intelligibility_score")
 
 
 def official_names(challenge: str, split: str, team_id: str) -> tuple[str, str]:
@@ -30,12 +32,44 @@ def official_names(challenge: str, split: str, team_id: str) -> tuple[str, str]:
 
 
 def _csv(rows: list[tuple[str, str]], header: tuple[str, str] | None) -> str:
+    """The one CSV writer of predictions: ``header`` (or none, for upload copies), then rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
         writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def prediction_rows(predictions: dict[str, float], records: list[dict]) -> list[tuple[str, str]]:
+    """One ``(signal, score)`` row per record, in metadata order, scores 0..100 as text.
+
+    Raises:
+        ValueError: when a record lacks a prediction or a score is not finite in 0..100.
+    """
+    rows = []
+    for record in records:
+        value = predictions.get(record["signal"])
+        if value is None or not np.isfinite(value) or not 0.0 <= value <= 100.0:
+            raise ValueError(f"signal {record['signal']}: prediction {value!r} is not in 0..100")
+        rows.append((record["signal"], f"{value:.6f}"))
+    return rows
+
+
+def write_submission(predictions: dict[str, float], records: list[dict], results_dir: Path,
+                     tag: str, split: str) -> tuple[Path, Path]:
+    """Write ``submission_<tag>_<split>.csv`` (``SUBMISSION_HEADER``) and
+    ``evalai_<tag>_<split>.csv`` (no header), atomically.
+
+    Raises:
+        ValueError: when a record lacks a prediction or a score is not finite in 0..100.
+    """
+    rows = prediction_rows(predictions, records)
+    paths = (Path(results_dir) / f"submission_{tag}_{split}.csv",
+             Path(results_dir) / f"evalai_{tag}_{split}.csv")
+    for path, header in zip(paths, (SUBMISSION_HEADER, None)):
+        write_text_atomic(path, _csv(rows, header))
+    return paths
 
 
 def write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str, *,
@@ -59,7 +93,7 @@ def write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str
                        len({p.signal for p in split.skipped}), skipped)
     logger.info("wrote %s and %s (%d rows)", csv_path, evalai_path, len(split.records))
     if cfg.team_id:
-        rows = [(r["signal"], f"{predictions[r['signal']]:.6f}") for r in split.records]
+        rows = prediction_rows(predictions, split.records)
         named, board = official_names(cfg.challenge or "clip1", cfg.split, cfg.team_id)
         write_text_atomic(results / named, _csv(rows, OFFICIAL_HEADER))
         write_text_atomic(results / board, _csv(rows, None))

@@ -26,13 +26,10 @@ from code.data.metadata import target_0_1
 from code.data.validation import validate_split
 from code.errors import DataError
 from code.config import asr_models, fit_splits, parse_shard
-from code.evaluation.asr import ASRSettings, asr_settings
-from code.evaluation.evaluation_helper import (
-    OFFICIAL_TRAIN_SCORES,
-    asr_label,
-    split_table,
-)
-from code.evaluation.features import FeatureTable, read_feature_file, read_feature_files
+from code.evaluation.asr.engines import ASRSettings, asr_label, asr_settings
+from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
+from code.evaluation.features.extract import split_table
+from code.evaluation.table import FeatureTable, read_feature_file, read_feature_files
 from code.io_utils import read_jsonl, settings_digest
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ records out instead, listed in the log and in ``predictor.skipped``).
 - ``gbm``: scikit-learn's HistGradientBoostingRegressor on every feature column
   plus the hearing-loss category (ordinal 0/1/2) and the number of words.
 - ``whisper-head``: a small torch head on both ears' Whisper encoder embeddings
-  (``enc.*`` columns), the better ear's score (``code.evaluation.whisper_head``).
+  (``enc.*`` columns), the better ear's score (``code.evaluation.prediction.whisper_head``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import numpy as np
 
 from code.config import HEARING_LOSS_CATEGORIES
 from code.errors import DataError, Problem
-from code.evaluation.calibration import LogisticCalibration, fold_groups, prompt_folds
-from code.evaluation.features import FeatureTable, check_same_features, missing_counts
-from code.evaluation.whisper_head import WhisperHeadPredictor
+from code.evaluation.prediction.calibration import LogisticCalibration, fold_groups, prompt_folds
+from code.evaluation.table import FeatureTable, check_same_features, missing_counts
+from code.evaluation.prediction.whisper_head import WhisperHeadPredictor
 from code.io_utils import atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """``whisper-head``: a small torch head on Whisper encoder embeddings, better ear.
 
 The CLIP2 baseline's kind of predictor (pyclarity ``recipes/clip2/baseline``):
-each ear's mean-pooled last-layer encoder output (``code.evaluation.embeddings``)
+each ear's mean-pooled last-layer encoder output (``code.evaluation.asr.embeddings``)
 goes through a projection (Linear, GELU, LayerNorm, Dropout) and a regression MLP
 (Linear, GELU, Dropout, Linear, Sigmoid) to a score in 0..1; the signal's score
 is the better ear's, ``max(left, right)``, and training minimises the MSE of that
@@ -28,9 +28,9 @@ import numpy as np
 
 from code.config import HEARING_LOSS_CATEGORIES
 from code.errors import DataError
-from code.evaluation.calibration import fold_groups
-from code.evaluation.embeddings import EARS, embedding_columns
-from code.evaluation.features import FeatureTable
+from code.evaluation.prediction.calibration import fold_groups
+from code.evaluation.asr.embeddings import EARS, embedding_columns
+from code.evaluation.table import FeatureTable
 from code.io_utils import atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _embedding_layout(names: list[str]) -> tuple[int, list[int], list[int]]:
         shown = names[:6] + (["..."] if len(names) > 6 else [])
         raise DataError(
             "the whisper-head predictor needs Whisper encoder embeddings: columns enc.left.0..enc.left.D-1 "
-            f"and enc.right.0..enc.right.D-1 (code.evaluation.embeddings.encoder_embeddings); the table "
+            f"and enc.right.0..enc.right.D-1 (code.evaluation.asr.embeddings.encoder_embeddings); the table "
             f"has {len(names)} column(s): {shown}")
     return dim, [index[n] for n in expected[:dim]], [index[n] for n in expected[dim:]]
 
