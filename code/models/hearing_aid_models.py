@@ -30,6 +30,7 @@ import sys
 import types
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol
 
 import numba
@@ -273,6 +274,102 @@ class NALR(torch.nn.Module):
         return full[0, :, delay: delay + n].reshape(batch, channels, n)
 
 
+LYRICAID_BANDS_HZ: tuple[float, ...] = (250.0, 500.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0)
+LEVEL_CAP_DB = 1.0  # LyricAid's output RMS per signal is at most NLR1's plus this (dB)
+PEAK_LIMIT = 0.999  # and its peak at most this (no clipping)
+TRAINED_WEIGHTS = "_training/{name}.pt"  # where a results folder keeps a trained model's weights
+
+
+class LyricAid(torch.nn.Module):
+    """NAL-R, then audiogram-conditioned band gains and compression, under NLR1's level + 1 dB.
+
+    A hearing aid's own structure, per ear: NAL-R (pyclarity's design, as ``NALR``), then a
+    short-time Fourier filterbank (1024-point Hann frames, hop 256) whose bands, centred at
+    ``LYRICAID_BANDS_HZ`` (triangles in log frequency), each get a gain in dB
+    ``G_k + s_k * (mean level_k - level_k(t))``: a static gain ``G_k`` and a compression slope
+    ``s_k`` around the band's energy-weighted mean level (``s_k > 0`` lifts soft frames and
+    lowers loud ones, within +-20 dB). ``G`` and ``s`` are linear in the audiogram
+    (``levels / 100``, no bias: a 0 dB HL audiogram gets no change); the learnable weights start
+    at zero, so an untrained LyricAid is NAL-R, i.e. NLR1's prescription (NLR1's compressor
+    does not act at the demo's levels). Finally a level cap, part of the model: each signal's
+    output (both ears) is scaled down to at most NLR1's RMS plus ``LEVEL_CAP_DB`` and a peak
+    of ``PEAK_LIMIT``, so training cannot buy audibility with level.
+
+    Weights: ``results_dir`` (offered by ``make_model``) holds the trained weights at
+    ``TRAINED_WEIGHTS`` (written by ``python main.py --model LyricAid --train``); without
+    them the model is untrained (the prescription) and says so. The weights are its Stage-1
+    key (it has no ``settings()``), so trained weights make Stage 1 redo its audio.
+    """
+
+    def __init__(self, sample_rate: int = 44100,
+                 audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES,
+                 results_dir=None) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.nalr = NALR(sample_rate, audiogram_frequencies=audiogram_frequencies)
+        self.reference = NLR1(sample_rate=sample_rate, audiogram_frequencies=tuple(audiogram_frequencies))
+        n_freq, n_bands = len(audiogram_frequencies), len(LYRICAID_BANDS_HZ)
+        self.gain = torch.nn.Linear(n_freq, n_bands, bias=False)  # dB / 10 per (dB HL / 100)
+        self.slope = torch.nn.Linear(n_freq, n_bands, bias=False)
+        torch.nn.init.zeros_(self.gain.weight)
+        torch.nn.init.zeros_(self.slope.weight)
+        self.n_fft, self.hop = 1024, 256
+        bins = torch.fft.rfftfreq(self.n_fft, 1.0 / sample_rate).clamp(min=1.0).log2()
+        centres = torch.tensor(LYRICAID_BANDS_HZ).log2()
+        weights = torch.zeros(n_bands, bins.shape[0])  # triangles; a partition of unity over bins
+        for k in range(n_bands):
+            lo = centres[k - 1] if k > 0 else None
+            hi = centres[k + 1] if k + 1 < n_bands else None
+            up = torch.ones_like(bins) if lo is None else ((bins - lo) / (centres[k] - lo)).clamp(0, 1)
+            down = torch.ones_like(bins) if hi is None else ((hi - bins) / (hi - centres[k])).clamp(0, 1)
+            weights[k] = torch.where(bins <= centres[k], up, down)
+        self.register_buffer("bands", weights, persistent=False)
+        self.trained = False
+        if results_dir is not None:
+            path = Path(results_dir) / TRAINED_WEIGHTS.format(name=type(self).__name__)
+            if path.exists():
+                self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                self.trained = True
+            else:
+                logger.warning("%s has no trained weights at %s: it runs as NAL-R (the prescription); "
+                               "train it with --train", type(self).__name__, path)
+
+    def band_controls(self, audiogram_levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each item's band gains (dB) and compression slopes, ``[B, K]`` each."""
+        a = audiogram_levels.float() / 100.0
+        return 10.0 * self.gain(a), 0.5 * torch.tanh(self.slope(a))
+
+    def forward(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
+        batch, channels, n = signal_tensor.shape
+        ends = torch.tensor([_end(a) for a in _to_numpy(signal_tensor)], device=signal_tensor.device)
+        inside = (torch.arange(n, device=signal_tensor.device)[None, :] < ends[:, None])[:, None, :]
+        y = self.nalr(signal_tensor, audiogram_levels) * inside  # [B, C, T], nothing after each end
+        gain_db, slope = self.band_controls(audiogram_levels.to(y.device))
+        window = torch.hann_window(self.n_fft, device=y.device)
+        # n_fft zeros after the end: every frame touching the item exists, whatever the padding.
+        padded = torch.nn.functional.pad(y.reshape(batch * channels, n), (0, self.n_fft))
+        spec = torch.stft(padded, self.n_fft, self.hop, window=window,
+                          center=True, pad_mode="constant", return_complex=True)  # [BC, F, frames]
+        bands = self.bands.to(y.device)
+        power = torch.einsum("kf,bft->bkt", bands, spec.real ** 2 + spec.imag ** 2)
+        level = 10 * torch.log10(power + 1e-20)
+        mean_level = (power * level).sum(-1, keepdim=True) / power.sum(-1, keepdim=True).clamp(min=1e-30)
+        gain_db = gain_db.repeat_interleave(channels, 0)[:, :, None]
+        slope = slope.repeat_interleave(channels, 0)[:, :, None]
+        band_db = (gain_db + slope * (mean_level - level)).clamp(-20.0, 20.0)  # [BC, K, frames]
+        bin_gain = 10 ** (torch.einsum("kf,bkt->bft", bands, band_db) / 20)
+        out = torch.istft(spec * bin_gain, self.n_fft, self.hop, window=window, center=True,
+                          length=n + self.n_fft)[:, :n].reshape(batch, channels, n) * inside
+        with torch.no_grad():
+            reference = self.reference(signal_tensor, audiogram_levels).to(y.device) * inside
+            ref_energy = reference.double().pow(2).sum(dim=(1, 2))
+        energy = out.double().pow(2).sum(dim=(1, 2)).clamp(min=1e-30)
+        cap = (10 ** (LEVEL_CAP_DB / 20) * (ref_energy / energy).sqrt()).clamp(max=1.0)
+        out = out * cap.to(out.dtype)[:, None, None]
+        peak = out.detach().abs().amax(dim=(1, 2)).clamp(min=1e-30)
+        return out * (PEAK_LIMIT / peak).clamp(max=1.0)[:, None, None]
+
+
 def identity(signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
     """Returns its input unchanged (the 'no hearing aid' reference)."""
     return signal_tensor
@@ -283,6 +380,7 @@ MODELS: dict[str, Callable] = {
     "identity": identity,
     "NLR1": NLR1,
     "NALR": NALR,
+    "LyricAid": LyricAid,
 }
 
 
@@ -293,11 +391,13 @@ def _is_factory(entry) -> bool:
 
 
 def make_model(name: str, *, sample_rate: int = 44100,
-               audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES) -> EnhancementModel:
+               audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES,
+               results_dir: Path | None = None) -> EnhancementModel:
     """Build the model registered as ``name``.
 
     A registered class is instantiated, given ``sample_rate`` and
-    ``audiogram_frequencies`` for those of them its constructor takes; a
+    ``audiogram_frequencies`` (and the run's ``results_dir``, where trained weights are
+    kept) for those of them its constructor takes; a
     registered function is the model itself.
 
     Raises:
@@ -308,7 +408,8 @@ def make_model(name: str, *, sample_rate: int = 44100,
     entry = MODELS[name]
     if not _is_factory(entry):
         return entry
-    offered = {"sample_rate": sample_rate, "audiogram_frequencies": tuple(audiogram_frequencies)}
+    offered = {"sample_rate": sample_rate, "audiogram_frequencies": tuple(audiogram_frequencies),
+               "results_dir": results_dir}
     try:
         params = inspect.signature(entry).parameters
     except (TypeError, ValueError):

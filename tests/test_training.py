@@ -1,0 +1,178 @@
+"""Training a hearing aid through the simulated listener: LyricAid, the objective, the stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from code.config import ExperimentConfig
+from code.data.audio import read_audio
+from code.models.hearing_aid_models import (
+    DEFAULT_AUDIOGRAMS,
+    LEVEL_CAP_DB,
+    NLR1,
+    TRAINED_WEIGHTS,
+    make_model,
+    model_settings,
+)
+from code.msbg_design import ear_design
+from code.training import train as training
+from code.training.objective import resample_to_16k
+from tests.conftest import DEMO_ROOT, demo_records
+
+CHECKPOINT = os.environ.get("CLIP_OPENAI_CHECKPOINT")
+# CI sets CLIP_REQUIRE_OPENAI_CHECKPOINT=1: there a missing checkpoint fails instead of skipping.
+if os.environ.get("CLIP_REQUIRE_OPENAI_CHECKPOINT") == "1" and not (CHECKPOINT and os.path.isfile(CHECKPOINT)):
+    raise RuntimeError(f"CLIP_REQUIRE_OPENAI_CHECKPOINT=1 but CLIP_OPENAI_CHECKPOINT={CHECKPOINT!r} "
+                       "is not a file: the training tests cannot run")
+needs_whisper = pytest.mark.skipif(not CHECKPOINT, reason="set CLIP_OPENAI_CHECKPOINT to an openai-whisper .pt file")
+CROP = 44100  # 1 s of each demo signal keeps these tests short
+
+
+def _levels(category: str) -> torch.Tensor:
+    return torch.tensor(np.asarray(DEFAULT_AUDIOGRAMS[category].levels, dtype=np.float32))
+
+
+def _items(n: int) -> list[training.TrainItem]:
+    """The first ``n`` Mild/Moderate demo training signals, unprocessed, cropped to 1 s."""
+    records = [r for r in demo_records("train") if r["hearing_loss"] in training.TRAIN_CATEGORIES][:n]
+    return [training.TrainItem(r["signal"], r["original_prompt"], r["hearing_loss"], r["prompt"],
+                               read_audio(DEMO_ROOT / "cadenza_data" / "train" / "unprocessed"
+                                          / f"{r['signal']}_unproc.flac")[:, :CROP])
+            for r in records]
+
+
+def _randomised(model: torch.nn.Module, seed: int = 0, scale: float = 1.0) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * scale)
+    return model
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    items = _items(2)
+    x = torch.from_numpy(np.stack([i.audio for i in items]))
+    return x, torch.stack([_levels(i.category) for i in items])
+
+
+def test_resampling_keeps_a_tone():
+    t = torch.arange(44100, dtype=torch.float64) / 44100
+    out = resample_to_16k(torch.sin(2 * math.pi * 1000 * t)[None], 44100)[0]
+    expected = torch.sin(2 * math.pi * 1000 * torch.arange(16000, dtype=torch.float64) / 16000)
+    assert out.shape == (16000,)
+    assert (out - expected)[400:-400].abs().max() < 1e-3
+
+
+def test_untrained_lyricaid_is_the_prescription():
+    x, levels = _batch()
+    out, nlr1 = make_model("LyricAid")(x, levels), NLR1()(x, levels)
+    assert (out - nlr1).abs().max() <= 1e-5 * nlr1.abs().max()
+
+
+def test_level_cap_holds_whatever_the_weights():
+    x, levels = _batch()
+    model = _randomised(make_model("LyricAid"), scale=3.0)
+    with torch.no_grad():
+        out, nlr1 = model(x * 30, levels), NLR1()(x * 30, levels)
+    gain_db = 10 * torch.log10(out.pow(2).sum(dim=(1, 2)) / nlr1.pow(2).sum(dim=(1, 2)))
+    assert (gain_db <= LEVEL_CAP_DB + 1e-4).all(), gain_db
+    assert out.abs().max() < 1.0
+
+
+def test_padding_never_leaks_into_lyricaid():
+    x, levels = _batch()
+    model = _randomised(make_model("LyricAid"))
+    short = x[:1, :, :30000].clone()
+    padded = torch.zeros(2, 2, x.shape[-1])
+    padded[0, :, :30000], padded[1] = short[0], x[1]
+    with torch.no_grad():
+        alone, together = model(short, levels[:1])[0], model(padded, levels)[0, :, :30000]
+    assert torch.allclose(alone, together, rtol=0, atol=1e-6 * alone.abs().max().item())
+
+
+def test_saved_weights_reload_to_identical_outputs_and_change_the_stage1_key(tmp_path, caplog):
+    x, levels = _batch()
+    with caplog.at_level(logging.WARNING):
+        untrained = make_model("LyricAid", results_dir=tmp_path)
+    assert "no trained weights" in caplog.text
+    trained = _randomised(make_model("LyricAid"))
+    path = tmp_path / TRAINED_WEIGHTS.format(name="LyricAid")
+    path.parent.mkdir(parents=True)
+    torch.save(trained.state_dict(), path)
+    reloaded = make_model("LyricAid", results_dir=tmp_path)
+    with torch.no_grad():
+        assert torch.equal(reloaded(x, levels), trained(x, levels))
+    assert model_settings(reloaded) == model_settings(trained) != model_settings(untrained)
+    torch.save(_randomised(make_model("LyricAid"), seed=1).state_dict(), path)
+    assert model_settings(make_model("LyricAid", results_dir=tmp_path)) != model_settings(reloaded)
+
+
+@pytest.fixture(scope="module")
+def objective():
+    from code.training.objective import WhisperObjective
+
+    return WhisperObjective(CHECKPOINT, window_s=training.TRAIN_WINDOW_S)
+
+
+def _setup():
+    designs = {c: ear_design(DEFAULT_AUDIOGRAMS[c]) for c in training.TRAIN_CATEGORIES}
+    return {c: _levels(c) for c in training.TRAIN_CATEGORIES}, designs
+
+
+@pytest.mark.slow
+@needs_whisper
+def test_gradients_reach_the_weights_through_simulator_and_objective(objective):
+    levels, designs = _setup()
+    model = make_model("LyricAid")
+    score = training.objective_of(model, objective, _items(1), [0], levels, designs, torch.device("cpu"))
+    score.sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.slow
+@needs_whisper
+def test_two_steps_on_two_signals_raise_the_objective(objective):
+    levels, designs = _setup()
+    model, items, ears = make_model("LyricAid"), _items(2), [0, 1]
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.05)
+
+    def value():
+        return training.objective_of(model, objective, items, ears, levels, designs, torch.device("cpu")).mean()
+
+    with torch.no_grad():
+        before = float(value())
+    for _ in range(2):
+        optimiser.zero_grad()
+        (-value()).backward()
+        optimiser.step()
+    with torch.no_grad():
+        after = float(value())
+    assert after > before, (before, after)
+
+
+@pytest.mark.slow
+@needs_whisper
+def test_training_stage_saves_weights_and_a_rerun_trains_nothing(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(training, "load_items", lambda cfg: _items(2) + [
+        dataclasses.replace(i, prompt=i.prompt + " (held out)") for i in _items(2)[:1]])
+    monkeypatch.setattr(training, "HELD_OUT_SHARE", 0.01)  # one of the three prompts
+    cfg = ExperimentConfig(model="LyricAid", train=True, train_asr_model=CHECKPOINT, train_epochs=1,
+                           results_dir=str(tmp_path), device="cpu")
+    [path] = training.train_models(cfg, DEFAULT_AUDIOGRAMS)
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert [c["epoch"] for c in record["curve"]] == [0, 1] and path.exists()
+    stamp = path.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO):
+        training.train_models(cfg, DEFAULT_AUDIOGRAMS)
+    assert "nothing to train" in caplog.text and path.stat().st_mtime_ns == stamp
+    loaded = make_model("LyricAid", results_dir=tmp_path)
+    assert loaded.trained
