@@ -146,7 +146,7 @@ def _shard_filter(shard: str):
 def _split(cfg, *, input_kinds: tuple[str, ...], shard: str = "") -> SplitData:
     return validate_split(Path(cfg.data_root), cfg.split, challenge=cfg.challenge,
                           input_kinds=input_kinds, check_audio=bool(input_kinds),
-                          sample_rate=cfg.sample_rate, skip_invalid=cfg.skip_invalid,
+                          skip_invalid=cfg.skip_invalid,
                           target=cfg.target, records_filter=_shard_filter(shard),
                           check_cache=Path(cfg.results_dir) / ".audio_checks.json")
 

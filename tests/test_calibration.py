@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from code.evaluation.prediction.calibration import LogisticCalibration, out_of_fold_predictions, prompt_folds
+from code.evaluation.prediction.calibration import LogisticCalibration, prompt_folds
 
 
 def _pairs(n=200, seed=0):
@@ -50,16 +50,25 @@ def test_folds_group_prompts_and_are_deterministic():
 
 
 def test_out_of_fold_never_sees_its_own_prompt():
+    from code.evaluation.prediction.predictors import fit_predict
+    from code.evaluation.table import FeatureTable
+
     x, y = _pairs(150)
     prompts = [f"p{i % 30}" for i in range(150)]
+    records = [{"signal": f"s{i}", "prompt": p, "hearing_loss": "Mild"} for i, p in enumerate(prompts)]
+    table = FeatureTable([r["signal"] for r in records], ["asr.score"], x[:, None])
+
+    def oof(target):
+        predicted, _ = fit_predict("logistic", fit_table=table, fit_records=records, fit_target_0_100=target,
+                                   predict_table=table, predict_records=records, feature="asr.score")
+        return np.array([predicted[r["signal"]] for r in records])
+
     # Poison one prompt's labels: in-sample fitting would pull its predictions up.
     y_poisoned = y.copy()
     poisoned = np.array([p == "p7" for p in prompts])
     y_poisoned[poisoned] = 100.0
-    oof = out_of_fold_predictions(x, y_poisoned, prompts, x, prompts)
-    clean = out_of_fold_predictions(x, y, prompts, x, prompts)
-    assert np.allclose(oof[poisoned], clean[poisoned])  # its own labels never used
-    assert not np.allclose(oof[~poisoned], clean[~poisoned])  # but they are used for others
+    assert np.allclose(oof(y_poisoned)[poisoned], oof(y)[poisoned])  # its own labels never used
+    assert not np.allclose(oof(y_poisoned)[~poisoned], oof(y)[~poisoned])  # but they are used for others
 
 
 def test_fold_groups_join_a_track_and_fall_back_to_prompts():

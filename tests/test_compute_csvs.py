@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import kendalltau, pearsonr
 
 import compute_csvs
-from code.evaluation.comparison.metrics import clip_metrics, compare, read_submission
+from code.evaluation.comparison.metrics import SubmissionError, clip_metrics, read_submission
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ def test_header_variants(tmp_path, header):
 def test_bad_submissions_named(tmp_path, body, reason):
     path = tmp_path / "bad.csv"
     path.write_text(body)
-    result = compare(path, {"s1": (10.0, "Mild")})
-    assert reason in result.error
+    with pytest.raises(SubmissionError, match=reason):
+        read_submission(path)
 
 
 def _write(path, rows, header=True):

@@ -71,7 +71,7 @@ def test_paths_from_the_config_follow_main_py(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--stages", "1", "--help"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     text = " ".join(proc.stdout.split())
-    choices = text.split("--model MODEL", 1)[1].split("]", 1)[0]
+    choices = text.split("--model MODEL the hearing-aid model", 1)[1].split("]", 1)[0]
     assert proc.returncode == 0 and all(m in choices for m in ("NALR", "NLR1", "identity"))
     assert "(default: 'NLR1')" in text and "[choices: none, 1, 2, all]" in text
     from main import parse_config

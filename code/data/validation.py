@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from code.config import SAMPLE_RATE, TARGETS
+from code.config import TARGETS
 from code.data.audio import check_audio_files
 from code.data.layout import DataRoot, SplitData, locate_split
 from code.data.metadata import check_records, check_responses, load_metadata, load_responses, record_name
@@ -21,7 +21,6 @@ def validate_split(
     *,
     challenge: str = "",
     input_kinds: tuple[str, ...] = ("signals",),
-    sample_rate: int = SAMPLE_RATE,
     check_audio: bool = True,
     require_correctness: bool = False,
     target: str = "correctness",
@@ -41,8 +40,8 @@ def validate_split(
     passed, the ones this run processes: only their audio is checked and
     only they are returned. ``check_cache`` (a JSON file) remembers audio
     checks of unchanged files so a rerun does not decode them again.
-    ``sample_rate`` is accepted for symmetry with the readers; checks decode
-    at each file's own rate. ``require_correctness`` requires the ``target``
+    Checks decode at each file's own rate (resampling cannot make a valid file
+    invalid). ``require_correctness`` requires the ``target``
     field ("correctness" or "phoneme_correctness") in every record.
 
     Raises:

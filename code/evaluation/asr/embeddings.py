@@ -53,21 +53,6 @@ def embedding_key(audio_digest: str, settings: ASRSettings, sample_rate: int) ->
                   code=code_digest(EMBEDDING_CODE, ENGINE_PACKAGES[settings.engine]))
 
 
-def _faster_whisper_encode(model, ears: list[np.ndarray]) -> np.ndarray:
-    """``[B, 1500, D]`` float32 encoder output of faster-whisper's ``WhisperModel``."""
-    from faster_whisper.audio import pad_or_trim
-    from faster_whisper.transcribe import get_ctranslate2_storage
-
-    extractor = model.feature_extractor
-    windows = []
-    for ear in ears:  # as generate_segments builds its first window
-        features = extractor(ear)
-        content_frames = features.shape[-1] - 1
-        windows.append(pad_or_trim(features[:, :min(extractor.nb_max_frames, content_frames)]))
-    batch = get_ctranslate2_storage(np.ascontiguousarray(np.stack(windows), dtype=np.float32))
-    return np.asarray(np.array(model.model.encode(batch, to_cpu=True)), dtype=np.float32)
-
-
 def _openai_whisper_encode(model, ears: list[np.ndarray]) -> np.ndarray:
     """``[B, 1500, D]`` float32 encoder output of an openai-whisper model."""
     import torch
@@ -94,7 +79,7 @@ def encode_ears(engine: ASREngine, ears: list[np.ndarray]) -> np.ndarray:
     from code.evaluation.asr.engines import FasterWhisperEngine, OpenAIWhisperEngine
 
     if isinstance(engine, FasterWhisperEngine):
-        encoded = _faster_whisper_encode(engine.model, ears)
+        encoded = engine.first_window_encodings(ears)
     elif isinstance(engine, OpenAIWhisperEngine):
         encoded = _openai_whisper_encode(engine.model, ears)
     else:

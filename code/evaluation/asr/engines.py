@@ -287,9 +287,10 @@ class FasterWhisperEngine:
 
         self.batch_size = max(1, settings.batch_size)
 
-    def _first_encodings(self, ears: list[np.ndarray]) -> list[np.ndarray]:
-        """The encoder output of every ear's first 30 s window, computed in one batch
-        (built exactly as ``generate_segments`` builds its first window)."""
+    def first_window_encodings(self, ears: list[np.ndarray]) -> np.ndarray:
+        """``[B, 1500, D]`` float32: the encoder output of every ear's first 30 s window,
+        computed in one batch (built exactly as ``generate_segments`` builds its first
+        window). Transcription starts from it; the whisper-head's embeddings pool it."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.transcribe import get_ctranslate2_storage
 
@@ -300,7 +301,7 @@ class FasterWhisperEngine:
             content_frames = features.shape[-1] - 1
             windows.append(pad_or_trim(features[:, :min(extractor.nb_max_frames, content_frames)]))
         batch = get_ctranslate2_storage(np.ascontiguousarray(np.stack(windows), dtype=np.float32))
-        return list(np.array(self.model.model.encode(batch, to_cpu=True)))
+        return np.asarray(np.array(self.model.model.encode(batch, to_cpu=True)), dtype=np.float32)
 
     def _transcribe_one(self, ear: np.ndarray, encoded: np.ndarray | None) -> Transcript:
         from faster_whisper.transcribe import get_ctranslate2_storage
@@ -330,7 +331,7 @@ class FasterWhisperEngine:
         for start in range(0, len(ears), self.batch_size):
             chunk = ears[start: start + self.batch_size]
             batched = self.model.model.device == "cpu" and len(chunk) > 1
-            encodings = self._first_encodings(chunk) if batched else [None] * len(chunk)
+            encodings = list(self.first_window_encodings(chunk)) if batched else [None] * len(chunk)
             out += [self._transcribe_one(ear, enc) for ear, enc in zip(chunk, encodings)]
         return out
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from code.evaluation.comparison.metrics import SubmissionError, clip_metrics, read_submission
+from code.evaluation.comparison.metrics import SubmissionError, clip_metrics, ncc, read_submission, rmse
 from code.runs import PROVENANCE_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -210,14 +210,14 @@ def paired_difference(model: dict[str, float], baseline: dict[str, float],
     b = np.array([baseline[s] for s in shared])
     y = np.array([truth[s].value_0_100 for s in shared])
     prompts = [truth[s].prompt for s in shared]
-    d_rmse_ci = prompt_bootstrap(prompts, lambda i: _rmse(p[i], y[i]) - _rmse(b[i], y[i]),
+    d_rmse_ci = prompt_bootstrap(prompts, lambda i: rmse(p[i], y[i]) - rmse(b[i], y[i]),
                                  n_boot=n_boot, seed=seed)
-    d_ncc_ci = prompt_bootstrap(prompts, lambda i: _ncc(p[i], y[i]) - _ncc(b[i], y[i]),
+    d_ncc_ci = prompt_bootstrap(prompts, lambda i: ncc(p[i], y[i]) - ncc(b[i], y[i]),
                                 n_boot=n_boot, seed=seed)
     return PairedDifference(
         names[0], names[1], len(shared),
-        _rmse(p, y) - _rmse(b, y), d_rmse_ci,
-        _ncc(p, y) - _ncc(b, y), d_ncc_ci)
+        rmse(p, y) - rmse(b, y), d_rmse_ci,
+        ncc(p, y) - ncc(b, y), d_ncc_ci)
 
 
 def prompt_bootstrap(prompts: list[str], statistic, *, n_boot: int = 2000,
@@ -241,16 +241,6 @@ def prompt_bootstrap(prompts: list[str], statistic, *, n_boot: int = 2000,
     return _interval(values)
 
 
-def _rmse(p: np.ndarray, y: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((p - y) ** 2)))
-
-
-def _ncc(p: np.ndarray, y: np.ndarray) -> float:
-    if np.all(p == p[0]) or np.all(y == y[0]):
-        return math.nan
-    return float(np.corrcoef(p, y)[0, 1])
-
-
 def _interval(values: list[float]) -> tuple[float, float]:
     finite = np.array([v for v in values if math.isfinite(v)])
     if finite.size == 0:
@@ -266,7 +256,7 @@ def metrics_by_category(predictions: dict[str, float], truth: dict[str, Truth]) 
         shared = [s for s in predictions if s in truth and truth[s].hearing_loss == category]
         p = np.array([predictions[s] for s in shared])
         y = np.array([truth[s].value_0_100 for s in shared])
-        out[category] = {"n": len(shared), "RMSE": _rmse(p, y)}
+        out[category] = {"n": len(shared), "RMSE": rmse(p, y)}
     return out
 
 

@@ -9,32 +9,25 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau, pearsonr
+from scipy.stats import kendalltau
 
 
-@dataclass
-class Comparison:
-    """One submission compared with the ground truth."""
+def rmse(predicted_0_100: np.ndarray, true_0_100: np.ndarray) -> float:
+    """Root mean squared error (both 0..100)."""
+    diff = np.asarray(predicted_0_100, dtype=float) - np.asarray(true_0_100, dtype=float)
+    return float(np.sqrt(np.mean(diff ** 2)))
 
-    path: str
-    n: int = 0
-    unmatched: int = 0  # signal IDs of the CSV absent from the ground truth
-    RMSE: float = math.nan
-    Std: float = math.nan
-    NCC: float = math.nan
-    KT: float = math.nan
-    per_hearing_loss: dict = field(default_factory=dict)  # category -> {"n", "RMSE"}
-    error: str | None = None
 
-    def to_dict(self) -> dict:
-        if self.error:
-            return {"error": self.error}
-        return {"n": self.n, "unmatched": self.unmatched, "RMSE": self.RMSE, "Std": self.Std, "NCC": self.NCC,
-                "KT": self.KT, "per_hearing_loss": self.per_hearing_loss}
+def ncc(predicted_0_100: np.ndarray, true_0_100: np.ndarray) -> float:
+    """Pearson correlation; NaN when either side is constant or has fewer than 2 values."""
+    p = np.asarray(predicted_0_100, dtype=float)
+    y = np.asarray(true_0_100, dtype=float)
+    if len(p) < 2 or np.all(p == p[0]) or np.all(y == y[0]):
+        return math.nan
+    return float(np.corrcoef(p, y)[0, 1])
 
 
 def clip_metrics(predicted_0_100: np.ndarray, true_0_100: np.ndarray) -> dict[str, float]:
@@ -42,12 +35,12 @@ def clip_metrics(predicted_0_100: np.ndarray, true_0_100: np.ndarray) -> dict[st
     p = np.asarray(predicted_0_100, dtype=float)
     y = np.asarray(true_0_100, dtype=float)
     diff = p - y
-    constant = np.all(p == p[0]) or np.all(y == y[0])
+    correlation = ncc(p, y)
     return {
-        "RMSE": float(np.sqrt(np.mean(diff ** 2))),
+        "RMSE": rmse(p, y),
         "Std": float(np.std(diff) / np.sqrt(len(diff))),
-        "NCC": math.nan if constant or len(p) < 2 else float(pearsonr(p, y)[0]),
-        "KT": math.nan if constant or len(p) < 2 else float(kendalltau(p, y)[0]),
+        "NCC": correlation,
+        "KT": math.nan if math.isnan(correlation) else float(kendalltau(p, y)[0]),
     }
 
 
@@ -91,29 +84,3 @@ def read_submission(path: Path) -> dict[str, float]:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         raise SubmissionError("; ".join(problems[:3]) + more)
     return scores
-
-
-def compare(path: Path, truth: dict[str, tuple[float, str]]) -> Comparison:
-    """Compare one submission with ``truth`` ({signal: (correctness x 100, hearing_loss)})."""
-    result = Comparison(str(path))
-    try:
-        predicted = read_submission(path)
-    except (SubmissionError, OSError, UnicodeDecodeError) as e:
-        result.error = str(e)
-        return result
-    shared = [s for s in predicted if s in truth]
-    if not shared:
-        result.error = f"none of its {len(predicted)} signal IDs are in the ground truth"
-        return result
-    p = np.array([predicted[s] for s in shared])
-    y = np.array([truth[s][0] for s in shared])
-    result.n = len(shared)
-    result.unmatched = len(predicted) - len(shared)
-    for key, value in clip_metrics(p, y).items():
-        setattr(result, key, value)
-    categories = np.array([truth[s][1] for s in shared])
-    for category in sorted(set(categories)):
-        mask = categories == category
-        result.per_hearing_loss[category] = {
-            "n": int(mask.sum()), "RMSE": float(np.sqrt(np.mean((p[mask] - y[mask]) ** 2)))}
-    return result

@@ -128,28 +128,3 @@ def fold_groups(fit_records: list[dict], other_records: list[dict] = (), *, by: 
                 parent[max(track, prompt)] = min(track, prompt)
     labels = [find(f"prompt:{r['prompt']}") for r in records]
     return labels[: len(fit_records)], labels[len(fit_records):], how
-
-
-def out_of_fold_predictions(fit_x: np.ndarray, fit_y: np.ndarray, fit_prompts: list[str],
-                            predict_x: np.ndarray, predict_prompts: list[str], *,
-                            n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Out-of-fold predictions on the training split.
-
-    Prompts are split into ``n_folds`` folds; each item of ``predict_x`` is
-    predicted by a calibration fitted on the training pairs (``fit_x`` 0..1,
-    ``fit_y`` 0..100) whose prompts lie in other folds. No prediction has seen
-    its own label, nor any pair with the same prompt.
-    """
-    fit_x = np.asarray(fit_x, dtype=float)
-    fit_y = np.asarray(fit_y, dtype=float)
-    predict_x = np.asarray(predict_x, dtype=float)
-    folds = prompt_folds(list(fit_prompts) + list(predict_prompts), n_folds=n_folds, seed=seed)
-    fit_folds, predict_folds = folds[: len(fit_x)], folds[len(fit_x):]
-    predictions = np.full(predict_x.shape, np.nan)
-    for fold in range(n_folds):
-        test = predict_folds == fold
-        if not np.any(test):
-            continue
-        model = LogisticCalibration.fit(fit_x[fit_folds != fold], fit_y[fit_folds != fold])
-        predictions[test] = model.predict(predict_x[test])
-    return predictions
