@@ -232,23 +232,25 @@ def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_
     from code.evaluation.features.intrusive import intrusive_features
 
     code = code_digest(INTRUSIVE_CODE, INTRUSIVE_PACKAGES)
-    out, todo = {}, []
+    out: dict[str, dict[str, float]] = {}
+    todo: dict[str, list] = {}  # key -> [paths, signals with that audio and reference]
     for signal, path, reference in items:
         key = key_of("intrusive", audio=store.digest(path), reference=store.digest(reference),
                      sample_rate=sample_rate, max_lag_s=max_lag_s, code=code)
-        cached = None if recompute else store.get("intrusive", key)
+        cached = None if recompute or key in todo else store.get("intrusive", key)
         if cached is not None:
             out[signal] = cached["features"]
         else:
-            todo.append((signal, key, path, reference))
+            todo.setdefault(key, [(path, reference), []])[1].append(signal)
     if items:
         logger.info("STOI/eSTOI: %d signal(s) to compute, %d reused", len(todo), len(out))
-    for signal, key, path, reference in tqdm(todo, desc="Stage 2: STOI/eSTOI", unit="signal",
-                                             disable=not todo):
+    for key, ((path, reference), signals) in tqdm(list(todo.items()), desc="Stage 2: STOI/eSTOI",
+                                                  unit="signal", disable=not todo):
         features = intrusive_features(read_audio(path, sample_rate), read_audio(reference, sample_rate),
                                       sample_rate, max_lag_s=max_lag_s)
         store.put("intrusive", key, {"features": features})
-        out[signal] = features
+        for signal in signals:
+            out[signal] = features
     return out
 
 
