@@ -1,0 +1,88 @@
+"""Options are checked before any work: in the config (cheap, while parsing) and in the
+pipeline's preflight (devices, registries, ASR models), with the option named."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+
+import pytest
+
+from code.config import DEFAULTS, asr_models, check_config
+from code.errors import ASRError, ConfigError
+from tests.conftest import ROOT
+
+
+def _cfg(**change):
+    return dataclasses.replace(DEFAULTS, **change)
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"device": "gpu"}, "--device must be cpu, cuda or cuda:N"),
+    ({"asr_device": "cuda0"}, "--asr-device must be cpu, cuda or cuda:N"),
+    ({"asr_compute_type": "int4"}, "--asr-compute-type must be one of"),
+    ({"asr_engine": "openai-whisper", "asr_model": "base.en", "asr_models": "small.en"},
+     "--asr-model 'base.en' and --asr-models 'small.en' disagree"),
+    ({"asr_models": "tiny.en,tiny.en"}, "lists a model twice"),
+    ({"predictor": "whisper-head", "asr_models": "tiny.en,base.en"}, "reads one Whisper encoder"),
+    ({"stoi_max_lag_s": 2.0}, "--stoi-max-lag-s must be within 0..1"),
+])
+def test_bad_options_refused_while_parsing(change, expected):
+    assert expected in (check_config(_cfg(**change)) or "")
+
+
+@pytest.mark.parametrize("change", [{"device": "cuda:1"}, {"device": "cpu"}, {"asr_models": "small.en"},
+                                    {"asr_model": "tiny.en", "asr_models": "tiny.en,base.en"}])
+def test_good_options_pass(change):
+    assert check_config(_cfg(**change)) is None
+
+
+def test_one_truth_for_the_asr_models():
+    """--asr-models replaces --asr-model everywhere: the primary model (the whisper-head's
+    encoder, the official route, the better-ear feature) is its first entry."""
+    from code.evaluation.asr.engines import asr_settings
+
+    cfg = _cfg(predictor="whisper-head", asr_models="small.en")
+    assert asr_models(cfg) == ["small.en"] and asr_settings(cfg).model == "small.en"
+    assert asr_settings(_cfg()).model == DEFAULTS.asr_model
+
+
+def test_cuda_refused_before_work_without_cuda(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from code.pipeline import preflight
+
+    with pytest.raises(ConfigError, match="--device cuda: this machine has 0 CUDA device"):
+        preflight(_cfg(device="cuda", results_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("models,expected", [
+    ("tiny.en,/no/such/model.pt", "--asr-models: Whisper model file or folder '/no/such/model.pt' not found"),
+])
+def test_unavailable_asr_model_refused_before_work(tmp_path, models, expected):
+    from code.pipeline import preflight
+
+    with pytest.raises(ASRError, match=expected):
+        preflight(_cfg(asr_models=models, results_dir=str(tmp_path)))
+
+
+def test_unknown_openai_whisper_name_refused_before_work(tmp_path):
+    from code.pipeline import preflight
+
+    with pytest.raises(ASRError, match="unknown openai-whisper model 'tiny.eng'"):
+        preflight(_cfg(asr_engine="openai-whisper", asr_model="tiny.eng", results_dir=str(tmp_path)))
+
+
+def test_help_and_a_typo_answer_at_once():
+    """`main.py --help`, a mistyped option and a mistyped value import nothing heavy; the
+    figure is printed, not asserted (machines differ): the import-graph test guards it."""
+    for args, code in ((["--help"], 0), (["--modle", "x"], 2), (["--model", "NLR"], 2)):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True)
+        print(f"main.py {' '.join(args)}: {time.perf_counter() - start:.2f} s")
+        assert proc.returncode == code, proc.stderr
+    assert "did you mean 'NLR1'" in proc.stderr
