@@ -74,7 +74,7 @@ class ExperimentConfig:
     scores: str = ""  # per-signal feature files (JSONL, comma-separated) for the split: skip the audio stages
     train_scores: str = ""  # feature files of the fit split (default: official file or computed)
     fit_split: str = "train"  # labelled split(s) the predictor is fitted on: train, valid, or train,valid
-    folds: int = 5  # folds (grouped by prompt) for out-of-fold predictions on records of the fit split
+    folds: int = 5  # folds (grouped by track when the metadata has fma, else by prompt) for out-of-fold predictions on records of the fit split
     seed: int = 0  # seed of the folds and of learned predictors
     team_id: str = ""  # e.g. T001: also write the organisers' file names (ICASSP2026_<split>_<TEAM>.csv)
     # running
