@@ -2,12 +2,13 @@
 
     python scripts/make_demo_store.py
 
-Runs ``python main.py`` (the default experiment on the demo) into a fresh results
-folder and copies the values it stored (transcripts, scores, STOI/eSTOI; not the
-path-bound file digests) beside the demo's metadata. A newcomer's first
-``python main.py`` then finds the fit set's (and NLR1's) values there instead of
-running Whisper on them. Every value is keyed by the audio's content, the settings
-and the code that computed it (``code/evaluation/cache.py``), so after a change to
+Runs the README's demo commands (``COMMANDS``: the default experiment, the compare
+recipe, the hearing-aid chain) into a fresh results folder and copies the values
+they stored (transcripts, scores, STOI/eSTOI; not the path-bound file digests)
+beside the demo's metadata. A newcomer's first ``python main.py`` then finds the
+fit set's (and the models' outputs') values there instead of running Whisper on
+them; values of audio whose bytes differ on another machine are simply computed.
+Every value is keyed by the audio's content, the settings and the code that computed it (``code/evaluation/cache.py``), so after a change to
 that code the shipped values no longer match and are recomputed, never misused:
 rerun this script to ship current ones (``tests/test_shipped_store.py`` says when).
 """
@@ -23,6 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "data" / "demo" / "cadenza_data" / "stage2_store"
 KINDS = ("transcript", "score", "intrusive")
+COMMANDS = (
+    [],  # python main.py
+    ["--split", "train", "--models", "identity,NLR1"],  # the compare recipe
+    ["--input", "unprocessed", "--models", "identity,NLR1"],  # the hearing-aid chain
+)
 
 
 def main() -> None:
@@ -30,7 +36,9 @@ def main() -> None:
         results = Path(tmp) / "results"
         if TARGET.exists():
             shutil.rmtree(TARGET)  # a fresh run computes everything
-        subprocess.run([sys.executable, "main.py", "--results-dir", str(results)], cwd=ROOT, check=True)
+        for extra in COMMANDS:
+            subprocess.run([sys.executable, "main.py", "--results-dir", str(results), *extra], cwd=ROOT,
+                           check=True)
         TARGET.mkdir(parents=True)
         for kind in KINDS:
             if (results / ".cache" / kind).is_dir():
