@@ -8,9 +8,10 @@ they stored (transcripts, scores, STOI/eSTOI; not the path-bound file digests)
 beside the demo's metadata. A newcomer's first ``python main.py`` then finds the
 fit set's (and the models' outputs') values there instead of running Whisper on
 them; values of audio whose bytes differ on another machine are simply computed.
-Every value is keyed by the audio's content, the settings and the code that computed it (``code/evaluation/cache.py``), so after a change to
-that code the shipped values no longer match and are recomputed, never misused:
-rerun this script to ship current ones (``tests/test_shipped_store.py`` says when).
+Every value is keyed by the audio's content, the settings and the code that computed
+it (``code/evaluation/cache.py``), so after a change to that code the shipped values no
+longer match and are recomputed, never misused: rerun this script to ship current ones
+(``tests/test_shipped_store.py`` says when).
 """
 
 from __future__ import annotations
