@@ -1,0 +1,57 @@
+"""The demo ships Stage-2 values (``data/demo/cadenza_data/stage2_store/``) so that a
+newcomer's first run does not transcribe the fit set. They are keyed like any stored value
+(audio content, settings, code), so they are current only while the code that made them
+is unchanged: this test says when to rebuild them, and that stale ones are not used."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from code.config import DEFAULTS
+from code.data.validation import validate_split
+from code.evaluation.asr.engines import asr_settings
+from code.evaluation.cache import Store, code_digest, key_of
+from code.evaluation.features import extract
+from tests.conftest import DEMO_ROOT
+
+SHIPPED = DEMO_ROOT / "cadenza_data" / extract.SHIPPED_STORE
+REBUILD = "the demo's shipped Stage-2 values are stale: run python scripts/make_demo_store.py"
+
+
+def _fit_items():
+    split = validate_split(DEMO_ROOT, "train", check_audio=False)
+    return [(r, split.layout.audio_path(r["signal"], "signals"),
+             split.layout.audio_path(r["signal"], "unprocessed")) for r in split.records]
+
+
+def test_the_fit_set_values_are_shipped_and_current(tmp_path):
+    store = Store(tmp_path / "digests")  # digests only; values are looked up in the shipped store
+    shipped = Store(SHIPPED)
+    settings = asr_settings(DEFAULTS)
+    missing = []
+    for record, path, reference in _fit_items():
+        digest = store.digest(path)
+        if shipped.get("transcript", extract.transcript_key(digest, settings, DEFAULTS.sample_rate)) is None:
+            missing.append(f"transcript of {record['signal']}")
+        stoi = key_of("intrusive", audio=digest, reference=store.digest(reference),
+                      sample_rate=DEFAULTS.sample_rate, max_lag_s=DEFAULTS.stoi_max_lag_s,
+                      code=code_digest(extract.INTRUSIVE_CODE, extract.INTRUSIVE_PACKAGES))
+        if shipped.get("intrusive", stoi) is None:
+            missing.append(f"STOI of {record['signal']}")
+    assert not missing, f"{REBUILD} ({len(missing)} values missing, e.g. {missing[:2]})"
+
+
+def test_a_stale_shipped_value_is_not_used(tmp_path, monkeypatch):
+    """Other code (here: another digest of the transcribing modules) means other keys: the
+    shipped values are not found and the signal would be transcribed afresh."""
+    record, path, _ = _fit_items()[0]
+    digest = Store(tmp_path).digest(path)
+    settings = asr_settings(DEFAULTS)
+    current = extract.transcript_key(digest, settings, DEFAULTS.sample_rate)
+    monkeypatch.setattr(extract, "TRANSCRIPT_CODE", extract.TRANSCRIPT_CODE + ("code.config",))
+    stale = extract.transcript_key(digest, settings, DEFAULTS.sample_rate)
+    assert stale != current and Store(SHIPPED).get("transcript", stale) is None
+    other = dataclasses.replace(DEFAULTS, asr_compute_type="int8")
+    assert Store(SHIPPED).get("transcript", extract.transcript_key(digest, asr_settings(other), 44100)) is None
+    assert Path(SHIPPED).is_dir()
