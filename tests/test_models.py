@@ -90,7 +90,7 @@ def test_identity_returns_input():
 
 
 def test_unknown_model_lists_names():
-    with pytest.raises(ValueError, match=r"registered models: \['NALR', 'NLR1', 'identity'\]"):
+    with pytest.raises(ValueError, match=r"registered models: \['LyricAid', 'NALR', 'NLR1', 'identity'\]"):
         make_model("NLR2")
 
 

@@ -25,7 +25,7 @@ from code.models.hearing_aid_models import (
 from code.msbg_design import ear_design
 from code.training import train as training
 from code.training.objective import resample_to_16k
-from tests.conftest import DEMO_ROOT, demo_records
+from tests.conftest import DEMO_ROOT, demo_records, make_clip_root
 
 CHECKPOINT = os.environ.get("CLIP_OPENAI_CHECKPOINT")
 # CI sets CLIP_REQUIRE_OPENAI_CHECKPOINT=1: there a missing checkpoint fails instead of skipping.
@@ -81,10 +81,12 @@ def test_level_cap_holds_whatever_the_weights():
     x, levels = _batch()
     model = _randomised(make_model("LyricAid"), scale=3.0)
     with torch.no_grad():
-        out, nlr1 = model(x * 30, levels), NLR1()(x * 30, levels)
+        out, nlr1 = model(x, levels), NLR1()(x, levels)
+        loud = model(x * 300, levels)  # NLR1 peaks above 1 here: the cap is not enough
     gain_db = 10 * torch.log10(out.pow(2).sum(dim=(1, 2)) / nlr1.pow(2).sum(dim=(1, 2)))
     assert (gain_db <= LEVEL_CAP_DB + 1e-4).all(), gain_db
-    assert out.abs().max() < 1.0
+    assert gain_db.max() > LEVEL_CAP_DB - 0.01  # these weights would be louder: the cap acts
+    assert loud.abs().max() < 1.0
 
 
 def test_padding_never_leaks_into_lyricaid():
@@ -113,6 +115,18 @@ def test_saved_weights_reload_to_identical_outputs_and_change_the_stage1_key(tmp
     assert model_settings(reloaded) == model_settings(trained) != model_settings(untrained)
     torch.save(_randomised(make_model("LyricAid"), seed=1).state_dict(), path)
     assert model_settings(make_model("LyricAid", results_dir=tmp_path)) != model_settings(reloaded)
+
+
+def test_training_reads_the_fit_splits_mild_and_moderate_unprocessed_audio(tmp_path):
+    records = demo_records("train")[:6]
+    root = make_clip_root(tmp_path / "data", "train", records)
+    items = training.load_items(ExperimentConfig(data_root=str(root), results_dir=str(tmp_path / "results")))
+    wanted = [r for r in records if r["hearing_loss"] in ("Mild", "Moderate")]
+    assert [i.signal for i in items] == [r["signal"] for r in wanted] and wanted
+    assert all(i.audio.shape[0] == 2 and i.audio.dtype == np.float32 for i in items)
+    prompts = [r["prompt"] for r in demo_records("train")]
+    held_out = training.held_out_prompts(prompts, seed=0)
+    assert len(held_out) == 5 and held_out == training.held_out_prompts(prompts, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -113,8 +113,8 @@ def load_items(cfg) -> list[TrainItem]:
     """The fit split's records of ``TRAIN_CATEGORIES`` with their unprocessed audio."""
     items = []
     for split in fit_splits(cfg):
-        data = validate_split(Path(cfg.data_root), split, challenge=cfg.challenge,
-                              input_kinds=("unprocessed",), sample_rate=SAMPLE_RATE, check_audio=True)
+        data = validate_split(Path(cfg.data_root), split, challenge=cfg.challenge, input_kinds=("unprocessed",),
+                              check_cache=Path(cfg.results_dir) / ".audio_checks.json")
         for record in data.records:
             if record["hearing_loss"] not in TRAIN_CATEGORIES:
                 continue

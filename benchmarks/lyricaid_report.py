@@ -1,0 +1,75 @@
+"""A trained model against its baseline on the physical chain: pooled Mild+Moderate change
+(paired, 95% bootstrap interval over prompts, as the hearing-aid report computes it) and the
+output level check (each signal's RMS over both ears against the baseline's, and the peak).
+
+    python main.py --input unprocessed --models NLR1,LyricAid --baseline NLR1
+    python benchmarks/lyricaid_report.py [--model LyricAid --baseline NLR1 --split valid]
+
+Reads ``submission_<Model>-unprocessed_<split>.csv`` and ``<Model>/from_unprocessed/<signal>.wav``
+(the model's output, before the simulator) in ``--results-dir``. Last line:
+``pooled_change=X ci95=[L, H] max_level_db=Y max_peak=Z``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:
+    root = Path(__file__).resolve().parents[1]
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.lyricaid_report", *sys.argv[1:]],
+              {**os.environ, "PYTHONPATH": str(root)})
+
+import numpy as np
+import soundfile
+
+from code.evaluation.outputs.report import report_rows
+
+
+def _predictions(path: Path) -> dict[str, float]:
+    with path.open() as f:
+        return {row[0]: float(row[1]) for row in csv.reader(f) if row and row[0] != "signal_ID"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--data-root", default="data/demo/cadenza_data")
+    parser.add_argument("--split", default="valid")
+    parser.add_argument("--model", default="LyricAid")
+    parser.add_argument("--baseline", default="NLR1")
+    parser.add_argument("--suffix", default="-unprocessed", help="the run name's part after the model")
+    args = parser.parse_args()
+    results = Path(args.results_dir)
+    records = json.loads((Path(args.data_root) / "metadata" / f"{args.split}_metadata.json").read_text())
+    predictions = {m: _predictions(results / f"submission_{m}{args.suffix}_{args.split}.csv")
+                   for m in (args.baseline, args.model)}
+    for name, categories in (("Mild", ("Mild",)), ("Moderate", ("Moderate",)), ("Mild+Moderate", ("Mild", "Moderate")),
+                             ("No Loss", ("No Loss",))):
+        members = [r for r in records if r["hearing_loss"] in categories]
+        row = next(r for r in report_rows(predictions, members, baseline=args.baseline)
+                   if r["model"] == args.model and r["hearing_loss"] == "All")
+        base = np.mean([predictions[args.baseline][r["signal"]] for r in members])
+        print(f"{name:14s} n={row['n']:2d} {args.baseline} {base:5.1f} {args.model} {row['mean_intelligibility']:5.1f} "
+              f"change {row['change']:+.2f} [{row['change_ci95_low']:+.2f}, {row['change_ci95_high']:+.2f}]")
+        if name == "Mild+Moderate":
+            pooled = row
+    levels, peaks = [], []
+    for r in records:
+        out, _ = soundfile.read(results / args.model / "from_unprocessed" / f"{r['signal']}.wav")
+        ref, _ = soundfile.read(results / args.baseline / "from_unprocessed" / f"{r['signal']}.wav")
+        levels.append(10 * np.log10(np.sum(out.astype(np.float64) ** 2) / np.sum(ref.astype(np.float64) ** 2)))
+        peaks.append(float(np.abs(out).max()))
+    levels = np.array(levels)
+    print(f"level vs {args.baseline} (dB, RMS over both ears, per signal): mean {levels.mean():+.2f} "
+          f"min {levels.min():+.2f} max {levels.max():+.2f}; largest peak {max(peaks):.4f}")
+    print(f"pooled_change={pooled['change']:+.2f} ci95=[{pooled['change_ci95_low']:+.2f}, "
+          f"{pooled['change_ci95_high']:+.2f}] max_level_db={levels.max():+.3f} max_peak={max(peaks):.4f}")
+
+
+if __name__ == "__main__":
+    main()
