@@ -39,8 +39,9 @@ def test_clip2_demo_with_team_id_and_whisper_head(tmp_path):
     assert head and saved.with_suffix(".pt").stat().st_size > 1000
 
 
-def test_phoneme_target_needs_clip2_labels(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "main.py", "--target", "phoneme_correctness", "--stages", "2",
-         "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "phoneme_correctness" in proc.stderr
+def test_phoneme_target_needs_clip2_labels(tmp_path, caplog, capsys):
+    from tests.conftest import run_main
+
+    code, log = run_main(["--target", "phoneme_correctness", "--stages", "2", "--results-dir", tmp_path],
+                         caplog, capsys)
+    assert code == 2 and "phoneme_correctness" in log

@@ -1,19 +1,21 @@
-"""The whole pipeline through `python main.py`, with real Whisper inference on the demo."""
+"""The whole pipeline through `python main.py`, with real Whisper inference on the demo.
+
+The first demo run is `python main.py` itself (a subprocess: the README's command); the
+rest call ``main.main`` / ``compute_csvs.main`` in this process. The demo's first run reads
+the fit set's values from the demo's shipped Stage-2 store, as a newcomer's does."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from code.data.audio import read_audio
-from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root
+from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root, run_main as run_here
 
 
 def run_main(*args, cwd=ROOT, check=True):
@@ -67,29 +69,33 @@ def test_transcripts_are_kept_and_real(demo_run):
 
 
 @pytest.mark.slow
-def test_second_run_recomputes_nothing(demo_run):
+def test_second_run_recomputes_nothing(demo_run, caplog):
     results, _ = demo_run
     wavs = {p: p.stat().st_mtime_ns for p in (results / "NLR1").glob("*.wav")}
-    second = run_main("--results-dir", results)
+    code, log = run_here(["--results-dir", results], caplog)
+    assert code == 0, log[-3000:]
     n = len(demo_records("valid"))
-    assert f"{n} reused, 0 to enhance" in second.stderr
-    assert f"0 signal(s) to transcribe, {n} reused" in second.stderr
+    assert f"{n} reused, 0 to enhance" in log
+    assert f"0 signal(s) to transcribe, {n} reused" in log
     assert {p: p.stat().st_mtime_ns for p in wavs} == wavs
 
 
 @pytest.mark.slow
-def test_compute_csvs_compares_demo_outputs(demo_run):
+def test_compute_csvs_compares_demo_outputs(demo_run, tmp_path, capsys):
     """The demo's valid split is labelled (as CLIP1's since metadata v1.2): one row for NLR1,
     the leaderboard copy not listed again; the run itself logged the same figures."""
+    import compute_csvs
+
     results, first = demo_run
-    proc = subprocess.run([sys.executable, "compute_csvs.py", str(results)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("NLR1 ")]
-    assert len(rows) == 1 and rows[0].split()[1] == "valid"
-    assert "evalai" not in proc.stdout and "not comparable" not in proc.stdout
-    rmse = float(rows[0].split()[4])
-    assert f"RMSE {rmse:.2f}" in first.stderr  # main.py logged the same figure
+    capsys.readouterr()
+    assert compute_csvs.main([str(results), "--json", str(tmp_path / "figures.json")]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads((tmp_path / "figures.json").read_text())["rows"]
+    assert [(r["name"], r["split"]) for r in rows] == [("NLR1", "valid")]
+    table = [line for line in out.splitlines() if line.startswith("NLR1 ") and not line.startswith("NLR1 (")]
+    assert [line.split()[:3] for line in table] == [["NLR1", "demo", "valid"]]  # one table row
+    assert "evalai" not in out and "not comparable" not in out
+    assert f"RMSE {rows[0]['RMSE']:.2f}" in first.stderr  # main.py logged the same figure
 
 
 @pytest.mark.parametrize("damage,expected", [
@@ -98,23 +104,30 @@ def test_compute_csvs_compares_demo_outputs(demo_run):
     (lambda root, rs: (root / "cadenza_data/metadata/valid_metadata.json").write_text(
         json.dumps([{**rs[0], "hearing_loss": "Profound"}] + rs[1:])), "unknown hearing_loss"),
 ])
-def test_bad_input_fails_fast_without_csv(tmp_path, damage, expected):
+def test_bad_input_fails_fast_without_csv(tmp_path, damage, expected, caplog):
     records = demo_records("valid")[:3]
     root = make_clip_root(tmp_path / "data", "valid", records)
     damage(root, records)
-    proc = run_main("--data-root", root, "--results-dir", tmp_path / "results", check=False)
-    assert proc.returncode != 0
-    assert expected in proc.stderr
+    code, log = run_here(["--data-root", root, "--results-dir", tmp_path / "results"], caplog)
+    assert code != 0
+    assert expected in log
     assert not list((tmp_path / "results").glob("submission_*"))
 
 
-def test_not_a_clip_root(tmp_path):
-    proc = run_main("--data-root", tmp_path, "--results-dir", tmp_path / "r", check=False)
-    assert proc.returncode == 2 and "is not a CLIP data root" in proc.stderr
+def test_not_a_clip_root(tmp_path, caplog, capsys):
+    code, log = run_here(["--data-root", tmp_path, "--results-dir", tmp_path / "r"], caplog, capsys)
+    assert code == 2 and "is not a CLIP data root" in log
 
 
-def test_help_lists_every_field():
-    proc = run_main("--help")
+def test_help_lists_every_field(caplog, capsys):
+    """--help in this process; `python main.py --help` itself starts in
+    test_researcher_loop.py::test_paths_from_the_config_follow_main_py."""
+    import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
     for flag in ("--data-root", "--split", "--model", "--input", "--asr-engine", "--scores",
                  "--train-scores", "--shard", "--audiograms", "--results-dir"):
-        assert flag in proc.stdout
+        assert flag in out

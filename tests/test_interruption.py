@@ -1,9 +1,12 @@
-"""Kill `python main.py` mid-Stage 1 and mid-Stage 2, rerun: same CSV, finished work kept."""
+"""Kill `python main.py` mid-Stage 1 and mid-Stage 2, rerun: same CSV, finished work kept.
+
+On a small copy of the demo (6 valid signals, 2 training prompts) without the shipped
+store: what is transcribed and when is the point. The killed runs are processes of their
+own; the reference run and the last rerun run in this process."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,17 +17,20 @@ import numpy as np
 import pytest
 
 from code.data.audio import read_audio
-from tests.conftest import DEMO_ROOT, ROOT, demo_records
+from code.evaluation.cache import STORE_DIR
+from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root, run_main
 
 ARGS = ["--model", "identity", "--input", "unprocessed", "--jobs", "1"]
+N_VALID = 6  # each kill lands mid-stage: after 3 signals (Whisper takes 4 per batch of 8 ears)
 
 
 def _lines(path_glob: list[Path]) -> int:
     return sum(len(p.read_text().splitlines()) for p in path_glob)
 
 
-def _start(results: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "main.py", *ARGS, "--results-dir", str(results)],
+def _start(data: Path, results: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "main.py", *ARGS, "--data-root", str(data),
+                             "--results-dir", str(results)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -42,17 +48,19 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:
 
 
 @pytest.mark.slow
-def test_kill_and_resume_gives_the_same_csv(tmp_path):
+def test_kill_and_resume_gives_the_same_csv(tmp_path, caplog):
+    valid = demo_records("valid")[:N_VALID]
+    data = make_clip_root(tmp_path / "data", "valid", valid)
+    make_clip_root(data, "train", demo_records("train")[:6])
     reference = tmp_path / "reference"
-    proc = subprocess.run([sys.executable, "main.py", *ARGS, "--results-dir", str(reference)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, log = run_main([*ARGS, "--data-root", data, "--results-dir", reference], caplog)
+    assert code == 0, log[-2000:]
 
     # The chain's sanity check: identity on unprocessed audio + MSBG reproduces what the
     # listeners heard (the demo signals were made with the same simulator), up to the
     # 16-bit quantisation of the stored files (noise power q^2/12, q = 2^-15; 3 dB margin).
     floor = (2.0 ** -15) ** 2 / 12
-    for record in demo_records("valid"):
+    for record in valid:
         provided = read_audio(DEMO_ROOT / "cadenza_data" / "valid" / "signals" / f"{record['signal']}.flac")
         simulated = read_audio(reference / "identity" / "from_unprocessed" / "heard" / f"{record['signal']}.wav")
         assert provided.shape == simulated.shape
@@ -60,30 +68,30 @@ def test_kill_and_resume_gives_the_same_csv(tmp_path):
 
     results = tmp_path / "interrupted"
     results.mkdir()
-    shutil.copytree(reference / "_train_scores", results / "_train_scores")  # shared cache
     out = results / "identity" / "from_unprocessed"
     manifest = out / ".stage1_manifest.jsonl"
 
-    n = len(demo_records("valid"))
+    n = len(valid)
     # 1. Kill during Stage 1 (after 3 of n signals).
-    _kill_when(_start(results), lambda: manifest.exists() and _lines([manifest]) >= 3)
+    _kill_when(_start(data, results), lambda: manifest.exists() and _lines([manifest]) >= 3)
     finished = [json.loads(line)["signal"] for line in manifest.read_text().splitlines() if line.strip()]
     assert 3 <= len(finished) < n
     mtimes = {s: (out / "heard" / f"{s}.wav").stat().st_mtime_ns for s in finished}
     assert not list((results).glob("submission_*"))
 
-    # 2. Rerun, kill during Stage 2 (after 3 scored signals).
+    # 2. Rerun, kill during Stage 2 (after 3 transcribed signals; the predicted split is
+    # transcribed before the fit set, and its scores file is written when all are).
     score_files = lambda: list(out.glob("scores.valid.*.jsonl"))
-    _kill_when(_start(results), lambda: _lines(score_files()) >= 3)
+    transcribed = lambda: len(list((results / STORE_DIR / "transcript").glob("*/*.json")))
+    _kill_when(_start(data, results), lambda: transcribed() >= 3)
     assert {s: (out / "heard" / f"{s}.wav").stat().st_mtime_ns for s in finished} == mtimes
-    scored_before = _lines(score_files())
-    assert scored_before < n and not list(results.glob("submission_*"))
+    scored_before = transcribed()
+    assert scored_before < n and not score_files() and not list(results.glob("submission_*"))
 
     # 3. Rerun to the end.
-    proc = subprocess.run([sys.executable, "main.py", *ARGS, "--results-dir", str(results)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"{n - scored_before} signal(s) to transcribe, {scored_before} reused" in proc.stderr
+    code, log = run_main([*ARGS, "--data-root", data, "--results-dir", results], caplog)
+    assert code == 0, log[-2000:]
+    assert f"{n - scored_before} signal(s) to transcribe, {scored_before} reused" in log
     name = "submission_identity-unprocessed_valid.csv"
     assert (results / name).read_text() == (reference / name).read_text()
     assert {s: (out / "heard" / f"{s}.wav").stat().st_mtime_ns for s in finished} == mtimes

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from scipy.optimize import curve_fit
 
 from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES, PRECOMPUTED_DIR
 from code.evaluation.table import read_feature_file
-from tests.conftest import ROOT
+from tests.conftest import run_main
 
 CATEGORIES = ["No Loss", "Mild", "Moderate"]
 
@@ -40,19 +38,18 @@ def official_root(tmp_path_factory):
     return root, train_records, valid_records, train, valid
 
 
-def _run(root, split, results, *extra, scores=None):
+def _run(caplog, root, split, results, *extra, scores=None):
+    """``python main.py`` in this process (isolation is not the point): the CSV's values."""
     scores = scores or str(PRECOMPUTED_DIR / f"cadenza_data.{split}.whisper.jsonl")
-    proc = subprocess.run(
-        [sys.executable, "main.py", "--data-root", str(root), "--split", split, "--model", "identity",
-         "--scores", scores, "--results-dir", str(results), *extra], cwd=ROOT, capture_output=True,
-        text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, log = run_main(["--data-root", root, "--split", split, "--model", "identity",
+                          "--scores", scores, "--results-dir", results, *extra], caplog)
+    assert code == 0, log[-2000:]
     (path,) = results.glob(f"submission_identity-*scores-*_{split}.csv")  # named by its settings
     with path.open() as f:
         return {row[0]: float(row[1]) for row in list(csv.reader(f))[1:]}
 
 
-def test_learned_predictors_from_several_feature_files(official_root, tmp_path):
+def test_learned_predictors_from_several_feature_files(official_root, tmp_path, caplog):
     """gbm on two feature files, fitted on train, predicting valid; logistic-hl too; the fitted
     predictor is saved beside the submission."""
     root, train_records, valid_records, _, _ = official_root
@@ -62,27 +59,25 @@ def test_learned_predictors_from_several_feature_files(official_root, tmp_path):
         extra = ["--predictor", predictor, "--train-scores", files["train"]]
         if predictor == "logistic-hl":
             extra += ["--feature", "whisper.mixture"]
-        predicted = _run(root, "valid", tmp_path / predictor, *extra, scores=files["valid"])
+        predicted = _run(caplog, root, "valid", tmp_path / predictor, *extra, scores=files["valid"])
         assert list(predicted) == [r["signal"] for r in valid_records]
         values = np.array(list(predicted.values()))
         assert np.all((values >= 0) & (values <= 100)) and values.std() > 1
         (saved,) = (tmp_path / predictor).glob(f"submission_identity-{predictor}-*_valid.predictor.json")
         assert json.loads(saved.read_text())
-    mismatch = subprocess.run(
-        [sys.executable, "main.py", "--data-root", str(root), "--split", "valid", "--model", "identity",
-         "--scores", str(PRECOMPUTED_DIR / "cadenza_data.valid.stoi.jsonl"), "--train-scores",
-         files["train"], "--predictor", "gbm", "--results-dir", str(tmp_path / "x")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert mismatch.returncode == 2 and "only in fit: ['whisper.mixture']" in mismatch.stderr
+    code, mismatch = run_main(["--data-root", root, "--split", "valid", "--model", "identity",
+                               "--scores", PRECOMPUTED_DIR / "cadenza_data.valid.stoi.jsonl", "--train-scores",
+                               files["train"], "--predictor", "gbm", "--results-dir", tmp_path / "x"], caplog)
+    assert code == 2 and "only in fit: ['whisper.mixture']" in mismatch
 
 
 def _logistic(x, x0, k):
     return 100 / (1 + np.exp(-k * (x - x0)))
 
 
-def test_valid_reproduces_the_official_baseline_fit(official_root, tmp_path):
+def test_valid_reproduces_the_official_baseline_fit(official_root, tmp_path, caplog):
     root, train_records, valid_records, train, valid = official_root
-    predicted = _run(root, "valid", tmp_path)
+    predicted = _run(caplog, root, "valid", tmp_path)
     assert list(predicted) == [r["signal"] for r in valid_records]
     x = np.array([train[r["signal"]] for r in train_records])
     y = np.array([100 * r["correctness"] for r in train_records])
@@ -92,12 +87,12 @@ def test_valid_reproduces_the_official_baseline_fit(official_root, tmp_path):
     assert min(predicted.values()) < 30 and max(predicted.values()) > 70  # the 0..100 scale
 
 
-def test_train_predictions_are_out_of_fold(official_root, tmp_path):
+def test_train_predictions_are_out_of_fold(official_root, tmp_path, caplog):
     """Poison one prompt's labels: out-of-fold predictions of its records must not move
     (no model that predicts them saw them or any record of their prompt), while the
     other records' predictions do (the poisoned labels are used to predict them)."""
     root, train_records, _, train, _ = official_root
-    predicted = _run(root, "train", tmp_path / "clean")
+    predicted = _run(caplog, root, "train", tmp_path / "clean")
     x = np.array([train[r["signal"]] for r in train_records])
     y = np.array([100 * r["correctness"] for r in train_records])
     values = np.array([predicted[r["signal"]] for r in train_records])
@@ -111,7 +106,7 @@ def test_train_predictions_are_out_of_fold(official_root, tmp_path):
     original = meta.read_text()
     try:
         meta.write_text(json.dumps(poisoned))
-        again = _run(root, "train", tmp_path / "poisoned")
+        again = _run(caplog, root, "train", tmp_path / "poisoned")
     finally:
         meta.write_text(original)
     mine = [r["signal"] for r in train_records if r["prompt"] == poisoned_prompt]

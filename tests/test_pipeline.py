@@ -1,44 +1,22 @@
-"""Pipeline plumbing: workers give the same audio as one process, shards, config checks."""
+"""Pipeline plumbing: shards, config checks.
+
+(Workers giving the same audio as one process: tests/test_enhancement.py
+``test_worker_processes_give_bit_identical_audio``; reuse and what an audiogram change
+redoes: ``test_recompute_reasons_are_exact_and_copies_of_the_data_reuse``.)"""
 
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 
-from code.data.audio import read_audio
-from code.data.validation import validate_split
 from code.errors import DataError
-from code.enhancement import enhance_split
 from code.evaluation.asr.engines import ASRSettings
 from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
 from code.evaluation.prediction.fit_set import check_train_scores_match
 from code.config import check_config, parse_shard
 from code.pipeline import _shard_filter
 from main import CONFIG
-
-
-def test_worker_processes_match_one_process(demo_root, tmp_path):
-    split = validate_split(demo_root, "valid", check_audio=False)
-    split = dataclasses.replace(split, records=split.records[:4])
-    for jobs, folder in ((1, "one"), (2, "two")):
-        summary = enhance_split(split, model_name="NLR1", audiograms=DEFAULT_AUDIOGRAMS,
-                                results_dir=tmp_path / folder, jobs=jobs)
-        assert summary.done == 4
-    for r in split.records:
-        one = read_audio(tmp_path / "one" / "NLR1" / f"{r['signal']}.wav")
-        two = read_audio(tmp_path / "two" / "NLR1" / f"{r['signal']}.wav")
-        assert one.shape == two.shape and np.array_equal(one, two)  # bit-identical samples
-    again = enhance_split(split, model_name="NLR1", audiograms=DEFAULT_AUDIOGRAMS,
-                          results_dir=tmp_path / "one", jobs=1)
-    assert (again.done, again.reused) == (0, 4)
-    changed = dict(DEFAULT_AUDIOGRAMS, Mild=DEFAULT_AUDIOGRAMS["Moderate"])
-    redo = enhance_split(split, model_name="NLR1", audiograms=changed,
-                         results_dir=tmp_path / "one", jobs=1)
-    mild = sum(r["hearing_loss"] == "Mild" for r in split.records)
-    assert (redo.done, redo.reused) == (mild, 4 - mild)  # only what the change touches
 
 
 def test_shards_partition_the_split():
@@ -81,16 +59,17 @@ def test_mismatched_training_scores_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_concurrent_shards_share_the_work_and_the_final_run_computes_nothing(tmp_path):
-    """Two shard jobs running at the same time compute disjoint shares of the predicted
-    split and of the fit set: every audio file is transcribed once in all; the final run
-    without --shard transcribes nothing and writes the CSV a single run writes."""
+def test_concurrent_shards_share_the_work_and_the_final_run_computes_nothing(tmp_path, caplog):
+    """Two shard jobs running at the same time (two processes) compute disjoint shares of the
+    predicted split and of the fit set: every audio file is transcribed once in all; the final
+    run without --shard transcribes nothing and writes the CSV a single run writes. The data
+    root has no shipped store: the counts are the point."""
     import re
     import shutil
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, demo_records, make_clip_root
+    from tests.conftest import ROOT, demo_records, make_clip_root, run_main
 
     root = make_clip_root(tmp_path / "data", "valid", demo_records("valid")[:4])
     make_clip_root(root, "train", demo_records("train")[:8])
@@ -113,13 +92,13 @@ def test_concurrent_shards_share_the_work_and_the_final_run_computes_nothing(tmp
     per_shard = [transcribed(log) for log in logs]
     assert per_shard == [{"identity": 2, "fit set": 4}] * 2, per_shard  # disjoint halves
     assert not list(sharded.glob("submission_*"))  # shards write no CSV
-    final = subprocess.run(command(sharded), cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    assert final.returncode == 0, final.stderr[-3000:]
-    assert transcribed(final.stderr) == {"identity": 0, "fit set": 0}, final.stderr[-3000:]
+    code, final = run_main(command(sharded)[2:], caplog)  # in this process: no concurrency left
+    assert code == 0, final[-3000:]
+    assert transcribed(final) == {"identity": 0, "fit set": 0}, final[-3000:]
     one = tmp_path / "one"  # one unsharded run over the same stored values
     one.mkdir()
     shutil.copytree(sharded / ".cache", one / ".cache")
-    single = subprocess.run(command(one), cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    assert single.returncode == 0, single.stderr[-3000:]
+    code, single = run_main(command(one)[2:], caplog)
+    assert code == 0, single[-3000:]
     [csv] = [p.name for p in sharded.glob("submission_identity*valid*.csv")]  # named by code.runs
     assert (sharded / csv).read_text() == (one / csv).read_text()

@@ -321,14 +321,11 @@ def test_predictor_log_names_only_a_feature_the_user_set(data, caplog):
     np.testing.assert_allclose(ours, _oof("logistic", records, truth, named, feature="asr.tiny.en.better_ear")[0])
 
 
-def test_gbm_with_nulls_on_the_demo_predicts_every_signal(tmp_path):
+def test_gbm_with_nulls_on_the_demo_predicts_every_signal(tmp_path, caplog):
     """main.py --scores on the demo's metadata with feature files holding null (as real
     PESQ files do): gbm fits on train and predicts every valid signal; the logistic on a
     column with nulls refuses, naming a signal."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT, demo_records
+    from tests.conftest import ROOT, demo_records, run_main
 
     rng = np.random.default_rng(0)
     files = {}
@@ -341,17 +338,16 @@ def test_gbm_with_nulls_on_the_demo_predicts_every_signal(tmp_path):
         files[split].write_text("".join(json.dumps(row) + "\n" for row in rows))
 
     def run(*extra):
-        return subprocess.run([sys.executable, "main.py", "--data-root", str(ROOT / "data" / "demo"),
-                               "--split", "valid", "--model", "identity", "--scores", str(files["valid"]),
-                               "--train-scores", str(files["train"]), "--results-dir", str(tmp_path / "r"),
-                               *extra], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return run_main(["--data-root", ROOT / "data" / "demo", "--split", "valid", "--model", "identity",
+                         "--scores", files["valid"], "--train-scores", files["train"],
+                         "--results-dir", tmp_path / "r", *extra], caplog)
 
-    proc = run("--predictor", "gbm")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, log = run("--predictor", "gbm")
+    assert code == 0, log[-2000:]
     written = sorted((tmp_path / "r").glob("submission_identity*_valid.csv"))
     assert len(written) == 1, written
     lines = written[0].read_text().splitlines()[1:]
     assert [line.split(",")[0] for line in lines] == [r["signal"] for r in demo_records("valid")]
-    assert "pesq.left 6" in proc.stderr  # 6 of the 24 valid signals, counted in the log
-    refused = run("--predictor", "logistic", "--feature", "pesq.left")
-    assert refused.returncode != 0 and "missing feature value(s) ['pesq.left']" in refused.stderr
+    assert "pesq.left 6" in log  # 6 of the 24 valid signals, counted in the log
+    code, refused = run("--predictor", "logistic", "--feature", "pesq.left")
+    assert code != 0 and "missing feature value(s) ['pesq.left']" in refused

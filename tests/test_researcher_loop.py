@@ -98,34 +98,39 @@ def test_reports_of_the_two_routes_do_not_overwrite_each_other(tmp_path):
     assert names == ["hearing_aid_report_valid_signals.csv", "hearing_aid_report_valid_unprocessed.csv"]
 
 
-def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path):
+def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path, caplog, capsys):
     """The README's recipe on a small labelled data set: out-of-fold predictions of two
-    models, then compute_csvs.py with one row per model and the paired difference."""
+    models, then compute_csvs.py with one row per model and the paired difference. In this
+    process, with the demo's shipped store: the demo audio's values are read, not transcribed
+    (a gbm run that put the predictor in the features' key would still transcribe)."""
+    import compute_csvs
+
+    from tests.conftest import run_main
+
     records = demo_records("train")
     prompts = sorted({r["prompt"] for r in records})[:5]
-    data = make_clip_root(tmp_path / "data", "train", [r for r in records if r["prompt"] in prompts])
+    data = make_clip_root(tmp_path / "data", "train", [r for r in records if r["prompt"] in prompts],
+                          shipped_store=True)
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "main.py", "--data-root", str(data), "--split", "train",
-                           "--models", "identity,NLR1", "--results-dir", str(results)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "out-of-fold" in proc.stderr and "NCC" in proc.stderr
+    code, log = run_main(["--data-root", data, "--split", "train", "--models", "identity,NLR1",
+                          "--results-dir", results], caplog)
+    assert code == 0, log[-3000:]
+    assert "out-of-fold" in log and "NCC" in log
     assert (results / "hearing_aid_report_train_signals.csv").is_file()
-    table = subprocess.run([sys.executable, "compute_csvs.py", str(results), "--data-root", str(data)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert table.returncode == 0, table.stderr[-2000:]
-    rows = [line.split()[0] for line in table.stdout.split("paired with")[0].splitlines()
+    capsys.readouterr()
+    assert compute_csvs.main([str(results), "--data-root", str(data)]) == 0
+    table = capsys.readouterr().out
+    rows = [line.split()[0] for line in table.split("paired with")[0].splitlines()
             if line.startswith(("identity ", "NLR1 "))]
     assert sorted(rows) == ["NLR1", "identity"]
-    paired = table.stdout.split("paired with identity")[1]
+    paired = table.split("paired with the identity run")[1]
     assert "NLR1 (train)" in paired and "[" in paired
     # gbm from audio end to end: the features are cached, only the predictor changes
-    gbm = subprocess.run([sys.executable, "main.py", "--data-root", str(data), "--split", "train",
-                          "--model", "identity", "--predictor", "gbm", "--folds", "3",
-                          "--stages", "1,2", "--results-dir", str(results)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    assert gbm.returncode == 0, gbm.stderr[-3000:]
-    assert "0 signal(s) to transcribe" in gbm.stderr
+    code, gbm = run_main(["--data-root", data, "--split", "train", "--model", "identity",
+                          "--predictor", "gbm", "--folds", "3", "--stages", "1,2",
+                          "--results-dir", results], caplog)
+    assert code == 0, gbm[-3000:]
+    assert "0 signal(s) to transcribe" in gbm
     assert list(results.glob("submission_identity-gbm-folds3-*_train.predictor.joblib"))
     features = list((results / "identity").glob("features.train.*.jsonl"))
     assert len(features) == 1 and "stoi.left" in features[0].read_text().splitlines()[0]

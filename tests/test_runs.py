@@ -13,7 +13,7 @@ import pytest
 from code.config import DEFAULTS
 from code.evaluation.outputs.report import report_rows
 from code.runs import run_name
-from tests.conftest import ROOT, demo_records, make_clip_root
+from tests.conftest import ROOT, clip2_demo_copy, demo_records, make_clip_root
 
 CLIP2_DEMO = ROOT / "data" / "demo_clip2"
 
@@ -113,12 +113,13 @@ def test_a_new_users_sequence_overwrites_nothing_and_compares_like_with_like(
     train, valid = demo_records("train"), demo_records("valid")
     keep_train = sorted({r["prompt"] for r in train})[:4]
     keep_valid = sorted({r["prompt"] for r in valid})[:2]
-    data = make_clip_root(tmp_path / "demo", "train", [r for r in train if r["prompt"] in keep_train])
+    data = make_clip_root(tmp_path / "demo", "train", [r for r in train if r["prompt"] in keep_train],
+                          shipped_store=True)  # the demo audio's values: read, not transcribed
     make_clip_root(data, "valid", [r for r in valid if r["prompt"] in keep_valid])
     results = tmp_path / "results"
     common = ["--results-dir", str(results), "--jobs", "1"]
     steps = [["--data-root", str(data)],
-             ["--data-root", str(CLIP2_DEMO)],
+             ["--data-root", str(clip2_demo_copy(tmp_path))],
              ["--data-root", str(data), "--predictor", "gbm"],
              ["--data-root", str(data), "--fit-split", "train,valid"],
              ["--data-root", str(data), "--model", "Louder"],
