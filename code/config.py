@@ -71,6 +71,9 @@ class ExperimentConfig:
     # prediction
     predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/prediction/predictors.py PREDICTORS)
     feature: str = ""  # the feature column the logistic predictors use (empty: the better-ear ASR score)
+    # Settings of the predictor over its defaults, e.g. {"learning_rate": 0.05} for gbm or {"hidden_dim": 128}
+    # for whisper-head (the logistic predictors have none); saved in the provenance and the run's name.
+    predictor_options: dict = field(default_factory=dict)
     scores: str = ""  # per-signal feature files (JSONL, comma-separated) for the split: skip the audio stages
     train_scores: str = ""  # feature files of the fit split (default: official file or computed)
     fit_split: str = "train"  # labelled split(s) the predictor is fitted on: train, valid, or train,valid

@@ -19,9 +19,9 @@ from code.errors import ConfigError, DataError
 from code.enhancement import check_outputs_current, enhance_split, output_dir, scored_path
 from code.evaluation.asr.engines import asr_label, asr_settings, ensure_available
 from code.evaluation.evaluation_helper import (FitSet, fit_records, fit_set, fit_share, labelled,
-                                               predict_and_write, split_table)
+                                               predict_and_write, predictor_options, split_table)
 from code.evaluation.outputs.report import change_text, report_rows, write_report
-from code.evaluation.prediction.predictors import PREDICTORS
+from code.evaluation.prediction.predictors import PREDICTORS, make_predictor
 from code.evaluation.table import read_feature_files
 from code.io_utils import settings_digest, write_json_atomic
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
@@ -44,6 +44,10 @@ def preflight(cfg) -> None:
             raise ConfigError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     if cfg.predictor not in PREDICTORS:
         raise ConfigError(f"unknown --predictor {cfg.predictor!r}; registered: {list(PREDICTORS)}")
+    try:
+        make_predictor(cfg.predictor, options=predictor_options(cfg))  # its settings exist
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     wanted = stages(cfg)
     needs_asr = "2" in wanted and not cfg.scores
     devices = [("--device", cfg.device)] if "1" in wanted and not cfg.scores else []

@@ -48,6 +48,7 @@ _LABELS = {
     "asr_models": lambda v: "asr=" + "+".join(Path(m).stem if os.sep in m else m for m in v),
     "asr_compute_type": lambda v: v,
     "predictor": lambda v: v,
+    "predictor_options": lambda v: "options",
     "feature": lambda v: f"feature={v}",
     "scores": lambda v: "scores",
     "train_scores": lambda v: "train-scores",

@@ -86,3 +86,44 @@ def test_help_and_a_typo_answer_at_once():
         print(f"main.py {' '.join(args)}: {time.perf_counter() - start:.2f} s")
         assert proc.returncode == code, proc.stderr
     assert "did you mean 'NLR1'" in proc.stderr
+
+
+@pytest.mark.parametrize("predictor,options,expected", [
+    ("gbm", {"learning_rate": 0.1, "max_iters": 5}, "gbm has no setting ['max_iters']"),
+    ("whisper-head", {"hiden_dim": 8}, "whisper-head has no setting ['hiden_dim']"),
+    ("logistic", {"learning_rate": 0.1}, "logistic has no settings"),
+])
+def test_unknown_predictor_options_refused_before_work(tmp_path, predictor, options, expected):
+    from code.pipeline import preflight
+
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        preflight(_cfg(predictor=predictor, predictor_options=options, results_dir=str(tmp_path)))
+
+
+def test_predictor_options_reach_the_predictor_and_its_saved_parameters():
+    """A numbers-changing setting is an option: it changes the fit, the saved parameters
+    and the run's name (so two settings never share a file)."""
+    import numpy as np
+
+    from code.evaluation.evaluation_helper import predictor_options
+    from code.evaluation.prediction.predictors import make_predictor
+    from code.evaluation.table import FeatureTable
+    from code.runs import differences
+
+    rng = np.random.default_rng(0)
+    records = [{"signal": f"s{i}", "prompt": f"p{i % 20}", "hearing_loss": "Mild", "n_words": 5}
+               for i in range(200)]
+    x = rng.uniform(0, 1, (200, 1))
+    table = FeatureTable([r["signal"] for r in records], ["asr.score"], x)
+    y = 100 / (1 + np.exp(-8 * (x[:, 0] - 0.5)))
+    fitted = {}
+    for rate in (0.03, 0.3):
+        cfg = _cfg(predictor="gbm", predictor_options={"learning_rate": rate})
+        model = make_predictor("gbm", options=predictor_options(cfg))
+        model.fit(table, y, records)
+        fitted[rate] = model.predict(table, records)
+        assert model.params()["settings"]["learning_rate"] == rate
+    assert not np.allclose(fitted[0.03], fitted[0.3])
+    cfg = _cfg(predictor="gbm", predictor_options={"learning_rate": 0.3})
+    home = {"metadata_dir": "x", "challenge": "clip1"}
+    assert differences(cfg, home=home)["predictor_options"] == {"learning_rate": 0.3}

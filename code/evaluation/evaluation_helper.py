@@ -59,5 +59,9 @@ def _columns(table: FeatureTable, columns: dict[str, str], split: SplitData) -> 
 
 
 def predictor_options(cfg) -> dict | None:
-    """Extra settings a predictor takes: the device of the whisper-head's training."""
-    return {"device": cfg.asr_device} if cfg.predictor == "whisper-head" else None
+    """Extra settings a predictor takes: ``--predictor-options`` (overriding its defaults,
+    e.g. gbm's ``learning_rate``) and the device of the whisper-head's training."""
+    options = {"settings": dict(cfg.predictor_options)} if cfg.predictor_options else {}
+    if cfg.predictor == "whisper-head":
+        options["device"] = cfg.asr_device
+    return options or None

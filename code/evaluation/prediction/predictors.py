@@ -25,6 +25,7 @@ records out instead, listed in the log and in ``predictor.skipped``).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -243,9 +244,11 @@ class GBMPredictor:
     def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
         return list(names)
 
-    def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
+    def __init__(self, *, feature: str | None = None, seed: int = 0, settings: dict | None = None) -> None:
+        """``settings`` override ``GBM_SETTINGS`` (``--predictor-options``)."""
         # ``feature`` is accepted (one signature for every predictor) and not used
         self.seed = seed
+        self.settings = merged_settings("gbm", GBM_SETTINGS, settings)
         self.names: list[str] = []
         self.model = None
         self.min_samples_leaf = 0
@@ -262,7 +265,7 @@ class GBMPredictor:
         self.names = list(features.names)
         self.min_samples_leaf = int(np.clip(len(records) // GBM_RECORDS_PER_LEAF, 5, 100))
         self.model = HistGradientBoostingRegressor(random_state=self.seed, min_samples_leaf=self.min_samples_leaf,
-                                                   **GBM_SETTINGS)
+                                                   **self.settings)
         with threadpool_limits(limits=GBM_THREADS):
             self.model.fit(self._inputs(features, records), np.asarray(target_0_100, dtype=float))
         self.n_fit = len(records)
@@ -279,7 +282,7 @@ class GBMPredictor:
     def params(self) -> dict:
         return {"predictor": self.name, "features": self.names + list(self.EXTRA_COLUMNS),
                 "n_fit": self.n_fit, "seed": self.seed,
-                "settings": {**GBM_SETTINGS, "min_samples_leaf": self.min_samples_leaf},
+                "settings": {**self.settings, "min_samples_leaf": self.min_samples_leaf},
                 "model_file": "<stem>.joblib"}
 
     def save(self, path_stem: Path) -> list[Path]:
@@ -301,17 +304,38 @@ PREDICTORS: dict[str, type] = {
 }
 
 
+def merged_settings(name: str, defaults: dict, given: dict | None) -> dict:
+    """A predictor's settings: its ``defaults`` with ``given`` (``--predictor-options``) over them.
+
+    Raises:
+        ValueError: naming the predictor and its settings, for a name it does not have.
+    """
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"--predictor-options: {name} has no setting {unknown}; its settings "
+                         f"(with defaults): {defaults}")
+    return {**defaults, **given}
+
+
 def make_predictor(name: str, *, feature: str | None = None, seed: int = 0,
                    options: dict | None = None) -> Predictor:
     """A fresh predictor of the given registry name; ``options`` are further keyword
     arguments of its constructor (e.g. ``{"device": "cuda"}`` for whisper-head).
 
     Raises:
-        ValueError: listing the known names, for an unknown one.
+        ValueError: listing the known names, for an unknown one; naming the setting, for
+            ``options["settings"]`` the predictor does not have.
     """
     if name not in PREDICTORS:
         raise ValueError(f"unknown predictor {name!r}; choose one of {sorted(PREDICTORS)}")
-    return PREDICTORS[name](feature=feature, seed=seed, **(options or {}))
+    cls = PREDICTORS[name]
+    options = dict(options or {})
+    if options.get("settings") and "settings" not in inspect.signature(cls.__init__).parameters:
+        raise ValueError(f"--predictor-options: {name} has no settings (given {options['settings']})")
+    if not options.get("settings"):
+        options.pop("settings", None)
+    return cls(feature=feature, seed=seed, **options)
 
 
 def _check_target(target_0_100: np.ndarray, n: int) -> np.ndarray:

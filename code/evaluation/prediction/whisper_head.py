@@ -169,13 +169,19 @@ class WhisperHeadPredictor:
         _, left, right = _embedding_layout(names)
         return [names[i] for i in left + right]
 
-    def __init__(self, *, feature: str | None = None, seed: int = 0, device: str = "cpu") -> None:
+    def __init__(self, *, feature: str | None = None, seed: int = 0, device: str = "cpu",
+                 settings: dict | None = None) -> None:
         """``device``: where the head trains (``cpu``, ``cuda``, ``cuda:1``, ``auto``); the same seed
-        gives the same predictions on one device, not across devices."""
+        gives the same predictions on one device, not across devices. ``settings`` override
+        ``HEAD_SETTINGS`` (``--predictor-options``)."""
         # ``feature`` is accepted (one signature for every predictor) and not used
         self.seed = seed
         self.device = device
-        self.settings = dict(HEAD_SETTINGS)
+        unknown = sorted(set(settings or {}) - set(HEAD_SETTINGS))
+        if unknown:
+            raise ValueError(f"--predictor-options: whisper-head has no setting {unknown}; its settings "
+                             f"(with defaults): {HEAD_SETTINGS}")
+        self.settings = {**HEAD_SETTINGS, **(settings or {})}
         self.dim = 0
         self.model = None
         self.history: dict = {}
