@@ -31,7 +31,6 @@ from tqdm import tqdm
 
 from code.data.layout import SplitData
 from code.data_loading import CLIPDataset, make_dataloader
-from code.hearing_loss import simulate_hearing_loss, simulator_settings
 from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_wav_atomic
 from code.models.hearing_aid_models import (
     MODELS,
@@ -64,6 +63,7 @@ class EnhanceTask:
     key: str
     record: dict
     parts: dict = field(default_factory=dict)  # digest of each part of the key (for reasons)
+    input_stat: tuple[int, int] = (0, 0)  # the input's (size, mtime_ns) when its digest was taken
 
     def outputs(self) -> list[Path]:
         return [self.output_path] + ([self.heard_path] if self.heard_path else [])
@@ -119,13 +119,22 @@ def _outputs_intact(task: EnhanceTask, entry: dict, out_dir: Path) -> bool:
     digests = entry.get("outputs")
     if not isinstance(digests, dict):
         return False
+    stats = entry.get("stats") if isinstance(entry.get("stats"), dict) else {}
     for path in task.outputs():
         name = str(path.relative_to(out_dir))
         if name not in digests or not path.is_file() or path.stat().st_size == 0:
             return False
+        if _stat(path) == tuple(stats.get(name, ())):
+            continue  # untouched since it was written and digested: no need to read it again
         if file_digest(path) != digests[name]:
             return False
     return True
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    """(size, mtime_ns): a file rewritten or truncated since gets another."""
+    stat = Path(path).stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _changed_part(old: dict | None, new: dict) -> str:
@@ -149,6 +158,8 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
              "model_code": model_code_digest(MODELS[model_name]),
              "input_kind": input_kind, "sample_rate": sample_rate}
     if input_kind == "unprocessed":
+        from code.hearing_loss import simulate_hearing_loss, simulator_settings  # only this route needs MSBG
+
         fixed["simulator"] = simulator_settings(simulator)  # raises for an unknown name
         fixed["simulator_code"] = model_code_digest(simulate_hearing_loss)
     fixed_parts = {"model_code": fixed["model_code"],
@@ -158,8 +169,18 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
     entries = _manifest_entries(out_dir / MANIFEST)
     records = split_data.records
     inputs = [split_data.layout.audio_path(r["signal"], input_kind) for r in records]
+    input_stats = [_stat(path) for path in inputs]
+
+    def input_digest(i: int) -> str:
+        """The input's digest; the manifest's when the file is unchanged since (size, mtime)."""
+        entry = entries.get(records[i]["signal"]) or {}
+        known = (entry.get("parts") or {}).get("input")
+        if known and tuple(entry.get("input_stat", ())) == input_stats[i]:
+            return known
+        return file_digest(inputs[i])
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # hashing is I/O-bound
-        input_digests = list(pool.map(file_digest, inputs))
+        input_digests = list(pool.map(input_digest, range(len(records))))
 
     def plan_one(i: int) -> tuple[EnhanceTask, str | None]:
         signal = records[i]["signal"]
@@ -172,7 +193,7 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
             signal, inputs[i], out_dir / f"{signal}.wav",
             scored_path(out_dir, signal, input_kind) if input_kind == "unprocessed" else None,
             tuple(float(x) for x in audiogram.levels),
-            tuple(float(x) for x in audiogram.frequencies), key, records[i], parts)
+            tuple(float(x) for x in audiogram.frequencies), key, records[i], parts, input_stats[i])
         entry = entries.get(signal)
         if recompute:
             return task, FORCED
@@ -183,7 +204,14 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
         return task, None if _outputs_intact(task, entry, out_dir) else DAMAGED
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return model, list(pool.map(plan_one, range(len(records))))
+        plan = list(pool.map(plan_one, range(len(records))))
+    for task, reason in plan:  # entries from before stats were kept: record them once, so
+        entry = entries.get(task.signal)  # later reruns need not read the files again
+        if reason is None and entry is not None and ("stats" not in entry or "input_stat" not in entry):
+            append_jsonl(out_dir / MANIFEST, {**entry, "input_stat": list(task.input_stat),
+                                              "stats": {str(p.relative_to(out_dir)): list(_stat(p))
+                                                        for p in task.outputs()}})
+    return model, plan
 
 
 def check_outputs_current(
@@ -222,12 +250,14 @@ def _finish_item(signal: str, enhanced: np.ndarray, output_path: Path, heard_pat
     """Write one item's model output (and what the listener hears); return its file digests."""
     write_wav_atomic(output_path, enhanced, sample_rate)
     if heard_path is not None:
+        from code.hearing_loss import simulate_hearing_loss  # only this route needs MSBG
+
         audiogram = Audiogram(levels=np.array(levels), frequencies=np.array(frequencies))
         write_wav_atomic(heard_path, simulate_hearing_loss(enhanced, audiogram, sample_rate, simulator=simulator),
                          sample_rate)
     out_dir = output_path.parent
     paths = [output_path] + ([heard_path] if heard_path is not None else [])
-    digests = {str(p.relative_to(out_dir)): file_digest(p) for p in paths}
+    digests = {str(p.relative_to(out_dir)): [file_digest(p), *_stat(p)] for p in paths}
     return signal, float(np.max(np.abs(enhanced), initial=0.0)), digests
 
 
@@ -356,9 +386,12 @@ def enhance_split(
     bar = tqdm(total=len(tasks), desc=f"Stage 1: {model_name}", unit="signal")
 
     def _collect(future: Future) -> None:
-        signal, peak, digests = future.result()
+        signal, peak, written = future.result()
         append_jsonl(manifest, {"signal": signal, "key": by_signal[signal].key,
-                                "parts": by_signal[signal].parts, "outputs": digests})
+                                "parts": by_signal[signal].parts,
+                                "input_stat": list(by_signal[signal].input_stat),
+                                "outputs": {name: d for name, (d, *_) in written.items()},
+                                "stats": {name: stat for name, (_, *stat) in written.items()}})
         summary.done += 1
         if peak > 1.0:
             logger.warning("signal %s: output peaks at %.2f (above full scale); kept in "

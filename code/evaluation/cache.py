@@ -69,18 +69,22 @@ class Store:
     def __init__(self, root: Path, seeds: tuple[Path, ...] = ()) -> None:
         self.root = Path(root)
         self.seeds = tuple(Path(s) for s in seeds)
+        self._known: dict[tuple[str, str], dict] = {}  # values read or written in this process
 
     def _path(self, base: Path, kind: str, key: str) -> Path:
         return base / kind / key[:2] / f"{key}.json"
 
     def get(self, kind: str, key: str) -> dict | None:
         """The value stored under ``key``, or None (absent or unreadable)."""
+        if (kind, key) in self._known:
+            return self._known[(kind, key)]
         for base in (self.root, *self.seeds):
             try:
                 value = json.loads(self._path(base, kind, key).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
             if isinstance(value, dict):
+                self._known[(kind, key)] = value
                 return value
         return None
 
@@ -98,6 +102,7 @@ class Store:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._known[(kind, key)] = value
 
     def count(self, kind: str) -> int:
         """How many values of ``kind`` the results store holds (for logs and tests)."""
