@@ -21,7 +21,7 @@ from code.evaluation.asr.engines import asr_label, asr_settings, ensure_availabl
 from code.evaluation.evaluation_helper import (FitSet, fit_records, fit_set, fit_share, labelled,
                                                predict_and_write, predictor_options, split_table)
 from code.evaluation.outputs.report import change_text, report_rows, write_report
-from code.evaluation.prediction.predictors import PREDICTORS, make_predictor
+from code.evaluation.prediction.predictors import make_predictor
 from code.evaluation.table import read_feature_files
 from code.io_utils import settings_digest, write_json_atomic
 from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
@@ -42,10 +42,8 @@ def preflight(cfg) -> None:
     for name in model_names(cfg):
         if name not in MODELS:
             raise ConfigError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
-    if cfg.predictor not in PREDICTORS:
-        raise ConfigError(f"unknown --predictor {cfg.predictor!r}; registered: {list(PREDICTORS)}")
-    try:
-        make_predictor(cfg.predictor, options=predictor_options(cfg))  # its settings exist
+    try:  # a registered predictor, with the settings --predictor-options names
+        make_predictor(cfg.predictor, options=predictor_options(cfg))
     except ValueError as e:
         raise ConfigError(str(e)) from e
     wanted = stages(cfg)
@@ -83,12 +81,6 @@ def audiogram_table(cfg) -> dict:
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"audiograms[{category!r}] needs 'levels' and 'frequencies' lists: {e}") from e
     return table
-
-
-def submission_tag(cfg, model: str) -> str:
-    """The name a model's CSVs carry in this run: ``NLR1``, ``NLR1-<tag>``,
-    ``NLR1-unprocessed``, ``NLR1-gbm-3f9a1c`` (the rule: ``code.runs``)."""
-    return run_name(cfg, model)
 
 
 def resume_advice(cfg, argv: list[str]) -> str:
@@ -165,7 +157,7 @@ def run_from_scores(cfg) -> None:
         split = dataclasses.replace(split, records=[r for r in split.records if r["signal"] in set(table.signals)],
                                     skipped=split.skipped + missing)
     fits = fit_set(cfg, split, predicted=table, audio_route=False)
-    predict_and_write(cfg, split, table, fits, submission_tag(cfg, cfg.model),
+    predict_and_write(cfg, split, table, fits, run_name(cfg, cfg.model),
                        feature=cfg.feature or fits.feature)
 
 
@@ -225,11 +217,12 @@ def run(cfg) -> None:
         progress.mark("2", "fit set")
         default_feature = (None if cfg.predictor == "whisper-head"
                            else f"asr.{asr_label(asr_models(cfg)[0])}.better_ear")
-        predictions = predict_and_write(cfg, split, features, fits, submission_tag(cfg, model),
-                                         feature=cfg.feature or fits.feature or default_feature,
-                                         model=model)
+        name = run_name(cfg, model)  # the files' name (code.runs): data set, home and settings read once
+        predictions = predict_and_write(cfg, split, features, fits, name,
+                                        feature=cfg.feature or fits.feature or default_feature,
+                                        model=model)
         all_predictions[model] = predictions
-        written.append(submission_tag(cfg, model))
+        written.append(name)
     progress.finish()
     if len(all_predictions) > 1:
         write_hearing_aid_report(cfg, all_predictions, split.records)
