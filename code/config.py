@@ -14,7 +14,6 @@ comment here.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import difflib
 import inspect
 import re
@@ -31,7 +30,6 @@ ENGINES = ("faster-whisper", "openai-whisper")
 SIMULATORS = ("fast", "reference", "torch")
 RECOMPUTE = ("none", "1", "2", "all")
 COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int16")
-OFFICIAL_ASR_MODEL = "base.en"  # the official CLIP1 baseline's Whisper model
 
 CODE_DIR = Path(__file__).resolve().parent
 MODELS_FILE = CODE_DIR / "models" / "hearing_aid_models.py"  # holds the MODELS registry
@@ -299,8 +297,3 @@ def check_config(cfg: ExperimentConfig) -> str | None:
     except ValueError as e:
         return str(e)
     return None
-
-
-def config_dict(cfg: ExperimentConfig) -> dict:
-    """The config as a JSON-ready dict (for provenance files)."""
-    return dataclasses.asdict(cfg)
