@@ -86,7 +86,7 @@ class ExperimentConfig:
     # training (code/training/): --train trains the model(s) before Stage 1; weights go to results/_training/
     train: bool = False  # train --model (e.g. LyricAid) on the fit split's Mild and Moderate unprocessed audio, through the hearing-loss simulator and a Whisper objective, before Stage 1
     train_asr_model: str = ""  # openai-whisper model (name or .pt path) of the training objective; empty: $CLIP_OPENAI_CHECKPOINT, else the shared tiny.en checkpoint
-    train_epochs: int = 3  # at most this many passes over the training signals (early stopping on held-out prompts)
+    train_epochs: int = 4  # at most this many passes over the training signals (early stopping on held-out prompts)
     train_lr: float = 0.01  # Adam learning rate of the training
     train_batch_size: int = 2  # signals per training step
 

@@ -149,11 +149,11 @@ def _changed_part(old: dict | None, new: dict) -> str:
 
 def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audiogram],
           out_dir: Path, input_kind: str, sample_rate: int, simulator: str,
-          recompute: bool, jobs: int, results_dir: Path | None = None,
+          recompute: bool, jobs: int, results_dir: Path | None = None, tag: str = "",
           ) -> tuple[object, list[tuple[EnhanceTask, str | None]]]:
     """The model, and each record's task and why it must be computed (None: reuse its files)."""
     model = make_model(model_name, sample_rate=sample_rate,  # fails fast on a bad name
-                       audiogram_frequencies=common_frequencies(audiograms), results_dir=results_dir)
+                       audiogram_frequencies=common_frequencies(audiograms), results_dir=results_dir, tag=tag)
     fixed = {"model": model_name, "model_settings": model_settings(model),
              "model_code": model_code_digest(MODELS[model_name]),
              "input_kind": input_kind, "sample_rate": sample_rate}
@@ -233,7 +233,7 @@ def check_outputs_current(
     out_dir = output_dir(results_dir, model_name, input_kind, tag)
     _, plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
                     input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
-                    recompute=False, jobs=available_cpus(), results_dir=results_dir)
+                    recompute=False, jobs=available_cpus(), results_dir=results_dir, tag=tag)
     return [task.signal for task, reason in plan if reason is not None]
 
 
@@ -246,15 +246,15 @@ def resolve_device(device: str | None = None) -> torch.device:
 
 def _finish_item(signal: str, enhanced: np.ndarray, output_path: Path, heard_path: Path | None,
                  levels: tuple[float, ...], frequencies: tuple[float, ...], sample_rate: int,
-                 simulator: str) -> tuple[str, float, dict]:
+                 simulator: str, simulator_device: str | None = None) -> tuple[str, float, dict]:
     """Write one item's model output (and what the listener hears); return its file digests."""
     write_wav_atomic(output_path, enhanced, sample_rate)
     if heard_path is not None:
         from code.hearing_loss import simulate_hearing_loss  # only this route needs MSBG
 
         audiogram = Audiogram(levels=np.array(levels), frequencies=np.array(frequencies))
-        write_wav_atomic(heard_path, simulate_hearing_loss(enhanced, audiogram, sample_rate, simulator=simulator),
-                         sample_rate)
+        write_wav_atomic(heard_path, simulate_hearing_loss(enhanced, audiogram, sample_rate, simulator=simulator,
+                                                           device=simulator_device), sample_rate)
     out_dir = output_path.parent
     paths = [output_path] + ([heard_path] if heard_path is not None else [])
     digests = {str(p.relative_to(out_dir)): [file_digest(p), *_stat(p)] for p in paths}
@@ -276,11 +276,12 @@ class _Inline(Executor):
         return future
 
 
-def _finisher(input_kind: str, jobs: int, n_tasks: int) -> tuple[Executor, int]:
-    """Where items are written (and, for ``unprocessed``, simulated), and how many at once."""
+def _finisher(input_kind: str, jobs: int, n_tasks: int, on_gpu: bool = False) -> tuple[Executor, int]:
+    """Where items are written (and, for ``unprocessed``, simulated), and how many at once.
+    ``on_gpu``: the simulator runs on a GPU, from this process's threads."""
     if jobs <= 1 or n_tasks <= 1:
         return _Inline(), 1
-    if input_kind == "unprocessed":
+    if input_kind == "unprocessed" and not on_gpu:
         workers = min(n_tasks, cap_workers_by_memory(jobs, SIMULATOR_BYTES_PER_WORKER,
                                                      what="Stage 1 hearing-loss simulator"))
         # Spawned, not forked: a child forked from a process whose OpenMP threads
@@ -363,7 +364,7 @@ def enhance_split(
     jobs = jobs or available_cpus()
     model, plan = _plan(split_data, model_name=model_name, audiograms=audiograms, out_dir=out_dir,
                         input_kind=input_kind, sample_rate=sample_rate, simulator=simulator,
-                        recompute=recompute, jobs=jobs, results_dir=results_dir)
+                        recompute=recompute, jobs=jobs, results_dir=results_dir, tag=tag)
     tasks = [task for task, reason in plan if reason is not None]
     counts = _reason_counts(plan)
     summary = StageSummary(reused=len(plan) - len(tasks), reasons=counts)
@@ -381,7 +382,8 @@ def enhance_split(
                           sample_rate=sample_rate, audiogram_frequencies=frequencies,
                           audiogram_levels={c: [float(x) for x in a.levels] for c, a in audiograms.items()})
     by_signal = {t.signal: t for t in tasks}
-    pool, workers = _finisher(input_kind, jobs, len(tasks))
+    pool, workers = _finisher(input_kind, jobs, len(tasks),
+                              on_gpu=simulator == "torch" and device_.type == "cuda")
     pending: collections.deque[Future] = collections.deque()
     bar = tqdm(total=len(tasks), desc=f"Stage 1: {model_name}", unit="signal")
 
@@ -411,7 +413,7 @@ def enhance_split(
                                        "or infinite samples")
                 pending.append(pool.submit(_finish_item, task.signal, np.ascontiguousarray(enhanced),
                                            task.output_path, task.heard_path, task.levels,
-                                           task.frequencies, sample_rate, simulator))
+                                           task.frequencies, sample_rate, simulator, str(device_)))
                 while len(pending) > 2 * workers:  # memory stays bounded
                     _collect(pending.popleft())
         while pending:

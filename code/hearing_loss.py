@@ -12,7 +12,7 @@ tests/test_hearing_loss.py and benchmarks/msbg_speed.py):
   audiogram, smearing vectorised, bands compiled, the two ears in parallel.
 - ``"reference"``: pyclarity's ``Ear`` itself, designed and run per call.
 - ``"torch"``: ``code.msbg_torch``, the fast one's computation in torch, on
-  CUDA when available (within 3e-8 of its float64 output on the demo,
+  ``device`` (Stage 1 passes ``--device``; default CUDA when available) (within 3e-8 of its float64 output on the demo,
   benchmarks/msbg_torch.py; about 10 times slower than it on a CPU).
 
 pyclarity's torch MSBG (``clarity.predictor.torch_msbg.MSBGHearingModel``) is
@@ -62,8 +62,11 @@ def simulator_settings(simulator: str) -> dict:
 
 def simulate_hearing_loss(audio: np.ndarray, audiogram: Audiogram,
                           sample_rate: int = MSBG_SAMPLE_RATE, *,
-                          simulator: str = "fast") -> np.ndarray:
+                          simulator: str = "fast", device: str | None = None) -> np.ndarray:
     """Pass stereo audio (float ``[2, T]``) through MSBG with ``audiogram`` on each ear.
+
+    ``device``: where the ``"torch"`` simulator runs (None: CUDA when available, else the
+    CPU); the other simulators run on the CPU.
 
     Returns float32 ``[2, T]``. Digitally silent channels come back silent.
 
@@ -81,7 +84,7 @@ def simulate_hearing_loss(audio: np.ndarray, audiogram: Audiogram,
     if np.max(np.abs(audiogram.levels)) == 0:
         return np.asarray(audio, dtype=np.float32)
     if simulator == "torch":  # both ears at once; silent ears come back silent
-        return simulate_numpy(audio, ear_design(audiogram))
+        return simulate_numpy(audio, ear_design(audiogram), device=device)
     process = _fast_ear(audiogram) if simulator == "fast" else _pyclarity_ear(audiogram)
     # Digitally silent channels stay silent: MSBG's level calibration is undefined there.
     channels = [ch for ch in range(audio.shape[0]) if np.any(audio[ch])]

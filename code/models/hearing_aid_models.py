@@ -280,6 +280,18 @@ PEAK_LIMIT = 0.999  # and its peak at most this (no clipping)
 TRAINED_WEIGHTS = "_training/{name}.pt"  # where a results folder keeps a trained model's weights
 
 
+def weights_name(model) -> str:
+    """The name of ``model``'s weights file: its ``weights_name`` when set, else its class's name."""
+    return getattr(model, "weights_name", None) or type(model).__name__
+
+
+def trained_weights_path(results_dir, name: str, tag: str = "") -> Path:
+    """Where ``results_dir`` keeps the weights of model class ``name`` trained by a run
+    tagged ``tag`` (``--tag``): ``_training/<name>[-<tag>].pt``, so tagged trainings
+    never overwrite each other."""
+    return Path(results_dir) / TRAINED_WEIGHTS.format(name=f"{name}-{tag}" if tag else name)
+
+
 class LyricAid(torch.nn.Module):
     """NAL-R, then audiogram-conditioned band gains and compression, under NLR1's level + 1 dB.
 
@@ -295,15 +307,18 @@ class LyricAid(torch.nn.Module):
     output (both ears) is scaled down to at most NLR1's RMS plus ``LEVEL_CAP_DB`` and a peak
     of ``PEAK_LIMIT``, so training cannot buy audibility with level.
 
-    Weights: ``results_dir`` (offered by ``make_model``) holds the trained weights at
-    ``TRAINED_WEIGHTS`` (written by ``python main.py --model LyricAid --train``); without
-    them the model is untrained (the prescription) and says so. The weights are its Stage-1
-    key (it has no ``settings()``), so trained weights make Stage 1 redo its audio.
+    Weights: ``results_dir`` (offered by ``make_model``, with the run's ``tag``) holds the
+    trained weights at ``trained_weights_path`` (written by ``python main.py --model LyricAid
+    --train [--tag T]``); without them the model is untrained (the prescription) and says
+    so. The weights are its Stage-1 key (it has no ``settings()``), so trained weights make
+    Stage 1 redo its audio.
     """
+
+    weights_name: str | None = None  # the weights file's name (None: the class's name)
 
     def __init__(self, sample_rate: int = 44100,
                  audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES,
-                 results_dir=None) -> None:
+                 results_dir=None, tag: str = "") -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.nalr = NALR(sample_rate, audiogram_frequencies=audiogram_frequencies)
@@ -326,13 +341,13 @@ class LyricAid(torch.nn.Module):
         self.register_buffer("bands", weights, persistent=False)
         self.trained = False
         if results_dir is not None:
-            path = Path(results_dir) / TRAINED_WEIGHTS.format(name=type(self).__name__)
+            path = trained_weights_path(results_dir, weights_name(self), tag)
             if path.exists():
                 self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
                 self.trained = True
             else:
                 logger.warning("%s has no trained weights at %s: it runs as NAL-R (the prescription); "
-                               "train it with --train", type(self).__name__, path)
+                               "train it with --model %s --train", type(self).__name__, path, weights_name(self))
 
     def band_controls(self, audiogram_levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each item's band gains (dB) and compression slopes, ``[B, K]`` each."""
@@ -341,8 +356,7 @@ class LyricAid(torch.nn.Module):
 
     def forward(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
         batch, channels, n = signal_tensor.shape
-        ends = torch.tensor([_end(a) for a in _to_numpy(signal_tensor)], device=signal_tensor.device)
-        inside = (torch.arange(n, device=signal_tensor.device)[None, :] < ends[:, None])[:, None, :]
+        inside = _inside(signal_tensor)
         y = self.nalr(signal_tensor, audiogram_levels) * inside  # [B, C, T], nothing after each end
         gain_db, slope = self.band_controls(audiogram_levels.to(y.device))
         window = torch.hann_window(self.n_fft, device=y.device)
@@ -362,12 +376,57 @@ class LyricAid(torch.nn.Module):
                           length=n + self.n_fft)[:, :n].reshape(batch, channels, n) * inside
         with torch.no_grad():
             reference = self.reference(signal_tensor, audiogram_levels).to(y.device) * inside
-            ref_energy = reference.double().pow(2).sum(dim=(1, 2))
-        energy = out.double().pow(2).sum(dim=(1, 2)).clamp(min=1e-30)
-        cap = (10 ** (LEVEL_CAP_DB / 20) * (ref_energy / energy).sqrt()).clamp(max=1.0)
-        out = out * cap.to(out.dtype)[:, None, None]
-        peak = out.detach().abs().amax(dim=(1, 2)).clamp(min=1e-30)
-        return out * (PEAK_LIMIT / peak).clamp(max=1.0)[:, None, None]
+        return _peak_limited(_scaled_to(out, reference, LEVEL_CAP_DB, at_most=True))
+
+
+class LyricAidLevelOnly(LyricAid):
+    """A control for ``LyricAid``: NLR1's output scaled, per signal, to the level of trained
+    LyricAid's output (RMS over both ears; same peak limit), and nothing else.
+
+    Judged beside ``NLR1`` and ``LyricAid`` (``--models NLR1,LyricAidLevelOnly,LyricAid``),
+    its change against NLR1 is what LyricAid's level alone buys (within its cap of NLR1 +
+    ``LEVEL_CAP_DB``); LyricAid's change beyond it is what its learned shaping adds. It loads
+    LyricAid's weights (``weights_name``) and has nothing of its own to train.
+    """
+
+    weights_name = "LyricAid"
+
+    def __init__(self, sample_rate: int = 44100,
+                 audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES,
+                 results_dir=None, tag: str = "") -> None:
+        super().__init__(sample_rate, audiogram_frequencies, results_dir, tag)
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+
+    def forward(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            aid = super().forward(signal_tensor, audiogram_levels)
+            reference = self.reference(signal_tensor, audiogram_levels).to(aid.device) * _inside(signal_tensor)
+            return _peak_limited(_scaled_to(reference, aid, 0.0, at_most=False))
+
+
+def _inside(signal_tensor: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, T]``: True up to each item's end (``_end``), False in its zero padding."""
+    n = signal_tensor.shape[-1]
+    ends = torch.tensor([_end(a) for a in _to_numpy(signal_tensor)], device=signal_tensor.device)
+    return (torch.arange(n, device=signal_tensor.device)[None, :] < ends[:, None])[:, None, :]
+
+
+def _scaled_to(x: torch.Tensor, reference: torch.Tensor, offset_db: float, *, at_most: bool) -> torch.Tensor:
+    """Each item of ``x`` ``[B, C, T]`` scaled to ``reference``'s RMS (both ears) plus
+    ``offset_db``; with ``at_most``, only ever scaled down (a cap)."""
+    energy = x.double().pow(2).sum(dim=(1, 2)).clamp(min=1e-30)
+    ref_energy = reference.detach().double().pow(2).sum(dim=(1, 2))
+    gain = 10 ** (offset_db / 20) * (ref_energy / energy).sqrt()
+    if at_most:
+        gain = gain.clamp(max=1.0)
+    return x * gain.to(x.dtype)[:, None, None]
+
+
+def _peak_limited(x: torch.Tensor) -> torch.Tensor:
+    """Each item of ``x`` scaled down, when needed, to a peak of ``PEAK_LIMIT`` (no clipping)."""
+    peak = x.detach().abs().amax(dim=(1, 2)).clamp(min=1e-30)
+    return x * (PEAK_LIMIT / peak).clamp(max=1.0)[:, None, None]
 
 
 def identity(signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
@@ -381,6 +440,7 @@ MODELS: dict[str, Callable] = {
     "NLR1": NLR1,
     "NALR": NALR,
     "LyricAid": LyricAid,
+    "LyricAidLevelOnly": LyricAidLevelOnly,
 }
 
 
@@ -392,12 +452,12 @@ def _is_factory(entry) -> bool:
 
 def make_model(name: str, *, sample_rate: int = 44100,
                audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES,
-               results_dir: Path | None = None) -> EnhancementModel:
+               results_dir: Path | None = None, tag: str = "") -> EnhancementModel:
     """Build the model registered as ``name``.
 
     A registered class is instantiated, given ``sample_rate`` and
     ``audiogram_frequencies`` (and the run's ``results_dir``, where trained weights are
-    kept) for those of them its constructor takes; a
+    kept, and ``tag``, which names them) for those of them its constructor takes; a
     registered function is the model itself.
 
     Raises:
@@ -409,7 +469,7 @@ def make_model(name: str, *, sample_rate: int = 44100,
     if not _is_factory(entry):
         return entry
     offered = {"sample_rate": sample_rate, "audiogram_frequencies": tuple(audiogram_frequencies),
-               "results_dir": results_dir}
+               "results_dir": results_dir, "tag": tag}
     try:
         params = inspect.signature(entry).parameters
     except (TypeError, ValueError):

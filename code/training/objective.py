@@ -4,7 +4,10 @@ what each ear heard.
 ``WhisperObjective`` resamples each simulated ear from 44.1 kHz to Whisper's 16 kHz in
 torch (``resample_to_16k``), takes Whisper's log-mel spectrogram and encoder, and
 teacher-forces the lyric line through the decoder: the objective of an ear is the mean
-log-probability per token of the line (its words, then end-of-text). The better ear's value
+log-probability of the line's events: that Whisper hears speech at all (not its
+``<|nospeech|>`` token at the start-of-transcript position, the probability faster-whisper
+and openai-whisper use to drop a segment as silence), then each token of the line (its
+words, then end-of-text). The better ear's value
 is the signal's, as the better-ear words-correct score is the challenge baseline's feature.
 Every step is torch, so gradients reach the audio; Whisper's own weights are frozen.
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -64,12 +66,15 @@ class WhisperObjective(torch.nn.Module):
         window_s: None: Whisper's 30 s window (the ear zero-padded, as Whisper hears it);
             a number: a shorter window, the ear plus this many seconds of padding (far
             cheaper; an approximation Whisper was not trained on, measured in the README).
+        speech_event: count "speech is heard" (one minus the no-speech probability) as one
+            more event in the mean (False: the line's tokens only).
     """
 
     def __init__(self, model: str, *, device: str | torch.device = "cpu",
-                 window_s: float | None = None) -> None:
+                 window_s: float | None = None, speech_event: bool = True) -> None:
         super().__init__()
         self.window_s = window_s
+        self.speech_event = speech_event
         import whisper.tokenizer
 
         self.whisper = load_whisper(model, device)
@@ -104,7 +109,8 @@ class WhisperObjective(torch.nn.Module):
         return enc.ln_post(x)
 
     def ear_scores(self, audio_16k: torch.Tensor, lines: Sequence[str]) -> torch.Tensor:
-        """Mean log-probability per token of ``lines[i]`` given ear ``audio_16k[i]`` ``[N, T16]`` -> ``[N]``."""
+        """Mean log-probability per event of ``lines[i]`` given ear ``audio_16k[i]`` ``[N, T16]`` -> ``[N]``
+        (the events: speech heard, when ``speech_event``, then the line's tokens)."""
         if len(lines) != audio_16k.shape[0]:
             raise ValueError(f"{audio_16k.shape[0]} ears but {len(lines)} lines")
         device = next(self.whisper.parameters()).device
@@ -123,8 +129,19 @@ class WhisperObjective(torch.nn.Module):
             wanted[i, start:start + len(t)] = torch.tensor(t, device=device)
             mask[i, start:start + len(t)] = True
         logits = self.whisper.decoder(inputs, features)
-        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, wanted[..., None])[..., 0]
-        return (logp * mask).sum(dim=-1) / mask.sum(dim=-1)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        logp = log_probs.gather(-1, wanted[..., None])[..., 0]
+        total, count = (logp * mask).sum(dim=-1), mask.sum(dim=-1)
+        if self.speech_event:
+            total = total + self.speech_log_prob(log_probs[:, self.prefix.index(self.tokenizer.sot)])
+            count = count + 1
+        return total / count
+
+    def speech_log_prob(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """log(1 - P(<|nospeech|>)) from the start-of-transcript position's ``[N, vocab]`` log-probabilities."""
+        no_speech = self.tokenizer.no_speech
+        others = torch.cat([log_probs[:, :no_speech], log_probs[:, no_speech + 1:]], dim=-1)
+        return torch.logsumexp(others, dim=-1)
 
     def forward(self, heard: torch.Tensor, lines: Sequence[str], *, sample_rate: int,
                 ears: str = "better") -> torch.Tensor:

@@ -7,8 +7,8 @@ log-likelihood of the lyric line (``WhisperObjective``). Adam raises the objecti
 prompts are held out (``HELD_OUT_SHARE``) and the weights of the epoch with the best held-out
 objective are kept (early stopping; epoch 0 is the untrained model, so a training that never
 beats its start keeps the start). The weights go to ``results/_training/<Model>.pt`` beside
-``<Model>.json`` (the key, the curve, the times); a registered model finds them through the
-``results_dir`` the factory offers. A rerun whose key (model code, this package's code, the
+``<Model>.json`` (the key, the curve, the times), ``<Model>-<tag>.*`` for a run with ``--tag``;
+a registered model finds them through the ``results_dir`` and ``tag`` the factory offers. A rerun whose key (model code, this package's code, the
 options, the audiograms, the Whisper checkpoint, the data) is unchanged trains nothing.
 
 Cost, on CPU: each training signal runs one ear (drawn per signal and epoch, seeded) through
@@ -37,12 +37,13 @@ from code.data.validation import validate_split
 from code.errors import ConfigError
 from code.io_utils import atomic_path, file_digest, settings_digest, write_json_atomic
 from code.models.hearing_aid_models import (
-    TRAINED_WEIGHTS,
+    MODELS,
     audiogram_to_dict,
     common_frequencies,
-    MODELS,
     make_model,
     model_code_digest,
+    trained_weights_path,
+    weights_name,
 )
 from code.msbg_design import ear_design
 from code.msbg_torch import torch_ear
@@ -54,7 +55,8 @@ logger = logging.getLogger(__name__)
 TRAIN_CATEGORIES = ("Mild", "Moderate")  # "No Loss" has no simulation: nothing to learn there
 HELD_OUT_SHARE = 0.2  # of the prompts, held out for early stopping
 TRAIN_WINDOW_S = 1.0  # s of padding after the ear in Whisper's window while training
-PATIENCE = 1  # epochs without a better held-out objective before stopping
+PATIENCE = 2  # epochs without a better held-out objective before stopping
+LR_DECAY = 0.5  # the learning rate is multiplied by this after each epoch
 SHARED_CHECKPOINT = Path(__file__).resolve().parents[3] / "shared/models/openai-whisper-tiny.en.pt"
 
 
@@ -86,13 +88,14 @@ def resolve_asr_model(option: str) -> str:
 
 
 def trainable(model) -> bool:
-    """Whether ``model`` has weights to train (a ``torch.nn.Module`` with parameters)."""
-    return isinstance(model, torch.nn.Module) and any(True for _ in model.parameters())
+    """Whether ``model`` has weights to train (a ``torch.nn.Module`` with parameters that
+    require gradients)."""
+    return isinstance(model, torch.nn.Module) and any(p.requires_grad for p in model.parameters())
 
 
-def weights_path(results_dir: Path, model) -> Path:
-    """Where a results folder keeps ``model``'s trained weights (``TRAINED_WEIGHTS``)."""
-    return Path(results_dir) / TRAINED_WEIGHTS.format(name=type(model).__name__)
+def weights_path(results_dir: Path, model, tag: str = "") -> Path:
+    """Where a results folder keeps ``model``'s weights trained by a run tagged ``tag``."""
+    return trained_weights_path(results_dir, weights_name(model), tag)
 
 
 def train_models(cfg, audiograms: dict) -> list[Path]:
@@ -160,7 +163,7 @@ def _training_key(cfg, name: str, items: list[TrainItem], asr_model: str, audiog
             "training_code": [file_digest(Path(__file__)), file_digest(Path(objective_module.__file__))],
             "options": {"epochs": cfg.train_epochs, "lr": cfg.train_lr, "batch_size": cfg.train_batch_size,
                         "seed": cfg.seed, "window_s": TRAIN_WINDOW_S, "held_out": HELD_OUT_SHARE,
-                        "patience": PATIENCE, "categories": TRAIN_CATEGORIES},
+                        "patience": PATIENCE, "lr_decay": LR_DECAY, "categories": TRAIN_CATEGORIES},
             "audiograms": {c: audiogram_to_dict(audiograms[c]) for c in TRAIN_CATEGORIES},
             "asr": asr,
             "data": [[i.signal, i.line, i.category, _audio_digest(i.audio)] for i in items]}
@@ -174,7 +177,7 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
     """Train the registered model ``name`` (see the module's docstring); returns its weights file."""
     freqs = common_frequencies(audiograms)
     model = make_model(name, sample_rate=cfg.sample_rate, audiogram_frequencies=freqs)  # untrained start
-    out = weights_path(Path(cfg.results_dir), model)
+    out = weights_path(Path(cfg.results_dir), model, cfg.tag)
     record_path = out.with_suffix(".json")
     asr_model = resolve_asr_model(cfg.train_asr_model)
     items = load_items(cfg)
@@ -201,6 +204,7 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
                 len(held), Path(asr_model).name, device)
     rng = np.random.default_rng(cfg.seed)
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.train_lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=LR_DECAY)
 
     def held_out() -> float:
         with torch.no_grad():
@@ -228,6 +232,7 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
             optimiser.step()
             values.extend(score.detach().cpu().tolist())
             bar.set_postfix(objective=f"{np.mean(values):.3f}")
+        schedule.step()
         value = held_out()
         improved = value > best
         curve.append({"epoch": epoch, "train": float(np.mean(values)), "held_out": value,
