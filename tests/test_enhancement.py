@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from code.data.audio import read_audio
 from code.data.validation import validate_split
@@ -133,6 +134,16 @@ def test_worker_processes_give_bit_identical_audio(demo_root, tmp_path, model, i
             files += [p.parent / "heard" / p.name for p in files]
         for one, two in zip(files[::2], files[1::2]):
             assert np.array_equal(read_audio(one), read_audio(two))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a CUDA device this machine must lack")
+def test_torch_simulator_runs_on_the_device_stage1_is_given(demo_root, tmp_path):
+    # identity is a plain function, so only the simulator can reach for the device.
+    split = validate_split(demo_root, "valid", check_audio=False)
+    split = dataclasses.replace(split, records=[r for r in split.records if r["hearing_loss"] == "Mild"][:1])
+    with pytest.raises(AssertionError, match="CUDA"):
+        enhance_split(split, model_name="identity", audiograms=DEFAULT_AUDIOGRAMS, results_dir=tmp_path,
+                      input_kind="unprocessed", simulator="torch", device="cuda", jobs=1)
 
 
 def quieter_renamed(signals, audiogram_levels):

@@ -21,6 +21,7 @@ from code.models.hearing_aid_models import (
     TRAINED_WEIGHTS,
     make_model,
     model_settings,
+    trained_weights_path,
 )
 from code.msbg_design import ear_design
 from code.training import train as training
@@ -117,6 +118,41 @@ def test_saved_weights_reload_to_identical_outputs_and_change_the_stage1_key(tmp
     assert model_settings(make_model("LyricAid", results_dir=tmp_path)) != model_settings(reloaded)
 
 
+def test_a_tagged_training_has_weights_of_its_own(tmp_path, caplog):
+    x, levels = _batch()
+    tagged = _randomised(make_model("LyricAid"))
+    path = trained_weights_path(tmp_path, "LyricAid", "louder")
+    assert path == training.weights_path(tmp_path, make_model("LyricAid"), "louder")
+    assert path.name == "LyricAid-louder.pt" and path != trained_weights_path(tmp_path, "LyricAid")
+    path.parent.mkdir(parents=True)
+    torch.save(tagged.state_dict(), path)
+    with torch.no_grad():
+        assert torch.equal(make_model("LyricAid", results_dir=tmp_path, tag="louder")(x, levels), tagged(x, levels))
+    with caplog.at_level(logging.WARNING):
+        assert not make_model("LyricAid", results_dir=tmp_path).trained  # the untagged run has none yet
+    assert "no trained weights" in caplog.text
+
+
+def test_level_only_control_is_nlr1_at_lyricaids_level(tmp_path):
+    x, levels = _batch()
+    aid = _randomised(make_model("LyricAid"), scale=0.3)
+    path = trained_weights_path(tmp_path, "LyricAid")
+    path.parent.mkdir(parents=True)
+    torch.save(aid.state_dict(), path)
+    control = make_model("LyricAidLevelOnly", results_dir=tmp_path)
+    assert control.trained and not training.trainable(control)
+    with torch.no_grad():
+        out, shaped, nlr1 = control(x, levels), aid(x, levels), NLR1()(x, levels)
+    energy = out.double().pow(2).sum(dim=(1, 2))
+    assert torch.allclose(energy, shaped.double().pow(2).sum(dim=(1, 2)), rtol=1e-4)
+    assert not torch.allclose(energy, nlr1.double().pow(2).sum(dim=(1, 2)), rtol=1e-2)  # the level moved
+    for item in range(x.shape[0]):  # NLR1's waveform, one gain per signal
+        gain = (out[item] * nlr1[item]).sum() / nlr1[item].pow(2).sum()
+        assert (out[item] - gain * nlr1[item]).abs().max() <= 1e-5 * out[item].abs().max()
+    torch.save(_randomised(make_model("LyricAid"), seed=1).state_dict(), path)
+    assert model_settings(make_model("LyricAidLevelOnly", results_dir=tmp_path)) != model_settings(control)
+
+
 def test_training_reads_the_fit_splits_mild_and_moderate_unprocessed_audio(tmp_path):
     records = demo_records("train")[:6]
     root = make_clip_root(tmp_path / "data", "train", records)
@@ -139,6 +175,31 @@ def objective():
 def _setup():
     designs = {c: ear_design(DEFAULT_AUDIOGRAMS[c]) for c in training.TRAIN_CATEGORIES}
     return {c: _levels(c) for c in training.TRAIN_CATEGORIES}, designs
+
+
+@needs_whisper
+def test_speech_event_is_one_minus_whispers_no_speech_probability():
+    import whisper
+
+    from code.training.objective import WhisperObjective
+
+    full = WhisperObjective(CHECKPOINT)  # Whisper's own 30 s window, as its decoder hears it
+    for item in _items(2):
+        ear = resample_to_16k(torch.from_numpy(item.audio[0]), 44100)
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(ear))
+        decoded = whisper.decode(full.whisper, mel, whisper.DecodingOptions(language="en", without_timestamps=True,
+                                                                          fp16=False))
+        with torch.no_grad():
+            features = full.encode(full.log_mel(ear[None]))
+            logits = full.whisper.decoder(torch.tensor([full.prefix]), features)
+            speech = full.speech_log_prob(torch.log_softmax(logits.float(), dim=-1)[:, 0])
+        assert abs((1 - float(speech.exp())) - decoded.no_speech_prob) < 1e-4, item.signal
+        with_event = float(full.ear_scores(ear[None], [item.line]))
+        full.speech_event = False
+        tokens_only = float(full.ear_scores(ear[None], [item.line]))
+        full.speech_event = True
+        n = len(full.tokens(item.line))
+        assert with_event == pytest.approx((tokens_only * n + float(speech)) / (n + 1), abs=1e-4)
 
 
 @pytest.mark.slow
