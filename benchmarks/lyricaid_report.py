@@ -3,9 +3,10 @@
 output level check (each signal's RMS over both ears against the baseline's, and the peak).
 
     python main.py --input unprocessed --models NLR1,LyricAid --baseline NLR1
-    python benchmarks/lyricaid_report.py [--model LyricAid --baseline NLR1 --split valid]
+    python benchmarks/lyricaid_report.py [--model LyricAid --baseline NLR1 --split valid] [--tag T]
 
-Reads ``submission_<Model>-unprocessed_<split>.csv`` and ``<Model>/from_unprocessed/<signal>.wav``
+Reads ``submission_<Model>[-<tag>]-unprocessed*_<split>.csv`` (the one run of that name; with
+``--tag``, the runs made with ``--tag T``) and ``<Model>[-<tag>]/from_unprocessed/<signal>.wav``
 (the model's output, before the simulator) in ``--results-dir``. Last line:
 ``pooled_change=X ci95=[L, H] max_level_db=Y max_peak=Z``.
 """
@@ -35,6 +36,19 @@ def _predictions(path: Path) -> dict[str, float]:
         return {row[0]: float(row[1]) for row in csv.reader(f) if row and row[0] != "signal_ID"}
 
 
+def _submission(results: Path, name: str, split: str) -> Path:
+    """The one ``submission_<name>-unprocessed*_<split>.csv`` in ``results``."""
+    found = sorted(results.glob(f"submission_{name}-unprocessed*_{split}.csv"))
+    exact = results / f"submission_{name}-unprocessed_{split}.csv"
+    if exact in found:
+        return exact
+    if len(found) != 1:
+        raise SystemExit(f"expected one submission_{name}-unprocessed*_{split}.csv in {results}, found "
+                         f"{[p.name for p in found] or 'none'}: run python main.py --input unprocessed "
+                         f"--models ... first, or give --tag")
+    return found[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
@@ -42,12 +56,12 @@ def main() -> None:
     parser.add_argument("--split", default="valid")
     parser.add_argument("--model", default="LyricAid")
     parser.add_argument("--baseline", default="NLR1")
-    parser.add_argument("--suffix", default="-unprocessed", help="the run name's part after the model")
+    parser.add_argument("--tag", default="", help="the runs' --tag (and the trained weights')")
     args = parser.parse_args()
     results = Path(args.results_dir)
     records = json.loads((Path(args.data_root) / "metadata" / f"{args.split}_metadata.json").read_text())
-    predictions = {m: _predictions(results / f"submission_{m}{args.suffix}_{args.split}.csv")
-                   for m in (args.baseline, args.model)}
+    folder = {m: f"{m}-{args.tag}" if args.tag else m for m in (args.baseline, args.model)}
+    predictions = {m: _predictions(_submission(results, folder[m], args.split)) for m in (args.baseline, args.model)}
     for name, categories in (("Mild", ("Mild",)), ("Moderate", ("Moderate",)), ("Mild+Moderate", ("Mild", "Moderate")),
                              ("No Loss", ("No Loss",))):
         members = [r for r in records if r["hearing_loss"] in categories]
@@ -60,8 +74,8 @@ def main() -> None:
             pooled = row
     levels, peaks = [], []
     for r in records:
-        out, _ = soundfile.read(results / args.model / "from_unprocessed" / f"{r['signal']}.wav")
-        ref, _ = soundfile.read(results / args.baseline / "from_unprocessed" / f"{r['signal']}.wav")
+        out, _ = soundfile.read(results / folder[args.model] / "from_unprocessed" / f"{r['signal']}.wav")
+        ref, _ = soundfile.read(results / folder[args.baseline] / "from_unprocessed" / f"{r['signal']}.wav")
         levels.append(10 * np.log10(np.sum(out.astype(np.float64) ** 2) / np.sum(ref.astype(np.float64) ** 2)))
         peaks.append(float(np.abs(out).max()))
     levels = np.array(levels)
