@@ -4,9 +4,10 @@
 
 For every demo signal as its listener heard it (``signals``: the unprocessed mix through
 MSBG with the category's audiogram, i.e. the chain's audio for ``identity``): the objective
-(``code.training.objective.WhisperObjective``: teacher-forced mean token log-probability of
-the lyric line) in four variants (Whisper's 30 s window or the short training window; better
-ear or the mean of the ears), and the chain's better-ear words correct (``--words-correct``:
+(``code.training.objective.WhisperObjective``: teacher-forced mean log-probability of "speech
+is heard" and of the lyric line's tokens) in six variants (Whisper's 30 s window, the short
+training window, or the short window without the speech event; better ear or the mean of the
+ears), and the chain's better-ear words correct (``--words-correct``:
 the pipeline's own Stage-2 features, faster-whisper; else an openai-whisper greedy transcript
 of each ear, scored by the official CLIP1 scorer). Prints Spearman's rho
 (and Kendall's tau) of each variant against the words correct, and against the SYNTHETIC
@@ -56,7 +57,9 @@ def main() -> None:
 
     scorer = transcription_scorer.SentenceScorer(str(Path(recipe.__file__).parent / "contractions.csv"))
     objectives = {"30s": WhisperObjective(args.openai_checkpoint),
-                  "short": WhisperObjective(args.openai_checkpoint, window_s=TRAIN_WINDOW_S)}
+                  "short": WhisperObjective(args.openai_checkpoint, window_s=TRAIN_WINDOW_S),
+                  "short-tokens-only": WhisperObjective(args.openai_checkpoint, window_s=TRAIN_WINDOW_S,
+                                                        speech_event=False)}
     whisper_model = objectives["30s"].whisper
     chain = {}
     for path in filter(None, args.words_correct.split(",")):
@@ -95,7 +98,7 @@ def main() -> None:
     print(f"{len(rows)} signals in {time.time() - start:.0f} s")
     wc = np.array([r["words_correct"] for r in rows])
     labels = np.array([r["label"] for r in rows])
-    for name in ("30s.better", "30s.mean", "short.better", "short.mean"):
+    for name in [f"{objective}.{ears}" for objective in objectives for ears in ("better", "mean")]:
         values = np.array([r[name] for r in rows])
         rho = scipy.stats.spearmanr(values, wc).statistic
         tau = scipy.stats.kendalltau(values, wc).statistic

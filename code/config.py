@@ -57,7 +57,7 @@ class ExperimentConfig:
     device: str = ""  # where torch models run: cpu, cuda or cuda:N (empty: cuda when available)
     batch_size: int = 4  # signals per Stage-1 batch
     jobs: int = 0  # worker processes for Stage 1 (0: the CPUs this process may use)
-    tag: str = ""  # a name for this configuration: outputs go to results/<Model>-<tag>/, submission_<Model>-<tag>_<split>.csv
+    tag: str = ""  # a name for this configuration: outputs go to results/<Model>-<tag>/, submission_<Model>-<tag>_<split>.csv; --train writes results/_training/<Model>-<tag>.pt
     # ASR and features (Stage 2)
     asr_engine: str = "faster-whisper"  # faster-whisper or openai-whisper (the official baseline's)
     asr_model: str = "tiny.en"  # Whisper model name or path; tiny.en for faster-whisper ships offline
