@@ -251,3 +251,6 @@ def test_training_stage_saves_weights_and_a_rerun_trains_nothing(tmp_path, monke
     assert "nothing to train" in caplog.text and path.stat().st_mtime_ns == stamp
     loaded = make_model("LyricAid", results_dir=tmp_path)
     assert loaded.trained
+    [tagged] = training.train_models(dataclasses.replace(cfg, tag="b"), DEFAULT_AUDIOGRAMS)  # trains anew
+    assert tagged.name == "LyricAid-b.pt" and tagged.with_suffix(".json").exists()
+    assert path.stat().st_mtime_ns == stamp
