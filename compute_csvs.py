@@ -65,13 +65,15 @@ def _other(r: dict) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'model':<12} {'data':<12} {'split':<6} {'input':<11} {'predictor':<12} {'fit':<11} "
-             f"{'other':<14} {'n':>4} {'lacks':>5} {'RMSE':>7} {'Std':>6} {'NCC':>6} {'KT':>6}  "
+    width = max([12] + [len(r["model"]) for r in rows])  # long model names keep the columns aligned
+    other = max([14] + [len(_other(r)) for r in rows])
+    lines = [f"{'model':<{width}} {'data':<12} {'split':<6} {'input':<11} {'predictor':<12} {'fit':<11} "
+             f"{'other':<{other}} {'n':>4} {'lacks':>5} {'RMSE':>7} {'Std':>6} {'NCC':>6} {'KT':>6}  "
              "RMSE by hearing loss"]
     for r in sorted(rows, key=lambda r: (r["data_set"], r["split"], r["RMSE"])):
         by_loss = ", ".join(f"{k} {v['RMSE']:.2f}" for k, v in r["per_hearing_loss"].items())
-        lines.append(f"{r['model']:<12} {r['data_set']:<12} {r['split']:<6} {r['input']:<11} "
-                     f"{r['predictor']:<12} {r['fit']:<11} {_other(r):<14} {r['n']:>4} "
+        lines.append(f"{r['model']:<{width}} {r['data_set']:<12} {r['split']:<6} {r['input']:<11} "
+                     f"{r['predictor']:<12} {r['fit']:<11} {_other(r):<{other}} {r['n']:>4} "
                      f"{r['truth_not_predicted']:>5} {r['RMSE']:7.2f} {r['Std']:6.2f} {_fmt(r['NCC'])} "
                      f"{_fmt(r['KT'])}  {by_loss}")
     if any(r["data_set"] == "?" for r in rows):
