@@ -276,7 +276,7 @@ class _Inline(Executor):
         return future
 
 
-def _finisher(input_kind: str, jobs: int, n_tasks: int, on_gpu: bool = False) -> tuple[Executor, int]:
+def _finisher(input_kind: str, jobs: int, n_tasks: int, *, on_gpu: bool = False) -> tuple[Executor, int]:
     """Where items are written (and, for ``unprocessed``, simulated), and how many at once.
     ``on_gpu``: the simulator runs on a GPU, from this process's threads."""
     if jobs <= 1 or n_tasks <= 1:
@@ -349,7 +349,8 @@ def enhance_split(
     writing (plus the hearing-loss simulation for ``unprocessed`` input, capped
     by free memory) runs in a pool. ``recompute``: redo every signal, whatever
     the manifest says. ``simulator``: the hearing-loss simulator for
-    ``unprocessed`` input. ``tag``: write to ``results/<Model>-<tag>/``.
+    ``unprocessed`` input. ``tag``: write to ``results/<Model>-<tag>/`` (a trained model
+    uses the weights trained with that tag when there are some, else the untagged ones).
     ``device``: where a ``torch.nn.Module`` model and its input go (default:
     ``cuda`` when available, else ``cpu``); other models get CPU tensors.
 

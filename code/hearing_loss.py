@@ -12,8 +12,9 @@ tests/test_hearing_loss.py and benchmarks/msbg_speed.py):
   audiogram, smearing vectorised, bands compiled, the two ears in parallel.
 - ``"reference"``: pyclarity's ``Ear`` itself, designed and run per call.
 - ``"torch"``: ``code.msbg_torch``, the fast one's computation in torch, on
-  ``device`` (Stage 1 passes ``--device``; default CUDA when available) (within 3e-8 of its float64 output on the demo,
-  benchmarks/msbg_torch.py; about 10 times slower than it on a CPU).
+  ``device`` (Stage 1 passes ``--device``; by default CUDA when available). Within
+  3e-8 of the fast one's float64 output on the demo (benchmarks/msbg_torch.py);
+  about 10 times slower than it on a CPU.
 
 pyclarity's torch MSBG (``clarity.predictor.torch_msbg.MSBGHearingModel``) is
 not offered: it approximates ``Ear`` (FIR recruitment, its own calibration), and

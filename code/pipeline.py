@@ -172,7 +172,7 @@ def run(cfg) -> None:
     wanted = stages(cfg)
     table = audiogram_table(cfg)
     if cfg.train:
-        train_models(cfg, table)  # results/_training/<Model>.pt, which Stage 1's model then loads
+        train_models(cfg, table)  # results/_training/<Model>[-<tag>].pt, which Stage 1's model then loads
     split = _split(cfg, input_kinds=(cfg.input,) if "1" in wanted else (), shard=cfg.shard)
     if "2" in wanted:
         fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work

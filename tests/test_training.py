@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from code.config import ExperimentConfig
+from code.errors import ConfigError
 from code.data.audio import read_audio
 from code.models.hearing_aid_models import (
     DEFAULT_AUDIOGRAMS,
@@ -90,22 +91,26 @@ def test_level_cap_holds_whatever_the_weights():
     assert loud.abs().max() < 1.0
 
 
-def test_padding_never_leaks_into_lyricaid():
+@pytest.mark.parametrize("name", ["LyricAid", "LyricAidLevelOnly"])
+def test_padding_never_leaks_into_lyricaid_and_silence_stays_silent(name):
     x, levels = _batch()
-    model = _randomised(make_model("LyricAid"))
+    model = make_model(name)
+    model.load_state_dict(_randomised(make_model("LyricAid")).state_dict())
     short = x[:1, :, :30000].clone()
     padded = torch.zeros(2, 2, x.shape[-1])
     padded[0, :, :30000], padded[1] = short[0], x[1]
     with torch.no_grad():
         alone, together = model(short, levels[:1])[0], model(padded, levels)[0, :, :30000]
+        silent = model(torch.zeros(2, 2, 20000), levels)
     assert torch.allclose(alone, together, rtol=0, atol=1e-6 * alone.abs().max().item())
+    assert torch.equal(silent, torch.zeros_like(silent))
 
 
 def test_saved_weights_reload_to_identical_outputs_and_change_the_stage1_key(tmp_path, caplog):
     x, levels = _batch()
     with caplog.at_level(logging.WARNING):
         untrained = make_model("LyricAid", results_dir=tmp_path)
-    assert "no trained weights" in caplog.text
+    assert "finds no trained LyricAid weights" in caplog.text
     trained = _randomised(make_model("LyricAid"))
     path = tmp_path / TRAINED_WEIGHTS.format(name="LyricAid")
     path.parent.mkdir(parents=True)
@@ -120,9 +125,9 @@ def test_saved_weights_reload_to_identical_outputs_and_change_the_stage1_key(tmp
 
 def test_a_tagged_training_has_weights_of_its_own(tmp_path, caplog):
     x, levels = _batch()
-    tagged = _randomised(make_model("LyricAid"))
-    path = trained_weights_path(tmp_path, "LyricAid", "louder")
-    assert path == training.weights_path(tmp_path, make_model("LyricAid"), "louder")
+    tagged, untagged = _randomised(make_model("LyricAid")), _randomised(make_model("LyricAid"), seed=1)
+    path = trained_weights_path(tmp_path, "LyricAid", tag="louder")
+    assert path == training.weights_path(tmp_path, make_model("LyricAid"), tag="louder")
     assert path.name == "LyricAid-louder.pt" and path != trained_weights_path(tmp_path, "LyricAid")
     path.parent.mkdir(parents=True)
     torch.save(tagged.state_dict(), path)
@@ -130,7 +135,33 @@ def test_a_tagged_training_has_weights_of_its_own(tmp_path, caplog):
         assert torch.equal(make_model("LyricAid", results_dir=tmp_path, tag="louder")(x, levels), tagged(x, levels))
     with caplog.at_level(logging.WARNING):
         assert not make_model("LyricAid", results_dir=tmp_path).trained  # the untagged run has none yet
-    assert "no trained weights" in caplog.text
+    assert "finds no trained LyricAid weights" in caplog.text
+    torch.save(untagged.state_dict(), trained_weights_path(tmp_path, "LyricAid"))
+    other_tag = make_model("LyricAid", results_dir=tmp_path, tag="other")  # a tag only naming outputs
+    with torch.no_grad():
+        assert torch.equal(other_tag(x, levels), untagged(x, levels))
+        assert torch.equal(make_model("LyricAid", results_dir=tmp_path, tag="louder")(x, levels), tagged(x, levels))
+
+
+def test_the_control_trains_the_aid_whose_weights_it_uses(monkeypatch):
+    trained = []
+    monkeypatch.setattr(training, "train_model", lambda cfg, name, audiograms: trained.append(name))
+    for models in ("NLR1,LyricAidLevelOnly", "LyricAid,LyricAidLevelOnly", "LyricAidLevelOnly,LyricAid"):
+        trained.clear()
+        training.train_models(ExperimentConfig(models=models, train=True), DEFAULT_AUDIOGRAMS)
+        assert trained == ["LyricAid"], models
+
+
+def test_a_training_with_other_options_is_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "load_items", lambda cfg: pytest.fail("read the training audio"))
+    cfg = ExperimentConfig(model="LyricAid", train=True, train_asr_model="tiny.en", results_dir=str(tmp_path))
+    out = training.weights_path(tmp_path, make_model("LyricAid"))
+    out.parent.mkdir(parents=True)
+    torch.save(make_model("LyricAid").state_dict(), out)
+    settings = training._settings(cfg, "tiny.en")
+    out.with_suffix(".json").write_text(json.dumps({"key": "k", "settings": {**settings, "--train-lr": 0.5}}))
+    with pytest.raises(ConfigError, match=r"--train-lr 0\.5 -> 0\.01.*--tag NAME"):
+        training.train_models(cfg, DEFAULT_AUDIOGRAMS)
 
 
 def test_level_only_control_is_nlr1_at_lyricaids_level(tmp_path):
@@ -177,6 +208,7 @@ def _setup():
     return {c: _levels(c) for c in training.TRAIN_CATEGORIES}, designs
 
 
+@pytest.mark.slow
 @needs_whisper
 def test_speech_event_is_one_minus_whispers_no_speech_probability():
     import whisper
@@ -184,6 +216,7 @@ def test_speech_event_is_one_minus_whispers_no_speech_probability():
     from code.training.objective import WhisperObjective
 
     full = WhisperObjective(CHECKPOINT)  # Whisper's own 30 s window, as its decoder hears it
+    tokens = WhisperObjective(CHECKPOINT, speech_event=False)
     for item in _items(2):
         ear = resample_to_16k(torch.from_numpy(item.audio[0]), 44100)
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(ear))
@@ -195,9 +228,7 @@ def test_speech_event_is_one_minus_whispers_no_speech_probability():
             speech = full.speech_log_prob(torch.log_softmax(logits.float(), dim=-1)[:, 0])
         assert abs((1 - float(speech.exp())) - decoded.no_speech_prob) < 1e-4, item.signal
         with_event = float(full.ear_scores(ear[None], [item.line]))
-        full.speech_event = False
-        tokens_only = float(full.ear_scores(ear[None], [item.line]))
-        full.speech_event = True
+        tokens_only = float(tokens.ear_scores(ear[None], [item.line]))
         n = len(full.tokens(item.line))
         assert with_event == pytest.approx((tokens_only * n + float(speech)) / (n + 1), abs=1e-4)
 
@@ -251,6 +282,8 @@ def test_training_stage_saves_weights_and_a_rerun_trains_nothing(tmp_path, monke
     assert "nothing to train" in caplog.text and path.stat().st_mtime_ns == stamp
     loaded = make_model("LyricAid", results_dir=tmp_path)
     assert loaded.trained
-    [tagged] = training.train_models(dataclasses.replace(cfg, tag="b"), DEFAULT_AUDIOGRAMS)  # trains anew
+    with pytest.raises(ConfigError, match="other options"):  # another learning rate, the same weights file
+        training.train_models(dataclasses.replace(cfg, train_lr=cfg.train_lr / 2), DEFAULT_AUDIOGRAMS)
+    [tagged] = training.train_models(dataclasses.replace(cfg, train_lr=cfg.train_lr / 2, tag="b"), DEFAULT_AUDIOGRAMS)
     assert tagged.name == "LyricAid-b.pt" and tagged.with_suffix(".json").exists()
     assert path.stat().st_mtime_ns == stamp

@@ -9,7 +9,8 @@ the same shape, time-aligned with the input. A model is a plain function or a
 ``torch.nn.Module`` (or any class with ``__call__``). Models are looked up by
 name in ``MODELS``: to add one, register the class or function with one line.
 A registered class is built with ``sample_rate=`` and ``audiogram_frequencies=``
-when its constructor takes them; ``settings()``, when a model has it, returns
+(and the run's ``results_dir=`` and ``tag=``, where trained weights are found) when
+its constructor takes them; ``settings()``, when a model has it, returns
 what determines its output besides its code (for cache keys).
 
 ``NLR1`` is the NAL-R prescription followed by a compressor, computed with
@@ -280,16 +281,27 @@ PEAK_LIMIT = 0.999  # and its peak at most this (no clipping)
 TRAINED_WEIGHTS = "_training/{name}.pt"  # where a results folder keeps a trained model's weights
 
 
-def weights_name(model) -> str:
-    """The name of ``model``'s weights file: its ``weights_name`` when set, else its class's name."""
+def weights_stem(model) -> str:
+    """The stem of ``model``'s weights file: its ``weights_name`` when set, else its class's name."""
     return getattr(model, "weights_name", None) or type(model).__name__
 
 
-def trained_weights_path(results_dir, name: str, tag: str = "") -> Path:
+def trained_weights_path(results_dir: Path | str, name: str, *, tag: str = "") -> Path:
     """Where ``results_dir`` keeps the weights of model class ``name`` trained by a run
     tagged ``tag`` (``--tag``): ``_training/<name>[-<tag>].pt``, so tagged trainings
     never overwrite each other."""
     return Path(results_dir) / TRAINED_WEIGHTS.format(name=f"{name}-{tag}" if tag else name)
+
+
+def weights_to_load(results_dir: Path | str, name: str, *, tag: str = "") -> Path | None:
+    """The weights a run tagged ``tag`` uses: its own (``<name>-<tag>.pt``) when that tag
+    was trained, else the untagged ones (so ``--tag`` can still keep other settings apart),
+    else None."""
+    own, untagged = trained_weights_path(results_dir, name, tag=tag), trained_weights_path(results_dir, name)
+    for path in (own, untagged):
+        if path.exists():
+            return path
+    return None
 
 
 class LyricAid(torch.nn.Module):
@@ -309,16 +321,16 @@ class LyricAid(torch.nn.Module):
 
     Weights: ``results_dir`` (offered by ``make_model``, with the run's ``tag``) holds the
     trained weights at ``trained_weights_path`` (written by ``python main.py --model LyricAid
-    --train [--tag T]``); without them the model is untrained (the prescription) and says
-    so. The weights are its Stage-1 key (it has no ``settings()``), so trained weights make
-    Stage 1 redo its audio.
+    --train [--tag T]``; ``weights_to_load`` says which file a run uses, and the log names
+    it); without them the model is untrained (the prescription) and says so. The weights are
+    its Stage-1 key (it has no ``settings()``), so trained weights make Stage 1 redo its audio.
     """
 
     weights_name: str | None = None  # the weights file's name (None: the class's name)
 
     def __init__(self, sample_rate: int = 44100,
-                 audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES,
-                 results_dir=None, tag: str = "") -> None:
+                 audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES, *,
+                 results_dir: Path | str | None = None, tag: str = "") -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.nalr = NALR(sample_rate, audiogram_frequencies=audiogram_frequencies)
@@ -341,13 +353,17 @@ class LyricAid(torch.nn.Module):
         self.register_buffer("bands", weights, persistent=False)
         self.trained = False
         if results_dir is not None:
-            path = trained_weights_path(results_dir, weights_name(self), tag)
-            if path.exists():
+            stem = weights_stem(self)
+            path = weights_to_load(results_dir, stem, tag=tag)
+            if path is not None:
                 self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
                 self.trained = True
+                logger.info("%s: weights %s", type(self).__name__, path)
             else:
-                logger.warning("%s has no trained weights at %s: it runs as NAL-R (the prescription); "
-                               "train it with --model %s --train", type(self).__name__, path, weights_name(self))
+                logger.warning("%s finds no trained %s weights at %s: %s runs untrained (NAL-R, the "
+                               "prescription); train them with --model %s --train%s", type(self).__name__, stem,
+                               trained_weights_path(results_dir, stem, tag=tag), stem, stem,
+                               f" --tag {tag}" if tag else "")
 
     def band_controls(self, audiogram_levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each item's band gains (dB) and compression slopes, ``[B, K]`` each."""
@@ -355,6 +371,11 @@ class LyricAid(torch.nn.Module):
         return 10.0 * self.gain(a), 0.5 * torch.tanh(self.slope(a))
 
     def forward(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
+        return self.with_reference(signal_tensor, audiogram_levels)[0]
+
+    def with_reference(self, signal_tensor: torch.Tensor,
+                       audiogram_levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The aid's output and NLR1's on the same input (its level reference), ``[B, C, T]`` each."""
         batch, channels, n = signal_tensor.shape
         inside = _inside(signal_tensor)
         y = self.nalr(signal_tensor, audiogram_levels) * inside  # [B, C, T], nothing after each end
@@ -376,7 +397,7 @@ class LyricAid(torch.nn.Module):
                           length=n + self.n_fft)[:, :n].reshape(batch, channels, n) * inside
         with torch.no_grad():
             reference = self.reference(signal_tensor, audiogram_levels).to(y.device) * inside
-        return _peak_limited(_scaled_to(out, reference, LEVEL_CAP_DB, at_most=True))
+        return _peak_limited(_scaled_to(out, reference, LEVEL_CAP_DB, at_most=True)), reference
 
 
 class LyricAidLevelOnly(LyricAid):
@@ -392,16 +413,15 @@ class LyricAidLevelOnly(LyricAid):
     weights_name = "LyricAid"
 
     def __init__(self, sample_rate: int = 44100,
-                 audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES,
-                 results_dir=None, tag: str = "") -> None:
-        super().__init__(sample_rate, audiogram_frequencies, results_dir, tag)
+                 audiogram_frequencies: tuple[float, ...] = AUDIOGRAM_FREQUENCIES, *,
+                 results_dir: Path | str | None = None, tag: str = "") -> None:
+        super().__init__(sample_rate, audiogram_frequencies, results_dir=results_dir, tag=tag)
         for parameter in self.parameters():
             parameter.requires_grad_(False)
 
     def forward(self, signal_tensor: torch.Tensor, audiogram_levels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            aid = super().forward(signal_tensor, audiogram_levels)
-            reference = self.reference(signal_tensor, audiogram_levels).to(aid.device) * _inside(signal_tensor)
+            aid, reference = self.with_reference(signal_tensor, audiogram_levels)
             return _peak_limited(_scaled_to(reference, aid, 0.0, at_most=False))
 
 

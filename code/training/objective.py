@@ -147,7 +147,7 @@ class WhisperObjective(torch.nn.Module):
                 ears: str = "better") -> torch.Tensor:
         """The objective of each signal ``heard`` ``[B, 2, T]`` (what the listener's ears heard,
         at ``sample_rate``) for its lyric line: ``[B]``, the better ear's (``ears="better"``)
-        or the two ears' mean (``"mean"``) mean token log-probability."""
+        or the two ears' mean (``"mean"``) of ``ear_scores`` (mean log-probability per event)."""
         batch = heard.shape[0]
         audio = resample_to_16k(heard.reshape(batch * 2, -1), sample_rate)
         per_ear = self.ear_scores(audio, [line for line in lines for _ in (0, 1)]).reshape(batch, 2)

@@ -7,9 +7,12 @@ log-likelihood of the lyric line (``WhisperObjective``). Adam raises the objecti
 prompts are held out (``HELD_OUT_SHARE``) and the weights of the epoch with the best held-out
 objective are kept (early stopping; epoch 0 is the untrained model, so a training that never
 beats its start keeps the start). The weights go to ``results/_training/<Model>.pt`` beside
-``<Model>.json`` (the key, the curve, the times), ``<Model>-<tag>.*`` for a run with ``--tag``;
-a registered model finds them through the ``results_dir`` and ``tag`` the factory offers. A rerun whose key (model code, this package's code, the
-options, the audiograms, the Whisper checkpoint, the data) is unchanged trains nothing.
+``<Model>.json`` (the key, the options, the curve, the times), ``<Model>-<tag>.*`` for a run
+with ``--tag``; a registered model finds them through the ``results_dir`` and ``tag`` the
+factory offers. A rerun whose key (model code, this package's code, the options, the
+audiograms, the Whisper checkpoint, the data) is unchanged trains nothing; one with other
+options (``--train-lr``, ``--seed``, ...) and the same tag is refused before any work, so a
+training never replaces another configuration's weights.
 
 Cost, on CPU: each training signal runs one ear (drawn per signal and epoch, seeded) through
 the simulator and Whisper, in a window of the ear plus ``TRAIN_WINDOW_S`` (not Whisper's 30 s);
@@ -43,7 +46,7 @@ from code.models.hearing_aid_models import (
     make_model,
     model_code_digest,
     trained_weights_path,
-    weights_name,
+    weights_stem,
 )
 from code.msbg_design import ear_design
 from code.msbg_torch import torch_ear
@@ -93,23 +96,50 @@ def trainable(model) -> bool:
     return isinstance(model, torch.nn.Module) and any(p.requires_grad for p in model.parameters())
 
 
-def weights_path(results_dir: Path, model, tag: str = "") -> Path:
+def weights_path(results_dir: Path, model, *, tag: str = "") -> Path:
     """Where a results folder keeps ``model``'s weights trained by a run tagged ``tag``."""
-    return trained_weights_path(results_dir, weights_name(model), tag)
+    return trained_weights_path(results_dir, weights_stem(model), tag=tag)
 
 
 def train_models(cfg, audiograms: dict) -> list[Path]:
-    """Train every trainable model of ``cfg``'s ``--model``/``--models`` (others are named and
-    left alone); returns the weight files. A model whose training key is unchanged is not
+    """Train every trainable model of ``cfg``'s ``--model``/``--models``, and the model whose
+    weights a listed one borrows (``LyricAidLevelOnly`` -> ``LyricAid``); others are named and
+    left alone. Returns the weight files. A model whose training key is unchanged is not
     trained again."""
-    written = []
+    frequencies = common_frequencies(audiograms)
+    to_train: list[str] = []
     for name in model_names(cfg):
-        model = make_model(name, sample_rate=cfg.sample_rate, audiogram_frequencies=common_frequencies(audiograms))
-        if not trainable(model):
+        model = make_model(name, sample_rate=cfg.sample_rate, audiogram_frequencies=frequencies)
+        owner = weights_stem(model) if isinstance(model, torch.nn.Module) else name
+        if not trainable(model) and owner != name and owner in MODELS and trainable(
+                make_model(owner, sample_rate=cfg.sample_rate, audiogram_frequencies=frequencies)):
+            logger.info("training: %s uses %s's weights: training %s", name, owner, owner)
+            name = owner
+        elif not trainable(model):
             logger.info("training: %s has no weights to train; left as it is", name)
             continue
-        written.append(train_model(cfg, name, audiograms))
-    return written
+        if name not in to_train:
+            to_train.append(name)
+    return [train_model(cfg, name, audiograms) for name in to_train]
+
+
+def _settings(cfg, asr_model: str) -> dict:
+    """The options a user chose for a training (what a tag keeps apart), by option name."""
+    return {"--train-lr": cfg.train_lr, "--train-epochs": cfg.train_epochs,
+            "--train-batch-size": cfg.train_batch_size, "--seed": cfg.seed, "--train-asr-model": asr_model,
+            "--fit-split": cfg.fit_split, "--data-root": str(Path(cfg.data_root).resolve())}
+
+
+def _refuse_other_settings(out: Path, previous: dict, settings: dict) -> None:
+    """Raise when ``out`` holds weights trained with other options: a training never replaces
+    another configuration's weights (code edits retrain in place, as Stage 1 recomputes)."""
+    before = previous.get("settings")
+    if not out.exists() or not isinstance(before, dict) or before == settings:
+        return
+    changed = "; ".join(f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items() if before.get(k) != v)
+    raise ConfigError(f"{out} holds weights trained with other options ({changed}): to keep both, add "
+                      f"--tag NAME (trains {out.stem}-NAME.pt); to replace them, delete {out} and "
+                      f"{out.with_suffix('.json')}")
 
 
 def load_items(cfg) -> list[TrainItem]:
@@ -177,16 +207,18 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
     """Train the registered model ``name`` (see the module's docstring); returns its weights file."""
     freqs = common_frequencies(audiograms)
     model = make_model(name, sample_rate=cfg.sample_rate, audiogram_frequencies=freqs)  # untrained start
-    out = weights_path(Path(cfg.results_dir), model, cfg.tag)
+    out = weights_path(Path(cfg.results_dir), model, tag=cfg.tag)
     record_path = out.with_suffix(".json")
     asr_model = resolve_asr_model(cfg.train_asr_model)
+    settings = _settings(cfg, asr_model)
+    try:
+        previous = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {}
+    except ValueError:
+        previous = {}
+    _refuse_other_settings(out, previous, settings)  # before any heavy work
     items = load_items(cfg)
     key = settings_digest(_training_key(cfg, name, items, asr_model, audiograms))
     if out.exists() and record_path.exists():
-        try:
-            previous = json.loads(record_path.read_text(encoding="utf-8"))
-        except ValueError:
-            previous = {}
         if previous.get("key") == key:
             logger.info("training: %s is current (%s, key %s): nothing to train", name, out, key)
             return out
@@ -250,7 +282,8 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
     with atomic_path(out) as tmp:
         torch.save({k: v.detach().cpu() for k, v in best_state.items()}, tmp)
     best_epoch = max(curve, key=lambda c: c["held_out"])["epoch"]
-    write_json_atomic(record_path, {"key": key, "model": name, "asr_model": asr_model, "device": str(device),
+    write_json_atomic(record_path, {"key": key, "model": name, "settings": settings, "asr_model": asr_model,
+                                    "device": str(device),
                                     "best_epoch": best_epoch, "curve": curve,
                                     "seconds": round(time.time() - start, 1),
                                     "train_signals": [i.signal for i in train_items],
