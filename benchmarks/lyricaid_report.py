@@ -2,7 +2,7 @@
 (paired, 95% bootstrap interval over prompts, as the hearing-aid report computes it) and the
 output level check (each signal's RMS over both ears against the baseline's, and the peak).
 
-    python main.py --input unprocessed --models NLR1,LyricAid --baseline NLR1
+    python main.py --input unprocessed --models NLR1,LyricAidLevelOnly,LyricAid --baseline NLR1
     python benchmarks/lyricaid_report.py [--model LyricAid --baseline NLR1 --split valid] [--tag T]
 
 Reads ``submission_<Model>[-<tag>]-unprocessed*_<split>.csv`` (the one run of that name; with
@@ -36,16 +36,17 @@ def _predictions(path: Path) -> dict[str, float]:
         return {row[0]: float(row[1]) for row in csv.reader(f) if row and row[0] != "signal_ID"}
 
 
-def _submission(results: Path, name: str, split: str) -> Path:
+def _submission(results: Path, name: str, split: str, *, tagged: bool) -> Path:
     """The one ``submission_<name>-unprocessed*_<split>.csv`` in ``results``."""
     found = sorted(results.glob(f"submission_{name}-unprocessed*_{split}.csv"))
     exact = results / f"submission_{name}-unprocessed_{split}.csv"
     if exact in found:
         return exact
     if len(found) != 1:
+        hint = "" if tagged else ", or give the runs' --tag"
         raise SystemExit(f"expected one submission_{name}-unprocessed*_{split}.csv in {results}, found "
                          f"{[p.name for p in found] or 'none'}: run python main.py --input unprocessed "
-                         f"--models ... first, or give --tag")
+                         f"--models ... first{hint}")
     return found[0]
 
 
@@ -61,7 +62,8 @@ def main() -> None:
     results = Path(args.results_dir)
     records = json.loads((Path(args.data_root) / "metadata" / f"{args.split}_metadata.json").read_text())
     folder = {m: f"{m}-{args.tag}" if args.tag else m for m in (args.baseline, args.model)}
-    predictions = {m: _predictions(_submission(results, folder[m], args.split)) for m in (args.baseline, args.model)}
+    predictions = {m: _predictions(_submission(results, folder[m], args.split, tagged=bool(args.tag)))
+                   for m in (args.baseline, args.model)}
     for name, categories in (("Mild", ("Mild",)), ("Moderate", ("Moderate",)), ("Mild+Moderate", ("Mild", "Moderate")),
                              ("No Loss", ("No Loss",))):
         members = [r for r in records if r["hearing_loss"] in categories]
@@ -76,7 +78,10 @@ def main() -> None:
     for r in records:
         out, _ = soundfile.read(results / folder[args.model] / "from_unprocessed" / f"{r['signal']}.wav")
         ref, _ = soundfile.read(results / folder[args.baseline] / "from_unprocessed" / f"{r['signal']}.wav")
-        levels.append(10 * np.log10(np.sum(out.astype(np.float64) ** 2) / np.sum(ref.astype(np.float64) ** 2)))
+        energy, ref_energy = np.sum(out.astype(np.float64) ** 2), np.sum(ref.astype(np.float64) ** 2)
+        if ref_energy == 0:  # a silent baseline: a level ratio means nothing there
+            continue
+        levels.append(10 * np.log10(max(energy, 1e-30) / ref_energy))
         peaks.append(float(np.abs(out).max()))
     levels = np.array(levels)
     print(f"level vs {args.baseline} (dB, RMS over both ears, per signal): mean {levels.mean():+.2f} "
