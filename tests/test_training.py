@@ -23,6 +23,7 @@ from code.models.hearing_aid_models import (
     make_model,
     model_settings,
     trained_weights_path,
+    trained_weights_used,
 )
 from code.msbg_design import ear_design
 from code.training import train as training
@@ -141,6 +142,29 @@ def test_a_tagged_training_has_weights_of_its_own(tmp_path, caplog):
     with torch.no_grad():
         assert torch.equal(other_tag(x, levels), untagged(x, levels))
         assert torch.equal(make_model("LyricAid", results_dir=tmp_path, tag="louder")(x, levels), tagged(x, levels))
+
+
+def test_a_submission_names_the_trained_weights_its_model_loaded(tmp_path):
+    assert trained_weights_used(tmp_path, "LyricAid") is None  # nothing trained yet
+    path = trained_weights_path(tmp_path, "LyricAid")
+    path.parent.mkdir(parents=True)
+    torch.save(_randomised(make_model("LyricAid")).state_dict(), path)
+    path.with_suffix(".json").write_text(json.dumps({"key": "k1", "settings": {"--seed": 0}, "best_epoch": 1}))
+    for name, tag in (("LyricAid", ""), ("LyricAidLevelOnly", ""), ("LyricAid", "only-names-outputs")):
+        used = trained_weights_used(tmp_path, name, tag=tag)
+        assert used["file"] == str(path) and len(used["digest"]) == 16, (name, tag)
+        assert used["training"] == {"key": "k1", "settings": {"--seed": 0}, "best_epoch": 1}
+    assert trained_weights_used(tmp_path, "NLR1") is None and trained_weights_used(tmp_path, "identity") is None
+    from code.data.validation import validate_split
+    from code.evaluation.outputs.submission import write_outputs
+
+    split = validate_split(DEMO_ROOT, "valid", check_audio=False)
+    cfg = ExperimentConfig(data_root=str(DEMO_ROOT), results_dir=str(tmp_path), input="unprocessed")
+    for model in ("LyricAid", "NLR1"):
+        write_outputs(cfg, split, {r["signal"]: 50.0 for r in split.records}, f"{model}-unprocessed", model=model)
+    runs = {m: json.loads((tmp_path / f"submission_{m}-unprocessed_valid.run.json").read_text())
+            for m in ("LyricAid", "NLR1")}
+    assert runs["LyricAid"]["trained_weights"]["file"] == str(path) and "trained_weights" not in runs["NLR1"]
 
 
 def test_the_control_trains_the_aid_whose_weights_it_uses(monkeypatch):

@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+import json
 import logging
 import sys
 import types
@@ -46,6 +47,7 @@ from clarity.utils.audiogram import (
     Audiogram,
 )
 
+from code.io_utils import file_digest
 from code.resources import available_cpus
 
 logger = logging.getLogger(__name__)
@@ -282,8 +284,10 @@ TRAINED_WEIGHTS = "_training/{name}.pt"  # where a results folder keeps a traine
 
 
 def weights_stem(model) -> str:
-    """The stem of ``model``'s weights file: its ``weights_name`` when set, else its class's name."""
-    return getattr(model, "weights_name", None) or type(model).__name__
+    """The stem of ``model``'s (an instance's or a class's) weights file: its ``weights_name``
+    when set, else its class's name."""
+    cls = model if inspect.isclass(model) else type(model)
+    return getattr(cls, "weights_name", None) or cls.__name__
 
 
 def trained_weights_path(results_dir: Path | str, name: str, *, tag: str = "") -> Path:
@@ -495,6 +499,27 @@ def make_model(name: str, *, sample_rate: int = 44100,
     except (TypeError, ValueError):
         params = {}
     return entry(**{k: v for k, v in offered.items() if k in params})
+
+
+def trained_weights_used(results_dir: Path | str, name: str, *, tag: str = "") -> dict | None:
+    """For a submission's provenance: the trained weights file that the registered model
+    ``name`` loads in a run tagged ``tag`` (``weights_to_load``), with its digest and its
+    training record (key, options, best epoch); None for a model that loads no weights."""
+    entry = MODELS.get(name)
+    target = entry.func if isinstance(entry, functools.partial) else entry
+    if not (inspect.isclass(target) and issubclass(target, torch.nn.Module)
+            and "results_dir" in inspect.signature(target).parameters):
+        return None
+    path = weights_to_load(results_dir, weights_stem(target), tag=tag)
+    if path is None:
+        return None
+    record = path.with_suffix(".json")
+    try:
+        training = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    except ValueError:
+        training = {}
+    return {"file": str(path), "digest": file_digest(path),
+            "training": {k: training.get(k) for k in ("key", "settings", "best_epoch")}}
 
 
 def _weights_digest(module: torch.nn.Module) -> str:

@@ -14,6 +14,7 @@ from code.data.layout import SplitData
 from code.data.metadata import target_0_1
 from code.evaluation.comparison.metrics import clip_metrics
 from code.io_utils import write_json_atomic, write_text_atomic
+from code.models.hearing_aid_models import trained_weights_used
 from code.runs import PROVENANCE_SUFFIX, provenance
 
 logger = logging.getLogger(__name__)
@@ -75,13 +76,16 @@ def write_submission(predictions: dict[str, float], records: list[dict], results
 def write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str, *,
                   predictor=None, model: str | None = None) -> list[Path]:
     """``submission_<tag>_<split>.csv`` + ``evalai_`` copy, the provenance
-    (``.run.json``: config, data set, code version) and the fitted predictor beside
+    (``.run.json``: config, data set, code version, and the trained weights a model loaded) and the fitted predictor beside
     them, the skipped list, and (``cfg.team_id``) the official files. ``tag`` is the
     run's name (``code.runs.run_name``); ``model`` the hearing-aid model (default ``cfg.model``)."""
     results = Path(cfg.results_dir)
     csv_path, evalai_path = write_submission(predictions, split.records, results, tag, cfg.split)
     stem = csv_path.with_suffix("")
     record = provenance(cfg, model or cfg.model, split.layout.metadata_file)
+    weights = trained_weights_used(results, model or cfg.model, tag=cfg.tag)
+    if weights is not None:
+        record["trained_weights"] = weights
     write_json_atomic(Path(f"{stem}{PROVENANCE_SUFFIX}"), record)
     written = [csv_path, evalai_path, Path(f"{stem}{PROVENANCE_SUFFIX}")]
     if predictor is not None:
