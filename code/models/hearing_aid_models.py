@@ -501,6 +501,16 @@ def make_model(name: str, *, sample_rate: int = 44100,
     return entry(**{k: v for k, v in offered.items() if k in params})
 
 
+def training_record(weights: Path) -> dict:
+    """The record written beside trained ``weights`` (``<stem>.json``: key, options, curve,
+    ...); empty when it is missing or unreadable."""
+    record = Path(weights).with_suffix(".json")
+    try:
+        return json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    except ValueError:
+        return {}
+
+
 def trained_weights_used(results_dir: Path | str, name: str, *, tag: str = "") -> dict | None:
     """For a submission's provenance: the trained weights file that the registered model
     ``name`` loads in a run tagged ``tag`` (``weights_to_load``), with its digest and its
@@ -513,11 +523,7 @@ def trained_weights_used(results_dir: Path | str, name: str, *, tag: str = "") -
     path = weights_to_load(results_dir, weights_stem(target), tag=tag)
     if path is None:
         return None
-    record = path.with_suffix(".json")
-    try:
-        training = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
-    except ValueError:
-        training = {}
+    training = training_record(path)
     return {"file": str(path), "digest": file_digest(path),
             "training": {k: training.get(k) for k in ("key", "settings", "best_epoch")}}
 

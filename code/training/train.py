@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import os
 import time
@@ -46,6 +45,7 @@ from code.models.hearing_aid_models import (
     make_model,
     model_code_digest,
     trained_weights_path,
+    training_record,
     weights_stem,
 )
 from code.msbg_design import ear_design
@@ -111,11 +111,10 @@ def train_models(cfg, audiograms: dict) -> list[Path]:
     for name in model_names(cfg):
         model = make_model(name, sample_rate=cfg.sample_rate, audiogram_frequencies=frequencies)
         owner = weights_stem(model) if isinstance(model, torch.nn.Module) else name
-        if not trainable(model) and owner != name and owner in MODELS and trainable(
-                make_model(owner, sample_rate=cfg.sample_rate, audiogram_frequencies=frequencies)):
-            logger.info("training: %s uses %s's weights: training %s", name, owner, owner)
-            name = owner
-        elif not trainable(model):
+        if not trainable(model) and owner != name and owner in MODELS:  # it borrows a registered model's weights
+            logger.info("training: %s uses %s's weights", name, owner)
+            name, model = owner, make_model(owner, sample_rate=cfg.sample_rate, audiogram_frequencies=frequencies)
+        if not trainable(model):
             logger.info("training: %s has no weights to train; left as it is", name)
             continue
         if name not in to_train:
@@ -211,10 +210,7 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
     record_path = out.with_suffix(".json")
     asr_model = resolve_asr_model(cfg.train_asr_model)
     settings = _settings(cfg, asr_model)
-    try:
-        previous = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {}
-    except ValueError:
-        previous = {}
+    previous = training_record(out)
     _refuse_other_settings(out, previous, settings)  # before any heavy work
     items = load_items(cfg)
     key = settings_digest(_training_key(cfg, name, items, asr_model, audiograms))

@@ -75,9 +75,9 @@ def write_submission(predictions: dict[str, float], records: list[dict], results
 
 def write_outputs(cfg, split: SplitData, predictions: dict[str, float], tag: str, *,
                   predictor=None, model: str | None = None) -> list[Path]:
-    """``submission_<tag>_<split>.csv`` + ``evalai_`` copy, the provenance
-    (``.run.json``: config, data set, code version, and the trained weights a model loaded) and the fitted predictor beside
-    them, the skipped list, and (``cfg.team_id``) the official files. ``tag`` is the
+    """``submission_<tag>_<split>.csv`` + ``evalai_`` copy, the provenance (``.run.json``:
+    config, data set, code version, and the trained weights a model loaded) and the fitted
+    predictor beside them, the skipped list, and (``cfg.team_id``) the official files. ``tag`` is the
     run's name (``code.runs.run_name``); ``model`` the hearing-aid model (default ``cfg.model``)."""
     results = Path(cfg.results_dir)
     csv_path, evalai_path = write_submission(predictions, split.records, results, tag, cfg.split)
