@@ -194,7 +194,7 @@ def _labels_of(record: dict, cache: dict) -> tuple[dict | None, str]:
     """The labels of a run's own data set and split (from its provenance), or why there are none."""
     from code.errors import DataError
     from code.evaluation.comparison.compare import load_labels
-    from code.io_utils import file_digest
+    from code.keys import file_digest
 
     data = record["data_set"]
     path = Path(data.get("metadata_file", ""))

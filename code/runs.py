@@ -30,7 +30,7 @@ from pathlib import Path
 
 from code.config import CODE_DIR, DEFAULTS, asr_models, fit_splits
 from code.data.layout import resolve_data_root
-from code.io_utils import file_digest, settings_digest
+from code.keys import file_digest, settings_digest
 
 PROJECT_DIR = CODE_DIR.parent
 HOME_FILE = "home_data_set.json"  # in the results folder: the data set whose runs keep plain names
