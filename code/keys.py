@@ -186,6 +186,11 @@ def _is_project_file(filename: str) -> bool:
 
 def _is_project(obj) -> bool:
     """Whether ``obj`` (a function, class or module) is defined in this project's files."""
+    if inspect.isfunction(obj):
+        filename = obj.__code__.co_filename
+        if filename.startswith("<"):  # defined by exec or in a REPL: code of the caller's own
+            return True
+        return _is_project_file(filename)
     module = obj if isinstance(obj, types.ModuleType) else sys.modules.get(getattr(obj, "__module__", "") or "")
     filename = getattr(module, "__file__", None)
     if filename is None:  # defined by exec or in a REPL: code of the caller's own
