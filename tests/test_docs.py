@@ -181,6 +181,17 @@ def test_every_documented_option_exists():
     assert not wrong, "documented options that do not exist:\n" + "\n".join(wrong)
 
 
+def test_options_in_prose_are_in_code():
+    """An option written outside code (or in a code span broken over two lines) would escape
+    the check above."""
+    loose = []
+    for page in doc_pages():
+        for number, line in _code_block_lines(page.read_text(encoding="utf-8"))[1]:
+            if line.count("`") % 2 or OPTION.search(INLINE.sub("", line)):
+                loose.append(f"{page.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not loose, "write options in `code` on one line:\n" + "\n".join(loose)
+
+
 def test_the_option_reader_attributes_options_to_their_command(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(
