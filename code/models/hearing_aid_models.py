@@ -31,6 +31,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from code.config import did_you_mean
 from code.keys import file_digest
 from code.models.audiograms import AUDIOGRAM_FREQUENCIES
 from code.models.lyricaid import LyricAid, LyricAidLevelOnly
@@ -59,6 +60,14 @@ MODELS: dict[str, Callable] = {
 }
 
 
+def unknown_model(name: str) -> str | None:
+    """Why ``name`` is not a registered model (with the closest name and the registered ones),
+    or None when it is."""
+    if name in MODELS:
+        return None
+    return f"unknown model {name!r}{did_you_mean(name, MODELS)} Registered models: {sorted(MODELS)}"
+
+
 def _target(entry):
     return entry.func if isinstance(entry, functools.partial) else entry
 
@@ -76,8 +85,9 @@ def make_model(name: str, *, sample_rate: int = 44100,
     Raises:
         ValueError: listing the registered names, for an unknown ``name``.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    problem = unknown_model(name)
+    if problem:
+        raise ValueError(problem)
     entry = MODELS[name]
     if not inspect.isclass(_target(entry)):
         return entry
