@@ -24,7 +24,6 @@ The models shipped: ``identity`` (no aid), ``NLR1`` and ``NALR`` (prescriptions.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 from pathlib import Path
 from typing import Callable, Protocol
@@ -32,7 +31,7 @@ from typing import Callable, Protocol
 import torch
 
 from code.config import did_you_mean
-from code.keys import file_digest
+from code.keys import bytes_digest, file_digest
 from code.models.audiograms import AUDIOGRAM_FREQUENCIES
 from code.models.lyricaid import LyricAid, LyricAidLevelOnly
 from code.models.prescriptions import NALR, NLR1
@@ -116,14 +115,6 @@ def trained_weights_used(results_dir: Path | str, name: str, *, tag: str = "") -
             "training": {k: training.get(k) for k in ("key", "settings", "best_epoch")}}
 
 
-def _weights_digest(module: torch.nn.Module) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def model_settings(model: EnhancementModel) -> dict:
     """What determines a model's output besides its code, for cache keys and saved configs.
 
@@ -137,5 +128,7 @@ def model_settings(model: EnhancementModel) -> dict:
     target = model if inspect.isfunction(model) or inspect.isclass(model) else type(model)
     described = {"callable": f"{target.__module__}.{target.__qualname__}"}
     if isinstance(model, torch.nn.Module):
-        described["weights"] = _weights_digest(model)
+        described["weights"] = bytes_digest(
+            part for name, tensor in sorted(model.state_dict().items())
+            for part in (name, tensor.detach().to("cpu").contiguous().numpy().tobytes()))
     return described

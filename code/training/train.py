@@ -22,7 +22,6 @@ the README gives the measured figures and what these choices cost in fidelity.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import os
 import time
@@ -41,7 +40,7 @@ from code.errors import ConfigError
 from code.hearing_loss.design import ear_design
 from code.hearing_loss.torch_ear import torch_ear
 from code.io_utils import atomic_path, write_json_atomic
-from code.keys import code_digest, file_digest, settings_digest
+from code.keys import bytes_digest, code_digest, file_digest, settings_digest
 from code.models.audiograms import audiogram_to_dict, common_frequencies
 from code.models.hearing_aid_models import MODELS, make_model
 from code.models.weights import trained_weights_path, training_record, weights_stem
@@ -182,11 +181,7 @@ def _training_key(cfg, name: str, items: list[TrainItem], asr_model: str, audiog
                         "patience": PATIENCE, "lr_decay": LR_DECAY, "categories": TRAIN_CATEGORIES},
             "audiograms": {c: audiogram_to_dict(audiograms[c]) for c in TRAIN_CATEGORIES},
             "asr": asr,
-            "data": [[i.signal, i.line, i.category, _audio_digest(i.audio)] for i in items]}
-
-
-def _audio_digest(audio: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(audio).tobytes(), digest_size=8).hexdigest()
+            "data": [[i.signal, i.line, i.category, bytes_digest([np.ascontiguousarray(i.audio).tobytes()])] for i in items]}
 
 
 def train_model(cfg, name: str, audiograms: dict) -> Path:

@@ -3,12 +3,11 @@ files of models (the official baseline's among them), without loading any model.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from code.config import ENGINES, asr_models
-from code.keys import remembered_digest
+from code.keys import bytes_digest, remembered_digest
 
 # The packages whose versions key each engine's transcripts and embeddings (code/evaluation/cache.py).
 ENGINE_PACKAGES = {"faster-whisper": ("faster-whisper", "ctranslate2", "soxr", "soundfile"),
@@ -107,10 +106,8 @@ def model_identity(model: str) -> str:
     if path.is_file() and (official := official_model_name(model)) is not None:
         return official
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    h = hashlib.blake2b(digest_size=8)
-    for f in files:
-        h.update(f"{f.relative_to(path) if f != path else f.name}:{remembered_digest(f)}".encode())
-    return f"{path.name}:{h.hexdigest()}"
+    digest = bytes_digest(f"{f.relative_to(path) if f != path else f.name}:{remembered_digest(f)}" for f in files)
+    return f"{path.name}:{digest}"
 
 
 def asr_settings(cfg, model: str | None = None) -> ASRSettings:
