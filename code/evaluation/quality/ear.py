@@ -22,16 +22,21 @@ import scipy.fft
 from clarity.enhancer.nalr import NALR
 from clarity.evaluator.haspi import eb
 from clarity.utils.audiogram import Audiogram
-from scipy.signal import butter, group_delay
+from scipy.signal import butter, group_delay, lfilter
 
-from code.evaluation.quality.ear_kernels import control_bands, filter_bands, hair_cell_bands
+from code.evaluation.quality.ear_kernels import gammatone, ihc_adaptation
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
+from code.evaluation.quality.pairwise import rms
 
 SAMPLE_RATE = 24000.0  # the cochlear model's sampling rate (Hz)
 AUDIOGRAM_FREQUENCIES = np.array([250, 500, 1000, 2000, 4000, 6000])  # of ``hearing_loss``
 ALIGN_RANGE_MS = 100  # envelope alignment searches +/- this lag
 IHC_THRESHOLD_DB = -10  # BM threshold noise, dB re auditory threshold
 NALR_TAPS = 140  # FIR NAL-R length at 24 kHz (itype 1)
+UPPER_KNEE_DB = 100  # OHC compression stops above this level (dB SPL)
+OHC_LOWPASS_HZ = 800  # the OHC gain is smoothed by a 1st-order Butterworth at this cutoff
+_SMALL = 1e-30  # pyclarity's guard against log(0) and division by 0
+_TPT = 2 * np.pi / SAMPLE_RATE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +155,96 @@ def _delay_rows(signal: np.ndarray, correct: np.ndarray) -> np.ndarray:
     return signal
 
 
+def _cochlea(x: np.ndarray, p: dict, level1: float, want_bm: bool,
+             lp: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Filterbank and OHC compression of one signal (a thread's work).
+
+    Per band: the control envelope (wide filter), the bandwidth for its level, the
+    envelope and BM motion of the adjusted filter, both times the OHC gain. The
+    recursions are compiled; the level-to-gain maps use numpy's own functions with
+    pyclarity's expressions (``bandwidth_adjust``, ``env_compress_basilar_membrane``).
+    """
+    nchan, nsamp = len(p["center_freq"]), len(x)
+    out = {"env": np.empty((nchan, nsamp)),
+           "bm": np.empty((nchan, nsamp)) if want_bm else np.empty((1, 1)),
+           "bandwidth": np.empty(nchan), "average": np.empty(nchan),
+           "control_average": np.empty(nchan)}
+    control = np.empty(nsamp)
+    level = np.empty(nsamp)
+    scratch = np.empty(nsamp)
+    dummy = np.empty(1)
+    a_control = _pole(p["bandwidth_control"], p["center_freq_control"])
+    for k in range(nchan):
+        gammatone(x, p["center_freq_control"][k], a_control[k], _TPT, control, dummy, False)
+        out["control_average"][k] = rms(control, scratch)
+        bandwidth = _adjusted_bandwidth(out["control_average"][k:k + 1], p["bandwidth_min"][k:k + 1],
+                                        p["bandwidth_control"][k:k + 1], level1)
+        out["bandwidth"][k] = bandwidth[0]
+        env = out["env"][k]
+        bm = out["bm"][k] if want_bm else dummy
+        gammatone(x, p["center_freq"][k], _pole(bandwidth, p["center_freq"][k:k + 1])[0], _TPT,
+                  env, bm, want_bm)
+        out["average"][k] = rms(env, scratch)
+        # OHC gain from the control level: level1 + 20 log10(control), clipped to
+        # [low knee, 100 dB], compressed above the knee, in dB -> linear, low-passed
+        np.maximum(control, _SMALL, out=level)
+        np.log10(level, out=level)
+        level *= 20
+        level += level1
+        np.minimum(level, UPPER_KNEE_DB, out=level)
+        np.maximum(level, p["low_knee"][k], out=level)
+        level -= p["low_knee"][k]
+        level *= 1 - (1 / p["compression_ratio"][k])
+        np.subtract(-p["attn_ohc"][k], level, out=level)
+        level /= 20
+        np.power(10, level, out=level)
+        gain = lfilter(lp[0], lp[1], level)
+        env *= gain
+        if want_bm:
+            bm *= gain
+    return out
+
+
+def _hair_cells(o: dict, env_delay: np.ndarray, bm_delay: np.ndarray, p: dict, level1: float,
+                want_bm: bool) -> None:
+    """Alignment shift, dB SL and IHC adaptation of one signal's bands, in place (a thread's work).
+
+    Band k of the envelope (BM motion) is first advanced by ``env_delay[k]``
+    (``bm_delay[k]``) samples, as pyclarity's ``envelope_align`` shifts it; then
+    ``envelope_sl`` and ``inner_hair_cell_adaptation``, with the same gains on the BM.
+    """
+    nsamp = o["env"].shape[1]
+    level = np.empty(nsamp)
+    adapted = np.empty(nsamp)
+    for k in range(o["env"].shape[0]):
+        env = _advance(o["env"][k], int(env_delay[k]))
+        np.add(env, _SMALL, out=level)
+        np.log10(level, out=level)
+        level *= 20
+        np.add(level1 - p["attn_ihc"][k], level, out=level)
+        np.maximum(level, 0, out=level)
+        ihc_adaptation(level, adapted, SAMPLE_RATE)
+        if want_bm:
+            bm = _advance(o["bm"][k], int(bm_delay[k]))
+            bm *= (level + _SMALL) / (env + _SMALL)
+            bm *= (adapted + _SMALL) / (level + _SMALL)
+            o["bm"][k] = bm
+        o["env"][k] = adapted
+
+
+def _advance(row: np.ndarray, delay: int) -> np.ndarray:
+    # pyclarity's envelope_align shift: a copy of row advanced by delay samples
+    # (delayed when negative), zero-filled.
+    if delay == 0:
+        return row.copy()
+    out = np.zeros_like(row)
+    if delay > 0:
+        out[:len(row) - delay] = row[delay:]
+    else:
+        out[-delay:] = row[:len(row) + delay]
+    return out
+
+
 def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
               processed_sr: float, hearing_loss: np.ndarray, itype: int, level1: float, *,
               nchan: int = 32, shift: float | None = None, want_bm: bool = True,
@@ -179,37 +274,17 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
     ref_mid, proc_mid = _prepare_inputs(reference, reference_sr, processed, processed_sr,
                                         hearing_loss, itype)
     nsamp = len(ref_mid)
-    lp_b, lp_a = butter(1, 800 / (0.5 * SAMPLE_RATE))
 
-    def bands(x: np.ndarray, p: dict) -> dict:
-        out = {"gain": np.empty((nchan, nsamp)), "control_average": np.empty(nchan),
-               "env": np.empty((nchan, nsamp)),
-               "bm": np.empty((nchan, nsamp)) if want_bm else np.empty((1, 1)),
-               "average": np.empty(nchan)}
-        control_bands(x, p["center_freq_control"], _pole(p["bandwidth_control"],
-                                                         p["center_freq_control"]),
-                      p["attn_ohc"], p["low_knee"], p["compression_ratio"], float(level1),
-                      SAMPLE_RATE, lp_b, lp_a, out["gain"], out["control_average"])
-        out["bandwidth"] = _adjusted_bandwidth(out["control_average"], p["bandwidth_min"],
-                                               p["bandwidth_control"], level1)
-        filter_bands(x, p["center_freq"], _pole(out["bandwidth"], p["center_freq"]), out["gain"],
-                     SAMPLE_RATE, want_bm, out["env"], out["bm"], out["average"])
-        del out["gain"]
-        return out
-
-    def hair_cells(o: dict, env_delay: np.ndarray, bm_delay: np.ndarray, p: dict) -> None:
-        hair_cell_bands(o["env"], o["bm"], env_delay, bm_delay, p["attn_ihc"], float(level1),
-                        SAMPLE_RATE, want_bm, o["env"], o["bm"])
-
+    lp = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
     with ThreadPoolExecutor(2) as pool:
-        ref_job = pool.submit(bands, ref_mid, ref_params)
-        proc = bands(proc_mid, params)
+        ref_job = pool.submit(_cochlea, ref_mid, ref_params, level1, want_bm, lp)
+        proc = _cochlea(proc_mid, params, level1, want_bm, lp)
         ref = ref_job.result()
         env_delay = alignment_delays(ref["env"], proc["env"])
         bm_delay = alignment_delays(ref["bm"], proc["bm"]) if want_bm else env_delay
         zero = np.zeros(nchan, dtype=np.int64)
-        ref_job = pool.submit(hair_cells, ref, zero, zero, ref_params)
-        hair_cells(proc, env_delay, bm_delay, params)
+        ref_job = pool.submit(_hair_cells, ref, zero, zero, ref_params, level1, want_bm)
+        _hair_cells(proc, env_delay, bm_delay, params, level1, want_bm)
         ref_job.result()
 
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
