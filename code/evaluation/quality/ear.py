@@ -24,7 +24,8 @@ from clarity.evaluator.haspi import eb
 from clarity.utils.audiogram import Audiogram
 from scipy.signal import butter, group_delay, lfilter
 
-from code.evaluation.quality.ear_kernels import gammatone, ihc_adaptation
+from code.evaluation.quality.ear_kernels import (apply_smoothed_gain, gammatone, ohc_exponent,
+                                                 shifted_plus_small, sl_and_adaptation)
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
 from code.evaluation.quality.pairwise import rms
 
@@ -189,19 +190,10 @@ def _cochlea(x: np.ndarray, p: dict, level1: float, want_bm: bool,
         # [low knee, 100 dB], compressed above the knee, in dB -> linear, low-passed
         np.maximum(control, _SMALL, out=level)
         np.log10(level, out=level)
-        level *= 20
-        level += level1
-        np.minimum(level, UPPER_KNEE_DB, out=level)
-        np.maximum(level, p["low_knee"][k], out=level)
-        level -= p["low_knee"][k]
-        level *= 1 - (1 / p["compression_ratio"][k])
-        np.subtract(-p["attn_ohc"][k], level, out=level)
-        level /= 20
+        ohc_exponent(level, float(level1), p["low_knee"][k],
+                     1 - (1 / p["compression_ratio"][k]), p["attn_ohc"][k], UPPER_KNEE_DB)
         np.power(10, level, out=level)
-        gain = lfilter(lp[0], lp[1], level)
-        env *= gain
-        if want_bm:
-            bm *= gain
+        apply_smoothed_gain(level, lp[0][0], lp[0][1], lp[1][1], env, bm, want_bm)
     return out
 
 
@@ -215,34 +207,15 @@ def _hair_cells(o: dict, env_delay: np.ndarray, bm_delay: np.ndarray, p: dict, l
     """
     nsamp = o["env"].shape[1]
     level = np.empty(nsamp)
-    adapted = np.empty(nsamp)
+    env = np.empty(nsamp)
+    bm = np.empty(nsamp)
     for k in range(o["env"].shape[0]):
-        env = _advance(o["env"][k], int(env_delay[k]))
-        np.add(env, _SMALL, out=level)
+        shifted_plus_small(o["env"][k], int(env_delay[k]), _SMALL, level, env)
         np.log10(level, out=level)
-        level *= 20
-        np.add(level1 - p["attn_ihc"][k], level, out=level)
-        np.maximum(level, 0, out=level)
-        ihc_adaptation(level, adapted, SAMPLE_RATE)
         if want_bm:
-            bm = _advance(o["bm"][k], int(bm_delay[k]))
-            bm *= (level + _SMALL) / (env + _SMALL)
-            bm *= (adapted + _SMALL) / (level + _SMALL)
-            o["bm"][k] = bm
-        o["env"][k] = adapted
-
-
-def _advance(row: np.ndarray, delay: int) -> np.ndarray:
-    # pyclarity's envelope_align shift: a copy of row advanced by delay samples
-    # (delayed when negative), zero-filled.
-    if delay == 0:
-        return row.copy()
-    out = np.zeros_like(row)
-    if delay > 0:
-        out[:len(row) - delay] = row[delay:]
-    else:
-        out[-delay:] = row[:len(row) + delay]
-    return out
+            shifted_plus_small(o["bm"][k], int(bm_delay[k]), 0.0, bm, bm)
+        sl_and_adaptation(level, env, bm, level1 - p["attn_ihc"][k], _SMALL, SAMPLE_RATE,
+                          want_bm, o["env"][k], o["bm"][k] if want_bm else bm)
 
 
 def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,

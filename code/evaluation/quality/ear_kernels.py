@@ -98,3 +98,67 @@ def ihc_adaptation(level_db: np.ndarray, out: np.ndarray, freq_sample: float) ->
         v_1 = denom * (a22 * b_1 - a12 * b_2)
         v_2 = denom * (-a21 * b_1 + a11 * b_2)
         out[n] = max((v_0 - v_1) * r_1_inv, 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def ohc_exponent(log_control: np.ndarray, level1: float, low_knee: float, slope: float,
+                 attn_ohc: float, upper_knee: float) -> None:
+    """In place: log10(control) -> OHC gain in dB / 20, as ``env_compress_basilar_membrane``.
+
+    The level ``level1 + 20 log10(control)`` is clipped to [low_knee, upper_knee]; the
+    gain is ``-attn_ohc - (level - low_knee) * slope``; the caller takes 10 ** it.
+    """
+    for n in range(log_control.shape[0]):
+        level = log_control[n] * 20 + level1
+        level = max(min(level, upper_knee), low_knee)
+        log_control[n] = (-attn_ohc - (level - low_knee) * slope) / 20
+
+
+@numba.njit(cache=True, nogil=True)
+def apply_smoothed_gain(gain: np.ndarray, b0: float, b1: float, a1: float, env: np.ndarray,
+                        bm: np.ndarray, want_bm: bool) -> None:
+    """Multiply ``env`` (and ``bm``) by ``gain`` low-passed with a 1st-order IIR, in place.
+
+    The filter is scipy's ``lfilter(b, a, gain)`` (transposed direct form II, ``a[0] = 1``).
+    """
+    z = 0.0
+    for n in range(gain.shape[0]):
+        g = gain[n]
+        y = z + b0 * g
+        z = g * b1 - y * a1
+        env[n] = y * env[n]
+        if want_bm:
+            bm[n] = y * bm[n]
+
+
+@numba.njit(cache=True, nogil=True)
+def shifted_plus_small(row: np.ndarray, delay: int, small: float, out: np.ndarray,
+                       shifted: np.ndarray) -> None:
+    """``shifted`` = row advanced by ``delay`` samples (zero-filled), ``out`` = shifted + small."""
+    n = row.shape[0]
+    for i in range(n):
+        m = i + delay
+        v = row[m] if 0 <= m < n else 0.0
+        shifted[i] = v
+        out[i] = v + small
+
+
+@numba.njit(cache=True, nogil=True)
+def sl_and_adaptation(log_env: np.ndarray, env: np.ndarray, bm: np.ndarray, offset_db: float,
+                      small: float, freq_sample: float, want_bm: bool, env_out: np.ndarray,
+                      bm_out: np.ndarray) -> None:
+    """dB SL conversion and IHC adaptation of one band, with the same gains on the BM.
+
+    ``log_env`` = log10(env + small). The level ``offset_db + 20 log10(env + small)``,
+    floored at 0 (``envelope_sl``), is adapted (``ihc_adaptation``) into ``env_out``;
+    ``bm_out`` = bm times the SL gain, then times the adaptation gain.
+    ``log_env`` is overwritten with the SL level.
+    """
+    for n in range(log_env.shape[0]):
+        log_env[n] = max(offset_db + log_env[n] * 20, 0.0)
+    ihc_adaptation(log_env, env_out, freq_sample)
+    if want_bm:
+        for n in range(log_env.shape[0]):
+            level = log_env[n]
+            sl_gain = (level + small) / (env[n] + small)
+            bm_out[n] = ((env_out[n] + small) / (level + small)) * (sl_gain * bm[n])

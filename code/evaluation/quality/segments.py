@@ -7,6 +7,8 @@ do, but in compiled loops instead of a Python loop per band and segment.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
@@ -70,7 +72,7 @@ def env_smooth(envelopes: np.ndarray, segment_size: int, sample_rate: float) -> 
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _segment_stats(x, y, start, win, maxlag, inv_corr, norm, seg_x, seg_y):
+def _segment_stats(x, y, start, win, maxlag, inv_corr, norm, seg_x, seg_y, pad_x, acc):
     # Zero-mean windowed segments of x and y from ``start``; their mean squares (times
     # ``norm``) and the peak of the unbiased cross-correlation within +/- maxlag.
     n = win.shape[0]
@@ -90,15 +92,23 @@ def _segment_stats(x, y, start, win, maxlag, inv_corr, norm, seg_x, seg_y):
         seg_y[i] -= my
         sx += seg_x[i] * seg_x[i]
         sy += seg_y[i] * seg_y[i]
+        pad_x[maxlag + i] = seg_x[i]
+    for i in range(maxlag):
+        pad_x[i] = 0.0
+        pad_x[maxlag + n + i] = 0.0
+    # correlate(seg_x, seg_y) at lag j - maxlag: sum_i seg_x[i + lag] * seg_y[i]. With
+    # seg_x zero-padded by maxlag each side, every lag sums over all i in the same
+    # order, and the inner loop over lags runs in SIMD.
+    nlag = 2 * maxlag + 1
+    for j in range(nlag):
+        acc[j] = 0.0
+    for i in range(n):
+        yi = seg_y[i]
+        for j in range(nlag):
+            acc[j] += pad_x[i + j] * yi
     peak = 0.0
-    for j in range(2 * maxlag + 1):
-        lag = j - maxlag  # correlate(seg_x, seg_y) at lag: sum_i seg_x[i + lag] * seg_y[i]
-        acc = 0.0
-        lo = max(0, -lag)
-        hi = min(n, n - lag)
-        for i in range(lo, hi):
-            acc += seg_x[i + lag] * seg_y[i]
-        value = abs(acc * inv_corr[j])
+    for j in range(nlag):
+        value = abs(acc[j] * inv_corr[j])
         if value > peak:
             peak = value
     return sx * norm, sy * norm, peak
@@ -112,6 +122,8 @@ def _covary(ref, proc, window, half_window, maxlag, win_corr, half_corr, win_sum
     nhalf = nwin // 2
     seg_x = np.empty(nwin)
     seg_y = np.empty(nwin)
+    pad_x = np.empty(nwin + 2 * maxlag)
+    acc = np.empty(2 * maxlag + 1)
     first_half = window[:nhalf].copy()
     for k in range(nchan):
         x = ref[k]
@@ -119,13 +131,13 @@ def _covary(ref, proc, window, half_window, maxlag, win_corr, half_corr, win_sum
         for n in range(nseg):
             if n == 0:
                 msx, msy, peak = _segment_stats(x, y, 0, half_window, maxlag, half_corr,
-                                                halfsum2, seg_x, seg_y)
+                                                halfsum2, seg_x, seg_y, pad_x, acc)
             elif n == nseg - 1:
                 msx, msy, peak = _segment_stats(x, y, n * nhalf, first_half, maxlag, half_corr,
-                                                halfsum2, seg_x, seg_y)
+                                                halfsum2, seg_x, seg_y, pad_x, acc)
             else:
-                msx, msy, peak = _segment_stats(x, y, (n - 1) * nhalf + nhalf, window, maxlag,
-                                                win_corr, win_sum2, seg_x, seg_y)
+                msx, msy, peak = _segment_stats(x, y, n * nhalf, window, maxlag,
+                                                win_corr, win_sum2, seg_x, seg_y, pad_x, acc)
             if msx > _SMALL and msy > _SMALL:
                 cov[k, n] = min(max(peak / np.sqrt(msx * msy), 0.0), 1.0)
             else:
@@ -135,13 +147,14 @@ def _covary(ref, proc, window, half_window, maxlag, win_corr, half_corr, win_sum
 
 
 def bm_covary(reference_bm: np.ndarray, processed_bm: np.ndarray, segment_size: int,
-              sample_rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              sample_rate: float, *, workers: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per band and segment, the normalised cross-covariance of the BM motions.
 
     Parameters:
         reference_bm, processed_bm: float64 ``[bands, samples]`` BM motion.
         segment_size: segment length in ms.
         sample_rate: sampling rate in Hz.
+        workers: threads, each taking a share of the bands.
 
     Returns:
         ``(cross_covariance, reference_mean_square, processed_mean_square)``, each
@@ -167,8 +180,15 @@ def bm_covary(reference_bm: np.ndarray, processed_bm: np.ndarray, segment_size: 
         raise ValueError(f"expected at least {nwin} samples per band, got {reference_bm.shape[1]}")
     shape = (reference_bm.shape[0], nseg)
     cov, ref_ms, proc_ms = np.empty(shape), np.empty(shape), np.empty(shape)
-    _covary(np.ascontiguousarray(reference_bm, dtype=np.float64),
-            np.ascontiguousarray(processed_bm, dtype=np.float64), window, half_window, maxlag,
-            win_corr, half_corr, 1.0 / np.sum(window ** 2), 1.0 / np.sum(half_window ** 2),
-            nseg, cov, ref_ms, proc_ms)
+    ref = np.ascontiguousarray(reference_bm, dtype=np.float64)
+    proc = np.ascontiguousarray(processed_bm, dtype=np.float64)
+    win_sum2, halfsum2 = 1.0 / np.sum(window ** 2), 1.0 / np.sum(half_window ** 2)
+
+    def run(rows: slice) -> None:
+        _covary(ref[rows], proc[rows], window, half_window, maxlag, win_corr, half_corr,
+                win_sum2, halfsum2, nseg, cov[rows], ref_ms[rows], proc_ms[rows])
+
+    bounds = np.linspace(0, shape[0], max(1, workers) + 1).astype(int)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(run, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
     return cov, ref_ms, proc_ms
