@@ -136,8 +136,8 @@ def stage_timers(times: dict, owner, names: list[str]):
 def print_stages(title: str, times: dict, total: float) -> None:
     print(f"{title} per stage (s):")
     for stage, seconds in times.items():
-        print(f"  {stage:<22}{seconds:8.3f}")
-    print(f"  {'other':<22}{total - sum(times.values()):8.3f}")
+        print(f"  {stage:<30}{seconds:8.3f}")
+    print(f"  {'other':<30}{total - sum(times.values()):8.3f}")
 
 
 def main() -> None:
