@@ -38,6 +38,7 @@ UPPER_KNEE_DB = 100  # OHC compression stops above this level (dB SPL)
 OHC_LOWPASS_HZ = 800  # the OHC gain is smoothed by a 1st-order Butterworth at this cutoff
 _SMALL = 1e-30  # pyclarity's guard against log(0) and division by 0
 _TPT = 2 * np.pi / SAMPLE_RATE
+_LN10 = np.log(10.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,19 +113,35 @@ def _adjusted_bandwidth(control_rms: np.ndarray, bandwidth_min: np.ndarray,
     return out
 
 
-def alignment_delays(reference: np.ndarray, output: np.ndarray, workers: int = 2) -> np.ndarray:
+def alignment_fft_length(npts: int) -> int:
+    """FFT length for ``alignment_delays`` of ``npts``-sample bands: no wrap-around in range."""
+    lags = min(int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE)), npts)
+    return scipy.fft.next_fast_len(npts + lags, real=True)
+
+
+def alignment_delays(reference: np.ndarray, output: np.ndarray, *, npts: int | None = None,
+                     workers: int = 2) -> np.ndarray:
     """Per band, the shift ``envelope_align`` applies to ``output`` (``[bands, samples]``).
 
     pyclarity takes the argmax of the full cross-correlation within +/-100 ms; here
     one batched real FFT per array gives the same lags (exact up to rounding: the
-    FFT length leaves no wrap-around in the searched range).
+    FFT length leaves no wrap-around in the searched range). With ``npts``, both
+    arrays are ``[bands, alignment_fft_length(npts)]`` holding the bands' ``npts``
+    samples followed by zeros, which saves padding copies.
     """
-    npts = reference.shape[1]
+    if npts is None:
+        npts = reference.shape[1]
+        nfft = alignment_fft_length(npts)
+    else:
+        nfft = reference.shape[1]
+        assert nfft == alignment_fft_length(npts), (nfft, npts)
     lags = min(int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE)), npts)
-    nfft = scipy.fft.next_fast_len(npts + lags, real=True)
     spectrum = scipy.fft.rfft(reference, nfft, axis=1, workers=workers)
-    spectrum *= np.conj(scipy.fft.rfft(output, nfft, axis=1, workers=workers))
-    corr = scipy.fft.irfft(spectrum, nfft, axis=1, workers=workers)
+    other = scipy.fft.rfft(output, nfft, axis=1, workers=workers)
+    np.conjugate(other, out=other)
+    spectrum *= other
+    del other
+    corr = scipy.fft.irfft(spectrum, nfft, axis=1, workers=workers, overwrite_x=True)
     # pyclarity's window of the full correlation covers lags -lags+1 .. lags (lags-1 if
     # the signal is that short), first index = most negative lag.
     top = lags if lags < npts else npts - 1
@@ -157,7 +174,7 @@ def _delay_rows(signal: np.ndarray, correct: np.ndarray) -> np.ndarray:
 
 
 def _cochlea(x: np.ndarray, p: dict, level1: float, want_bm: bool,
-             lp: tuple[np.ndarray, np.ndarray]) -> dict:
+             lp: tuple[np.ndarray, np.ndarray], nfft: int) -> dict:
     """Filterbank and OHC compression of one signal (a thread's work).
 
     Per band: the control envelope (wide filter), the bandwidth for its level, the
@@ -166,8 +183,11 @@ def _cochlea(x: np.ndarray, p: dict, level1: float, want_bm: bool,
     pyclarity's expressions (``bandwidth_adjust``, ``env_compress_basilar_membrane``).
     """
     nchan, nsamp = len(p["center_freq"]), len(x)
-    out = {"env": np.empty((nchan, nsamp)),
-           "bm": np.empty((nchan, nsamp)) if want_bm else np.empty((1, 1)),
+    # Envelope and BM rows padded with zeros to the alignment's FFT length
+    env_padded = np.zeros((nchan, nfft))
+    bm_padded = np.zeros((nchan, nfft)) if want_bm else np.zeros((1, 1))
+    out = {"env_padded": env_padded, "env": env_padded[:, :nsamp],
+           "bm_padded": bm_padded, "bm": bm_padded[:, :nsamp] if want_bm else bm_padded,
            "bandwidth": np.empty(nchan), "average": np.empty(nchan),
            "control_average": np.empty(nchan)}
     control = np.empty(nsamp)
@@ -192,7 +212,8 @@ def _cochlea(x: np.ndarray, p: dict, level1: float, want_bm: bool,
         np.log10(level, out=level)
         ohc_exponent(level, float(level1), p["low_knee"][k],
                      1 - (1 / p["compression_ratio"][k]), p["attn_ohc"][k], UPPER_KNEE_DB)
-        np.power(10, level, out=level)
+        level *= _LN10  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
+        np.exp(level, out=level)
         apply_smoothed_gain(level, lp[0][0], lp[0][1], lp[1][1], env, bm, want_bm)
     return out
 
@@ -216,6 +237,18 @@ def _hair_cells(o: dict, env_delay: np.ndarray, bm_delay: np.ndarray, p: dict, l
             shifted_plus_small(o["bm"][k], int(bm_delay[k]), 0.0, bm, bm)
         sl_and_adaptation(level, env, bm, level1 - p["attn_ihc"][k], _SMALL, SAMPLE_RATE,
                           want_bm, o["env"][k], o["bm"][k] if want_bm else bm)
+
+
+def _threshold_noise(shape: tuple[int, int], gain: float, want_bm: bool,
+                     random_state: np.random.RandomState | None) -> tuple | None:
+    # The BM threshold noise of the reference, then of the processed signal, as
+    # pyclarity draws it (``gain * np.random.standard_normal(shape)`` twice); without
+    # the BM only the generator is advanced.
+    if not want_bm:
+        skip_standard_normal(2 * shape[0] * shape[1], random_state)
+        return None
+    return (add_standard_normal(np.zeros(shape), gain, random_state),
+            add_standard_normal(np.zeros(shape), gain, random_state))
 
 
 def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
@@ -249,23 +282,26 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
     nsamp = len(ref_mid)
 
     lp = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
-    with ThreadPoolExecutor(2) as pool:
-        ref_job = pool.submit(_cochlea, ref_mid, ref_params, level1, want_bm, lp)
-        proc = _cochlea(proc_mid, params, level1, want_bm, lp)
+    nfft = alignment_fft_length(nsamp)
+    noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
+    with ThreadPoolExecutor(3) as pool:
+        # The threshold noise does not depend on the signals: draw it meanwhile
+        noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
+                                random_state)
+        ref_job = pool.submit(_cochlea, ref_mid, ref_params, level1, want_bm, lp, nfft)
+        proc = _cochlea(proc_mid, params, level1, want_bm, lp, nfft)
         ref = ref_job.result()
-        env_delay = alignment_delays(ref["env"], proc["env"])
-        bm_delay = alignment_delays(ref["bm"], proc["bm"]) if want_bm else env_delay
+        env_delay = alignment_delays(ref.pop("env_padded"), proc.pop("env_padded"), npts=nsamp)
+        bm_delay = (alignment_delays(ref.pop("bm_padded"), proc.pop("bm_padded"), npts=nsamp)
+                    if want_bm else env_delay)
         zero = np.zeros(nchan, dtype=np.int64)
         ref_job = pool.submit(_hair_cells, ref, zero, zero, ref_params, level1, want_bm)
         _hair_cells(proc, env_delay, bm_delay, params, level1, want_bm)
         ref_job.result()
-
-    noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
+        noise = noise_job.result()
     if want_bm:
-        add_standard_normal(ref["bm"], noise_gain, random_state)
-        add_standard_normal(proc["bm"], noise_gain, random_state)
-    else:
-        skip_standard_normal(2 * nchan * nsamp, random_state)
+        ref["bm"] += noise[0]
+        proc["bm"] += noise[1]
 
     correct = _group_delay_correction(ref["bandwidth"], params["center_freq"])
     for signal in ("env", "bm") if want_bm else ("env",):

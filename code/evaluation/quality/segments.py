@@ -66,7 +66,7 @@ def env_smooth(envelopes: np.ndarray, segment_size: int, sample_rate: float) -> 
         raise ValueError(f"expected at least {n_samples} samples per band, "
                          f"got {envelopes.shape[1]}")
     out = np.empty((envelopes.shape[0], nseg))
-    _smooth(np.ascontiguousarray(envelopes, dtype=np.float64), window, nhalf, nseg,
+    _smooth(np.asarray(envelopes, dtype=np.float64), window, nhalf, nseg,
             float(np.sum(window)), float(np.sum(window[nhalf:])), out)
     return out
 
@@ -180,8 +180,8 @@ def bm_covary(reference_bm: np.ndarray, processed_bm: np.ndarray, segment_size: 
         raise ValueError(f"expected at least {nwin} samples per band, got {reference_bm.shape[1]}")
     shape = (reference_bm.shape[0], nseg)
     cov, ref_ms, proc_ms = np.empty(shape), np.empty(shape), np.empty(shape)
-    ref = np.ascontiguousarray(reference_bm, dtype=np.float64)
-    proc = np.ascontiguousarray(processed_bm, dtype=np.float64)
+    ref = np.asarray(reference_bm, dtype=np.float64)
+    proc = np.asarray(processed_bm, dtype=np.float64)
     win_sum2, halfsum2 = 1.0 / np.sum(window ** 2), 1.0 / np.sum(half_window ** 2)
 
     def run(rows: slice) -> None:
