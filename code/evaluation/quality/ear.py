@@ -15,7 +15,7 @@ alignment, NAL-R, middle ear, loss parameters) call pyclarity's own functions.
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import scipy.fft
@@ -119,34 +119,36 @@ def alignment_fft_length(npts: int) -> int:
     return scipy.fft.next_fast_len(npts + lags, real=True)
 
 
-def alignment_delays(reference: np.ndarray, output: np.ndarray, *, npts: int | None = None,
-                     workers: int = 2) -> np.ndarray:
-    """Per band, the shift ``envelope_align`` applies to ``output`` (``[bands, samples]``).
+def alignment_spectrum(bands: np.ndarray, nfft: int, workers: int = 1) -> np.ndarray:
+    """Real FFT of every band, length ``nfft`` (no copy when the rows already have it)."""
+    return scipy.fft.rfft(bands, nfft, axis=1, workers=workers)
 
-    pyclarity takes the argmax of the full cross-correlation within +/-100 ms; here
-    one batched real FFT per array gives the same lags (exact up to rounding: the
-    FFT length leaves no wrap-around in the searched range). With ``npts``, both
-    arrays are ``[bands, alignment_fft_length(npts)]`` holding the bands' ``npts``
-    samples followed by zeros, which saves padding copies.
-    """
-    if npts is None:
-        npts = reference.shape[1]
-        nfft = alignment_fft_length(npts)
-    else:
-        nfft = reference.shape[1]
-        assert nfft == alignment_fft_length(npts), (nfft, npts)
+
+def delays_from_spectra(reference: np.ndarray, output: np.ndarray, npts: int,
+                        nfft: int) -> np.ndarray:
+    """``alignment_delays`` from the bands' ``alignment_spectrum`` (``output``'s is overwritten)."""
     lags = min(int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE)), npts)
-    spectrum = scipy.fft.rfft(reference, nfft, axis=1, workers=workers)
-    other = scipy.fft.rfft(output, nfft, axis=1, workers=workers)
-    np.conjugate(other, out=other)
-    spectrum *= other
-    del other
-    corr = scipy.fft.irfft(spectrum, nfft, axis=1, workers=workers, overwrite_x=True)
+    np.conjugate(output, out=output)
+    output *= reference
+    corr = scipy.fft.irfft(output, nfft, axis=1, overwrite_x=True)
     # pyclarity's window of the full correlation covers lags -lags+1 .. lags (lags-1 if
     # the signal is that short), first index = most negative lag.
     top = lags if lags < npts else npts - 1
     window = np.concatenate((corr[:, nfft - lags + 1:], corr[:, :top + 1]), axis=1)
     return (lags - np.argmax(window, axis=1) - 1).astype(np.int64)
+
+
+def alignment_delays(reference: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Per band, the shift ``envelope_align`` applies to ``output`` (``[bands, samples]``).
+
+    pyclarity takes the argmax of the full cross-correlation within +/-100 ms; here
+    one batched real FFT per array gives the same lags (exact up to rounding: the
+    FFT length leaves no wrap-around in the searched range).
+    """
+    npts = reference.shape[1]
+    nfft = alignment_fft_length(npts)
+    return delays_from_spectra(alignment_spectrum(reference, nfft),
+                               alignment_spectrum(output, nfft), npts, nfft)
 
 
 def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> np.ndarray:
@@ -239,6 +241,13 @@ def _hair_cells(o: dict, env_delay: np.ndarray, bm_delay: np.ndarray, p: dict, l
                           want_bm, o["env"][k], o["bm"][k] if want_bm else bm)
 
 
+def _spectra(out: dict, want_bm: bool, nfft: int) -> tuple:
+    # The alignment spectra of one signal's compressed envelope and BM rows (padded)
+    env = alignment_spectrum(out.pop("env_padded"), nfft)
+    bm = alignment_spectrum(out.pop("bm_padded"), nfft) if want_bm else None
+    return env, bm
+
+
 def _threshold_noise(shape: tuple[int, int], gain: float, want_bm: bool,
                      random_state: np.random.RandomState | None) -> tuple | None:
     # The BM threshold noise of the reference, then of the processed signal, as
@@ -284,20 +293,35 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
     lp = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
     nfft = alignment_fft_length(nsamp)
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
-    with ThreadPoolExecutor(3) as pool:
+    zero = np.zeros(nchan, dtype=np.int64)
+    ref_spectra: Future = Future()
+
+    def reference_side() -> dict:
+        # The reference's filterbank, its spectra for the alignment (handed over as
+        # soon as they exist), then its hair cells: it needs no alignment itself.
+        out = _cochlea(ref_mid, ref_params, level1, want_bm, lp, nfft)
+        try:
+            ref_spectra.set_result(_spectra(out, want_bm, nfft))
+        except BaseException as e:
+            ref_spectra.set_exception(e)
+            raise
+        _hair_cells(out, zero, zero, ref_params, level1, want_bm)
+        return out
+
+    with ThreadPoolExecutor(2) as pool:
         # The threshold noise does not depend on the signals: draw it meanwhile
         noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
                                 random_state)
-        ref_job = pool.submit(_cochlea, ref_mid, ref_params, level1, want_bm, lp, nfft)
+        ref_job = pool.submit(reference_side)
         proc = _cochlea(proc_mid, params, level1, want_bm, lp, nfft)
-        ref = ref_job.result()
-        env_delay = alignment_delays(ref.pop("env_padded"), proc.pop("env_padded"), npts=nsamp)
-        bm_delay = (alignment_delays(ref.pop("bm_padded"), proc.pop("bm_padded"), npts=nsamp)
+        proc_spectra = _spectra(proc, want_bm, nfft)
+        ref_env_spectrum, ref_bm_spectrum = ref_spectra.result()
+        env_delay = delays_from_spectra(ref_env_spectrum, proc_spectra[0], nsamp, nfft)
+        bm_delay = (delays_from_spectra(ref_bm_spectrum, proc_spectra[1], nsamp, nfft)
                     if want_bm else env_delay)
-        zero = np.zeros(nchan, dtype=np.int64)
-        ref_job = pool.submit(_hair_cells, ref, zero, zero, ref_params, level1, want_bm)
+        del ref_env_spectrum, ref_bm_spectrum, proc_spectra
         _hair_cells(proc, env_delay, bm_delay, params, level1, want_bm)
-        ref_job.result()
+        ref = ref_job.result()
         noise = noise_job.result()
     if want_bm:
         ref["bm"] += noise[0]

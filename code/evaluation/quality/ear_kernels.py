@@ -162,3 +162,4 @@ def sl_and_adaptation(log_env: np.ndarray, env: np.ndarray, bm: np.ndarray, offs
             level = log_env[n]
             sl_gain = (level + small) / (env[n] + small)
             bm_out[n] = ((env_out[n] + small) / (level + small)) * (sl_gain * bm[n])
+
