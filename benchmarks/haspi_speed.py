@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signals", type=int, default=5, help="signals (each x 3 audiograms)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     data = signals(args.signals)
     seconds = sum(len(r) / rate for _, _, r, rate in data)
     cases = [(name, p, r, rate, category) for name, p, r, rate in data for category in AUDIOGRAMS]
@@ -58,21 +59,21 @@ def main() -> None:
     stages = ["ear_model", "env_filter", "cepstral_correlation_coef", "fir_modulation_filter",
               "modulation_cross_correlation"]
     ref_stages: dict[str, float] = {}
-    theirs, start = [], time.perf_counter()
+    theirs, start, cpu = [], time.perf_counter(), time.process_time()
     with stage_timers(ref_stages, pyclarity_haspi, stages):
         for i, (_, p, r, rate, category) in enumerate(cases):
             np.random.seed(i)
             theirs.append(pyclarity_haspi_v2(r, rate, p, rate, AUDIOGRAMS[category],
                                              level1=level1_of(r))[0])
-    t_theirs = time.perf_counter() - start
+    t_theirs, c_theirs = time.perf_counter() - start, time.process_time() - cpu
 
     fast_stages: dict[str, float] = {}
-    mine, start = [], time.perf_counter()
+    mine, start, cpu = [], time.perf_counter(), time.process_time()
     with stage_timers(fast_stages, fast_haspi, stages):
         for i, (_, p, r, rate, category) in enumerate(cases):
             np.random.seed(i)
             mine.append(haspi_v2(r, rate, p, rate, AUDIOGRAMS[category], level1=level1_of(r))[0])
-    t_mine = time.perf_counter() - start
+    t_mine, c_mine = time.perf_counter() - start, time.process_time() - cpu
 
     diffs = np.abs(np.array(mine) - np.array(theirs))
     print(f"{len(data)} signals ({seconds:.1f} s of audio) x {len(AUDIOGRAMS)} audiograms "
@@ -82,8 +83,12 @@ def main() -> None:
               f"pyclarity {a:.6f} fast {b:.6f} |diff| {d:.1e}")
     print_stages("pyclarity haspi_v2", ref_stages, t_theirs)
     print_stages("fast haspi_v2", fast_stages, t_mine)
-    print(f"pyclarity: {t_theirs:.2f} s ({t_theirs / len(cases) * 1000:.0f} ms/call)")
-    print(f"fast:      {t_mine:.2f} s ({t_mine / len(cases) * 1000:.0f} ms/call)")
+    print(f"pyclarity: {t_theirs:.2f} s ({t_theirs / len(cases) * 1000:.0f} ms/call), "
+          f"CPU {c_theirs:.2f} s")
+    print(f"fast:      {t_mine:.2f} s ({t_mine / len(cases) * 1000:.0f} ms/call), "
+          f"CPU {c_mine:.2f} s (all threads)")
+    print(f"CPU-time ratio {c_theirs / c_mine:.1f}; load average before the run "
+          f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} (other processes share the cores)")
     print(f"haspi_speedup={t_theirs / t_mine:.1f} max_abs_diff={float(np.max(diffs)):.2e}")
 
 
