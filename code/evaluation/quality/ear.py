@@ -22,7 +22,7 @@ import scipy.fft
 from clarity.enhancer.nalr import NALR
 from clarity.evaluator.haspi import eb
 from clarity.utils.audiogram import Audiogram
-from scipy.signal import butter, group_delay, lfilter
+from scipy.signal import butter, group_delay
 
 from code.evaluation.quality.ear_kernels import (apply_smoothed_gain, gammatone, ohc_exponent,
                                                  shifted_plus_small, sl_and_adaptation)
@@ -102,8 +102,8 @@ def _adjusted_bandwidth(control_rms: np.ndarray, bandwidth_min: np.ndarray,
     # pyclarity's bandwidth_adjust per band: from the minimum (below 50 dB SPL) to the
     # maximum (above 100 dB SPL), linear in dB between.
     out = np.empty(len(control_rms))
-    for k, rms in enumerate(control_rms):
-        control_db = 20 * np.log10(rms) + level1
+    for k, control in enumerate(control_rms):
+        control_db = 20 * np.log10(control) + level1
         if control_db < 50:
             out[k] = bandwidth_min[k]
         elif control_db > 100:
