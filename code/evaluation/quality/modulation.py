@@ -4,7 +4,8 @@ The same computations as pyclarity's ``clarity.evaluator.haspi.ebm``:
 ``env_filter`` (low-pass and decimate), ``cepstral_correlation_coef``,
 ``fir_modulation_filter`` and ``modulation_cross_correlation``. The low-pass is
 evaluated only at the samples the decimation keeps, and the modulation filterbank
-filters all cepstral tracks of both signals in one FFT convolution per band.
+is one real FIR per band, applied to all cepstral tracks of both signals at once
+in the frequency domain.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from math import floor
 
 import numba
 import numpy as np
-from scipy.signal import fftconvolve
+import scipy.fft
 
 from code.evaluation.quality.cepstrum import cepstral_basis
 
@@ -30,13 +31,18 @@ def _decimated_convolution(envelopes, taps, nhalf, space, out):
     nchan, nsamp = envelopes.shape
     nfilt = taps.shape[0]
     for k in range(nchan):
+        row = envelopes[k]
         for j in range(out.shape[0]):
             t = j * space + nhalf
             acc = 0.0
-            for i in range(nfilt):
-                m = t - i
-                if 0 <= m < nsamp:
-                    acc += taps[i] * envelopes[k, m]
+            if t - nfilt + 1 >= 0 and t < nsamp:
+                for i in range(nfilt):
+                    acc += taps[i] * row[t - i]
+            else:
+                for i in range(nfilt):
+                    m = t - i
+                    if 0 <= m < nsamp:
+                        acc += taps[i] * row[m]
             out[j, k] = acc
 
 
@@ -136,30 +142,34 @@ def fir_modulation_filter(reference_envelope: np.ndarray, processed_envelope: np
                           freq_sub_sampling: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Complex-demodulated FIR modulation filterbank of the cepstral tracks.
 
+    pyclarity demodulates each track by sqrt(2) e^(-i w n), low-passes it with a von
+    Hann FIR ``h`` (trimmed to zero phase) and remodulates the real part; that equals
+    one real FIR ``2 h[m] cos(w (m - half))`` (just ``h`` for the lowest band), so
+    here every band is one product with the tracks' spectrum, taken once.
+
     Parameters:
         reference_envelope, processed_envelope: ``[samples, channels]`` tracks.
         freq_sub_sampling: their sampling rate in Hz.
 
     Returns:
         ``(reference, processed, centers)``: ``[channels, bands, samples]`` filtered
-        tracks and the band centre frequencies, as pyclarity's ``fir_modulation_filter``.
+        tracks and the band centre frequencies, as pyclarity's ``fir_modulation_filter``
+        (to rounding).
     """
     nsamp, nchan = reference_envelope.shape
     centers, taps = _modulation_design(freq_sub_sampling)
-    n = np.arange(1, nsamp + 1)
     both = np.concatenate((reference_envelope, processed_envelope), axis=1)  # [samples, 2 ch]
-    out = np.zeros((len(centers), nsamp, 2 * nchan))
+    nfft = scipy.fft.next_fast_len(nsamp + max(len(t) for t in taps) - 1, real=True)
+    spectrum = scipy.fft.rfft(both, nfft, axis=0)
+    out = np.empty((2 * nchan, len(centers), nsamp))
     for k, (center, coefficient) in enumerate(zip(centers, taps)):
-        half = int(len(coefficient) // 2)
-        if k == 0:
-            cosine, sine = np.ones(nsamp), np.zeros(nsamp)
-        else:
-            cosine = np.sqrt(2) * np.cos(np.pi * n * center / (0.5 * freq_sub_sampling))
-            sine = np.sqrt(2) * np.sin(np.pi * n * center / (0.5 * freq_sub_sampling))
-        demodulated = both * cosine[:, None] - 1j * both * sine[:, None]
-        filtered = fftconvolve(demodulated, coefficient[:, None], axes=0)[half:half + nsamp]
-        out[k] = np.real(filtered) * cosine[:, None] - np.imag(filtered) * sine[:, None]
-    out = out.transpose(2, 0, 1)  # [2 ch, bands, samples]
+        half = len(coefficient) // 2
+        if k > 0:
+            w = np.pi * center / (0.5 * freq_sub_sampling)
+            coefficient = 2 * coefficient * np.cos(w * (np.arange(len(coefficient)) - half))
+        filtered = scipy.fft.irfft(spectrum * scipy.fft.rfft(coefficient, nfft)[:, None], nfft,
+                                   axis=0)
+        out[:, k, :] = filtered[half:half + nsamp].T
     return out[:nchan], out[nchan:], centers
 
 
@@ -170,11 +180,12 @@ def modulation_cross_correlation(reference_modulation: np.ndarray,
     Inputs ``[channels, bands, samples]``; returns ``[bands]``, as pyclarity's
     ``modulation_cross_correlation``.
     """
-    x = reference_modulation - np.mean(reference_modulation, axis=2, keepdims=True)
-    y = processed_modulation - np.mean(processed_modulation, axis=2, keepdims=True)
-    xsum = np.sum(x ** 2, axis=2)
-    ysum = np.sum(y ** 2, axis=2)
+    # Only cepstral channels 1..5 enter the mean
+    x = reference_modulation[1:6] - np.mean(reference_modulation[1:6], axis=2, keepdims=True)
+    y = processed_modulation[1:6] - np.mean(processed_modulation[1:6], axis=2, keepdims=True)
+    xsum = np.einsum("ijk,ijk->ij", x, x)
+    ysum = np.einsum("ijk,ijk->ij", y, y)
     ok = (xsum >= _SMALL) & (ysum >= _SMALL)
     covariance = np.zeros(xsum.shape)
-    covariance[ok] = np.abs(np.sum(x * y, axis=2)[ok]) / np.sqrt(xsum[ok] * ysum[ok])
-    return np.mean(covariance[1:6], 0)
+    covariance[ok] = np.abs(np.einsum("ijk,ijk->ij", x, y)[ok]) / np.sqrt(xsum[ok] * ysum[ok])
+    return np.mean(covariance, 0)
