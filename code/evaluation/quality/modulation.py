@@ -25,9 +25,10 @@ MODULATION_CENTERS_HZ = (2, 6, 10, 16, 25, 40, 64, 100, 160, 256)
 _SMALL = 1e-30
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _decimated_convolution(envelopes, taps, nhalf, space, out):
-    # out[j, k] = full convolution of band k with taps, at sample nhalf + j * space
+    # out[j, k] = full convolution of band k with taps, at sample nhalf + j * space.
+    # The 52-tap sums may be reassociated (SIMD): a rounding-level difference only.
     nchan, nsamp = envelopes.shape
     nfilt = taps.shape[0]
     for k in range(nchan):
