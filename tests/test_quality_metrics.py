@@ -44,6 +44,14 @@ def processed_version(reference: np.ndarray, rate: int, seed: int) -> np.ndarray
     return out + 0.002 * rng.standard_normal(len(reference))
 
 
+@pytest.fixture(scope="module")
+def pyclarity_compiled():
+    """pyclarity's ear model once on a short signal: its numba helpers compile (not cached
+    on disk, about 3 s), here rather than inside the first comparison."""
+    signal = music(0.2, 24000, 99)
+    eb.ear_model(signal, 24000, signal, 24000, HEARING_LOSS, 1, 65.0)
+
+
 def resampled(signal: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     t_out = np.arange(int(len(signal) * rate_out / rate_in)) / rate_out
     return np.interp(t_out, np.arange(len(signal)) / rate_in, signal)
@@ -67,7 +75,7 @@ def haaqi_cases():
 
 
 @pytest.mark.parametrize("case", list(haaqi_cases()), ids=lambda c: c[0])
-def test_haaqi_matches_pyclarity(case):
+def test_haaqi_matches_pyclarity(case, pyclarity_compiled):
     _, proc, ref, proc_sr, ref_sr, audiogram, eq = case
     np.random.seed(7)
     expected = compute_haaqi(proc, ref, proc_sr, ref_sr, audiogram, equalisation=eq, level1=80.0)
@@ -79,7 +87,7 @@ def test_haaqi_matches_pyclarity(case):
 
 @pytest.mark.parametrize("audiogram,ref_seconds", [(AUDIOGRAM_REF, 1.0), (AUDIOGRAM_MODERATE, 0.8)],
                          ids=["no loss", "moderate, longer processed"])
-def test_haspi_matches_pyclarity_with_the_same_draws(audiogram, ref_seconds):
+def test_haspi_matches_pyclarity_with_the_same_draws(audiogram, ref_seconds, pyclarity_compiled):
     rate = 22050
     ref = music(ref_seconds, rate, 10)
     proc = processed_version(music(1.0, rate, 10), rate, 11)
@@ -96,7 +104,7 @@ def test_haspi_matches_pyclarity_with_the_same_draws(audiogram, ref_seconds):
 # --- stages -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("itype", [0, 1, 2])
-def test_ear_model_matches_pyclarity(itype):
+def test_ear_model_matches_pyclarity(itype, pyclarity_compiled):
     rate = 32000
     ref = music(0.5, rate, 20)
     proc = processed_version(ref, rate, 21)
