@@ -10,7 +10,7 @@ from code.config import TARGETS
 from code.data.audio import check_audio_files
 from code.data.layout import DataRoot, SplitData, locate_split
 from code.data.metadata import check_records, check_responses, load_metadata, load_responses, record_name
-from code.errors import DataError
+from code.errors import LISTED_PROBLEMS, DataError, problem_listing
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +81,21 @@ def validate_split(
             check_cache=check_cache)
         problems += audio_problems
         notes += audio_notes
-    for note in notes:
+    for note in notes[:LISTED_PROBLEMS]:
         logger.warning(note)
+    if len(notes) > LISTED_PROBLEMS:
+        logger.warning("... and %d more such warning(s)", len(notes) - LISTED_PROBLEMS)
     if problems and not skip_invalid:
-        listing = "\n  ".join(str(p) for p in problems)
+        listing = problem_listing(problems)
         raise DataError(
             f"{len(problems)} problem(s) in split {split!r} ({layout.metadata_file}):\n  {listing}\n"
             "Fix them, or pass --skip-invalid to leave those records out."
         )
     bad = {p.signal for p in problems}
     kept = [r for r in selected if r["signal"] not in bad]
-    for p in problems:
+    for p in problems[:LISTED_PROBLEMS]:
         logger.warning("skipping invalid record: %s", p)
+    if len(problems) > LISTED_PROBLEMS:
+        logger.warning("... and %d more invalid record(s) skipped (all are listed in the run's "
+                       "skipped_*.json beside its submission)", len(problems) - LISTED_PROBLEMS)
     return SplitData(layout, kept, skipped=problems, notes=notes)
