@@ -179,3 +179,12 @@ def test_a_flood_of_junk_records_lists_the_first_50_and_counts_the_rest(tmp_path
     assert len(data.skipped) == 300 and len(data.records) == 1
     assert caplog.text.count("skipping invalid record") == 50
     assert "... and 250 more invalid record(s) skipped" in caplog.text
+
+
+def test_debug_keeps_the_traceback_for_a_bug_report(tmp_path, caplog, capsys):
+    root = _prepared(tmp_path, _nested_metadata)
+    argv = ["--data-root", root, "--results-dir", tmp_path / "results", "--stages", "1"]
+    code, text = run_main(argv, caplog, capsys)
+    assert code == 2 and "Traceback" not in text
+    code, text = run_main([*argv, "--debug"], caplog, capsys)
+    assert code == 2 and "nests its JSON too deeply" in text and "Traceback" in text
