@@ -156,7 +156,11 @@ def _check_audio(signal: str, path: Path, reference: Path | None, cache: dict[st
     silent_note = f"signal {signal}: audio is silent ({path}); it is scored, but check it"
     entry = cache.get(key)
     if stat is not None and entry is not None and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
-        seconds = entry[3] if len(entry) > 3 else _seconds(path)
+        seconds = entry[3] if len(entry) > 3 else _seconds(path)  # entries of older checks lack it
+        if seconds is not None and seconds < MIN_AUDIO_S:
+            info = sf.info(str(path))
+            return Problem(signal, _too_short(seconds, info.frames, info.samplerate, f"audio {path}"),
+                           str(path)), [], None, False
         problem, note = _reference_check(signal, seconds, reference) if seconds else (None, None)
         return problem, [n for n in (silent_note if entry[2] else None, note) if n], None, False
     try:
