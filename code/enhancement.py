@@ -422,7 +422,7 @@ def enhance_split(
             _collect(pending.popleft())
     except BaseException:  # a fault or an interruption: record the items already written, then stop
         pool.shutdown(wait=True, cancel_futures=True)
-        with contextlib.suppress(OSError):  # a manifest that cannot be written either: the error raised says why
+        with contextlib.suppress(OSError):  # the manifest cannot be written either: the error raised says why
             for future in (f for f in pending if f.done() and not f.cancelled() and f.exception() is None):
                 _collect(future)
         raise

@@ -169,7 +169,8 @@ def _check_audio(signal: str, path: Path, reference: Path | None, cache: dict[st
         return Problem(signal, str(e), str(path)), [], None, True
     seconds = audio.shape[1] / rate
     if seconds < MIN_AUDIO_S:
-        return Problem(signal, _too_short(seconds, audio.shape[1], rate, f"audio {path}"), str(path)), [], None, True
+        short = _too_short(seconds, audio.shape[1], rate, f"audio {path}")
+        return Problem(signal, short, str(path)), [], None, True
     problem, note = _reference_check(signal, seconds, reference)
     silent = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < SILENCE_RMS
     new = (key, [stat.st_size, stat.st_mtime_ns, silent, seconds]) if stat is not None else None
