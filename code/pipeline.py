@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from code.config import (HEARING_LOSS_CATEGORIES, asr_models, model_names, parse_shard,
+from code.config import (HEARING_LOSS_CATEGORIES, asr_models, check_config, model_names, parse_shard,
                          recompute_stage, stages)
 from code.data.layout import SplitData, resolve_data_root
 from code.data.validation import validate_split
@@ -47,6 +47,9 @@ def preflight(cfg) -> None:
         ConfigError: naming the option and what to do.
         ASRError: for a Whisper model that cannot be had here.
     """
+    problem = check_config(cfg)  # main.py has checked already; a caller of run() may not have
+    if problem:
+        raise ConfigError(problem)
     for name in model_names(cfg):
         if name not in MODELS:
             raise ConfigError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")

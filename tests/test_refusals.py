@@ -188,3 +188,18 @@ def test_debug_keeps_the_traceback_for_a_bug_report(tmp_path, caplog, capsys):
     assert code == 2 and "Traceback" not in text
     code, text = run_main([*argv, "--debug"], caplog, capsys)
     assert code == 2 and "nests its JSON too deeply" in text and "Traceback" in text
+
+
+def test_run_called_directly_refuses_a_nan_audiogram_too(tmp_path):
+    import dataclasses
+
+    from code.errors import ConfigError
+    from code.pipeline import run
+    from main import CONFIG
+
+    root = _prepared(tmp_path, None)
+    cfg = dataclasses.replace(CONFIG, data_root=str(root), results_dir=str(tmp_path / "results"),
+                              audiograms={"Mild": {"levels": [float("nan")] * 15, "frequencies": FREQUENCIES}})
+    with pytest.raises(ConfigError, match="levels must be finite numbers"):
+        run(cfg)
+    assert not (tmp_path / "results").exists()
