@@ -21,12 +21,6 @@ from code.io_utils import write_text_atomic
 logger = logging.getLogger(__name__)
 
 SILENCE_RMS = 1e-5  # below this RMS (about -100 dBFS) a signal counts as silent
-# Shortest audio the pipeline can score: STOI works on 25.6 ms frames at 10 kHz after removing
-# up to --stoi-max-lag-s of misalignment, and pystoi fails outright on fewer than one frame.
-MIN_AUDIO_S = 0.1
-# A signal this many times as long as its unprocessed reference (and a second or more longer)
-# is warned about: STOI compares only their common length.
-LONGER_THAN_REFERENCE = 1.5
 AUDIO_CHECK_CACHE_VERSION = 1
 
 _RESAMPLE_NOTED: set[tuple[int, int]] = set()  # rate pairs already noted in the log
@@ -109,45 +103,10 @@ def _save_check_cache(path: Path, new: dict[str, list]) -> None:
         {"version": AUDIO_CHECK_CACHE_VERSION, "files": files}, separators=(",", ":")))
 
 
-def _seconds(path: Path) -> float | None:
-    """An audio file's duration from its header (nothing decoded); None when unreadable."""
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError):
-        return None
-    return info.frames / info.samplerate if info.samplerate > 0 else None
-
-
-def _too_short(seconds: float, samples: int, rate: int, what: str) -> str:
-    return (f"{what} is too short to process: {samples} sample(s) ({seconds:.3f} s at {rate} Hz); "
-            f"at least {MIN_AUDIO_S} s is needed")
-
-
-def _reference_check(signal: str, seconds: float, reference: Path | None
-                     ) -> tuple[Problem | None, str | None]:
-    """The unprocessed reference beside a signal, which Stage 2's STOI reads: a problem when it
-    is too short to score against, a note when the signal is far longer than it."""
-    if reference is None or not reference.is_file():
-        return None, None
-    ref_seconds = _seconds(reference)
-    if ref_seconds is None:
-        return None, None  # an undecodable reference is found where it is decoded
-    if ref_seconds < MIN_AUDIO_S:
-        info = sf.info(str(reference))
-        return Problem(signal, _too_short(ref_seconds, info.frames, info.samplerate,
-                                          f"its unprocessed reference {reference}"), str(reference)), None
-    if seconds > LONGER_THAN_REFERENCE * ref_seconds and seconds - ref_seconds >= 1.0:
-        return None, (f"signal {signal}: audio is {seconds:.1f} s long, its unprocessed reference "
-                      f"{reference} {ref_seconds:.1f} s: STOI compares only the first "
-                      f"{ref_seconds:.1f} s; check that they belong together")
-    return None, None
-
-
-def _check_audio(signal: str, path: Path, reference: Path | None, cache: dict[str, list]
-                 ) -> tuple[Problem | None, list[str], tuple[str, list] | None, bool]:
-    """(problem, notes, new cache entry, whether it was decoded) for one file; an unchanged
-    file that passed before (same size and mtime) is not decoded again. ``reference`` (the
-    unprocessed file beside a signal, or None) is checked from its header."""
+def _check_audio(signal: str, path: Path, cache: dict[str, list]
+                 ) -> tuple[Problem | None, str | None, tuple[str, list] | None, bool]:
+    """(problem, note, new cache entry, whether it was decoded) for one file; an
+    unchanged file that passed before (same size and mtime) is not decoded again."""
     key = str(Path(path).resolve())
     try:
         stat = Path(path).stat()
@@ -156,25 +115,14 @@ def _check_audio(signal: str, path: Path, reference: Path | None, cache: dict[st
     silent_note = f"signal {signal}: audio is silent ({path}); it is scored, but check it"
     entry = cache.get(key)
     if stat is not None and entry is not None and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
-        seconds = entry[3] if len(entry) > 3 else _seconds(path)  # entries of older checks lack it
-        if seconds is not None and seconds < MIN_AUDIO_S:
-            info = sf.info(str(path))
-            return Problem(signal, _too_short(seconds, info.frames, info.samplerate, f"audio {path}"),
-                           str(path)), [], None, False
-        problem, note = _reference_check(signal, seconds, reference) if seconds else (None, None)
-        return problem, [n for n in (silent_note if entry[2] else None, note) if n], None, False
+        return None, silent_note if entry[2] else None, None, False
     try:
-        audio, rate = _decode(path)
+        audio, _ = _decode(path)
     except DataError as e:
-        return Problem(signal, str(e), str(path)), [], None, True
-    seconds = audio.shape[1] / rate
-    if seconds < MIN_AUDIO_S:
-        short = _too_short(seconds, audio.shape[1], rate, f"audio {path}")
-        return Problem(signal, short, str(path)), [], None, True
-    problem, note = _reference_check(signal, seconds, reference)
+        return Problem(signal, str(e), str(path)), None, None, True
     silent = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < SILENCE_RMS
-    new = (key, [stat.st_size, stat.st_mtime_ns, silent, seconds]) if stat is not None else None
-    return problem, [n for n in (silent_note if silent else None, note) if n], new, True
+    new = (key, [stat.st_size, stat.st_mtime_ns, silent]) if stat is not None else None
+    return None, silent_note if silent else None, new, True
 
 
 def check_audio_files(layout: SplitLayout, signals: list[str], *,
@@ -188,8 +136,7 @@ def check_audio_files(layout: SplitLayout, signals: list[str], *,
     file is updated with the new passes.
     """
     cache = _load_check_cache(check_cache)
-    jobs = [(s, layout.audio_path(s, kind), layout.audio_path(s, "unprocessed") if kind == "signals" else None)
-            for s in signals for kind in input_kinds]
+    jobs = [(s, layout.audio_path(s, kind)) for s in signals for kind in input_kinds]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(tqdm(pool.map(lambda job: _check_audio(*job, cache), jobs), total=len(jobs),
                             desc=f"checking {layout.split} audio", unit="file", leave=False,
@@ -202,4 +149,4 @@ def check_audio_files(layout: SplitLayout, signals: list[str], *,
         logger.info("checked %d audio file(s) of split %r: %d decoded, %d unchanged since "
                     "their last check", len(jobs), layout.split, decoded, len(jobs) - decoded)
     return ([p for p, *_ in results if p is not None],
-            [n for _, notes, *_ in results for n in notes])
+            [n for _, n, *_ in results if n is not None])
