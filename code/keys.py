@@ -10,7 +10,8 @@ A cached value is named by everything that made it and nothing else:
   project functions, classes and constants its source names (the functions it calls, the
   classes it builds or derives from, the module constants it reads; a private mutable
   container such as ``_CACHE = {}`` is state, not a constant), and nothing beside them. Sources are compared as syntax trees without docstrings, so comments and
-  formatting never change a key. "Project" code is any code outside the standard library
+  formatting never change a key. Plumbing that only writes or refuses (``NOT_VALUE_CODE``,
+  exception classes) is left out. "Project" code is any code outside the standard library
   and the installed packages (this project's, a test's, a script's); installed packages
   are covered by their versions, for the packages named.
 
@@ -38,6 +39,10 @@ from typing import Any, Iterable
 from code.io_utils import write_json_atomic
 
 _SITE_MARKERS = ("site-packages", "dist-packages")
+# Modules that decide where and whether a value is written, never what it is: atomic writes,
+# errors, resource limits, these keys. Their code is not part of any key (nor is any
+# exception class), so mending a message or a write does not recompute the values.
+NOT_VALUE_CODE = ("code.io_utils", "code.errors", "code.resources", "code.keys")
 
 
 def file_digest(path: Path) -> str:
@@ -138,7 +143,8 @@ def code_digest(*objects, packages: tuple[str, ...] = ()) -> str:
 def code_parts(*objects) -> dict[str, str]:
     """Qualified name -> normalised code (or constant value) of ``objects`` and of every
     project function, class, compiled function and module constant reachable from their
-    sources by name, transitively (for tests and for explaining a key)."""
+    sources by name, transitively, less plumbing (``NOT_VALUE_CODE``, exception classes);
+    for tests and for explaining a key."""
     parts: dict[str, str] = {}
     todo = [_unwrap(o) for o in objects]
     while todo:
@@ -150,7 +156,8 @@ def code_parts(*objects) -> dict[str, str]:
         parts[name] = text
         for used_name, value in uses:
             if _is_code(value):
-                todo.append(_unwrap(value))
+                if _makes_values(_unwrap(value)):
+                    todo.append(_unwrap(value))
             else:
                 constant = _constant_text(value)
                 if constant is not None:
@@ -176,6 +183,13 @@ def _unwrap(obj):
 def _is_code(value) -> bool:
     value = _unwrap(value)
     return (inspect.isfunction(value) or inspect.isclass(value)) and _is_project(value)
+
+
+def _makes_values(obj) -> bool:
+    """False for plumbing (``NOT_VALUE_CODE``) and exception classes, which are not keyed."""
+    if inspect.isclass(obj) and issubclass(obj, BaseException):
+        return False
+    return getattr(obj, "__module__", None) not in NOT_VALUE_CODE
 
 
 @functools.lru_cache(maxsize=1)

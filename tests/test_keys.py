@@ -161,3 +161,13 @@ def test_file_digest_follows_the_content(tmp_path):
     first = file_digest(path)
     path.write_bytes(b"abd")
     assert file_digest(path) != first
+
+
+def test_plumbing_and_errors_are_not_part_of_a_key():
+    """Where and whether a value is written (atomic writes, errors) never changes what it is."""
+    from code.data.audio import read_audio
+    from code.evaluation.features import extract
+
+    names = set(code_parts(*extract.TRANSCRIPT_CODE)) | set(code_parts(read_audio))
+    assert not {n for n in names if n.startswith(("code.io_utils.", "code.errors.", "code.resources."))}
+    assert "code.data.audio._decode" in names
