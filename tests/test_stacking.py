@@ -12,6 +12,7 @@ from code.evaluation.comparison.metrics import clip_metrics
 from code.evaluation.prediction.fitting import fit_predict
 from code.evaluation.prediction.predictors import PREDICTORS, make_predictor
 from code.evaluation.prediction.stacking import convex_weights
+from code.evaluation.table import FeatureTable
 
 # gbm underfitted on purpose (5 trees): the logistic-hl member is clearly the better one
 WEAK_GBM = {"members": [{"predictor": "logistic-hl"}, {"predictor": "gbm", "settings": {"max_iter": 5}}]}
@@ -100,3 +101,15 @@ def test_stack_prefers_the_chorus_mean():
     assert StackPredictor.used_columns(names, "asr.a.better_ear") == ["asr.chorus.better_ear.mean"]  # the default
     assert StackPredictor.used_columns(names, "stoi.left") == ["stoi.left"]  # named by the user
     assert StackPredictor.used_columns(names[:1] + names[2:], None) == ["asr.a.better_ear"]
+    assert StackPredictor.used_columns(["whisper.mixture", "stoi"], None) == []  # members choose
+
+
+def test_members_with_their_own_feature_on_official_names(data):
+    records, truth, table = data
+    official = FeatureTable(table.signals, ["whisper.mixture", "stoi"], table.values)
+    settings = {"members": [{"predictor": "logistic-hl", "feature": "whisper.mixture"},
+                            {"predictor": "gbm", "settings": {"max_iter": 5}}]}
+    predicted, model = fit_predict("stack", fit_table=official, fit_records=records, fit_target_0_100=truth,
+                                   predict_table=official, predict_records=records,
+                                   options={"settings": settings})
+    assert len(predicted) == len(records) and model.params()["members"][0]["feature"] == "whisper.mixture"

@@ -91,8 +91,12 @@ class StackPredictor:
     @classmethod
     def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
         """The default members' columns that must have a value (the logistic member's;
-        a configured one-feature member on another column refuses its own gaps)."""
-        return [logistic_feature(names, feature)]
+        a configured one-feature member on another column refuses its own gaps); none
+        when no column can be chosen by default (a member with its own feature says so))."""
+        try:
+            return [logistic_feature(names, feature)]
+        except DataError:
+            return []
 
     def __init__(self, *, feature: str | None = None, seed: int = 0, settings: dict | None = None) -> None:
         """``settings`` override ``STACK_SETTINGS`` (``--predictor-options``).
