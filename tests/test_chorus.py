@@ -111,6 +111,7 @@ def test_stage2_and_its_feature_file_give_the_same_chorus(tmp_path):
     written = sorted((tmp_path / "out").glob("features.train.*.jsonl"))
     assert len(written) == 1 and "asr.chorus" not in written[0].read_text()  # derived, not stored
     read, _ = read_feature_files(written, [r["signal"] for r in split.records])
+    read = with_chorus(read)  # as fit_predict sees a --scores table
     assert read.names == stage2.names
     np.testing.assert_allclose(read.values, stage2.values, equal_nan=True)
     scores = np.column_stack([stage2.column("asr.tiny.en.better_ear"), stage2.column("asr.base.en.better_ear")])

@@ -147,8 +147,7 @@ def read_feature_files(paths: list[Path], signals: list[str], *, skip_invalid: b
     """Join feature files on ``signal`` for the given signals (rows in their order).
 
     Signals in a file but not in ``signals`` are ignored. Missing values (``null``)
-    are kept as NaN, and the log counts them per column. Columns derived by name are
-    appended (``code.evaluation.features.chorus``: several ASR models' scores).
+    are kept as NaN, and the log counts them per column.
 
     Raises:
         DataError: when a file cannot be read (see ``read_feature_file``), two files
@@ -186,9 +185,7 @@ def read_feature_files(paths: list[Path], signals: list[str], *, skip_invalid: b
     if counts:
         logger.info("features of %d signal(s): %d missing value(s): %s", len(kept), sum(counts.values()),
                     ", ".join(f"{n} {c}" for n, c in counts.items()))
-    from code.evaluation.features.chorus import with_chorus  # imports this module
-
-    return with_chorus(table), problems
+    return table, problems
 
 
 def check_same_features(fit: FeatureTable, other: FeatureTable) -> FeatureTable:

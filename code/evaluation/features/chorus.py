@@ -12,8 +12,9 @@ the better of the chorus's two ears. A chorus value is missing (NaN) when any mo
 value is missing: it is never a summary of fewer models than its neighbours'.
 
 The columns are derived from names only, so a Stage-2 table and a ``--scores`` file in
-this project's naming give the same columns. They are never stored: any
-``asr.chorus.*`` column already in a table is replaced by the derived one.
+this project's naming give the same columns: ``split_features`` adds them to its table
+and ``fit_predict`` to every table it is given (whatever made it). They are never stored:
+any ``asr.chorus.*`` column already in a table is replaced by the derived one.
 """
 
 from __future__ import annotations
@@ -85,6 +86,6 @@ def with_chorus(table):
         return table
     models = sorted(model_score_columns(names)["better_ear"])
     if derived_names:
-        logger.info("chorus features of %d ASR models (%s): %d column(s)", len(models), ", ".join(models),
+        logger.debug("chorus features of %d ASR models (%s): %d column(s)", len(models), ", ".join(models),
                     len(derived_names))
     return type(table)(list(table.signals), names + derived_names, np.hstack([base, derived]))

@@ -350,3 +350,6 @@ def make_predictor(name: str, *, feature: str | None = None, seed: int = 0,
     if not options.get("settings"):
         options.pop("settings", None)
     return cls(feature=feature, seed=seed, **options)
+
+
+StackPredictor.use_registry(predictor_class, make_predictor)  # its members come from PREDICTORS

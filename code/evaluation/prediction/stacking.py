@@ -43,18 +43,17 @@ ONE_FEATURE = ("logistic", "logistic-hl")
 def logistic_feature(names: list[str], feature: str | None) -> str:
     """The column of a one-feature member with no feature of its own: ``feature`` when the
     caller named one other than the default better-ear score; else the chorus mean when
-    present; else the default (``pick_feature``)."""
-    from code.evaluation.prediction.predictors import pick_feature
-
+    present; else the default (a logistic's ``used_columns``: ``pick_feature``)."""
+    pick = StackPredictor.registry()[0]("logistic").used_columns
     try:
-        default = pick_feature(names, None)
+        default = pick(names, None)[0]
     except DataError:
         default = None
     if feature is not None and feature != default:
-        return pick_feature(names, feature)
+        return pick(names, feature)[0]
     if CHORUS_FEATURE in names:
         return CHORUS_FEATURE
-    return pick_feature(names, feature)
+    return pick(names, feature)[0]
 
 
 def convex_weights(predictions_0_100: np.ndarray, target_0_100: np.ndarray) -> np.ndarray:
@@ -88,6 +87,19 @@ class StackPredictor:
     # a record missing a one-feature member's column is refused (fit_predict asks used_columns)
     handles_missing: ClassVar[bool] = False
 
+    # (predictor_class, make_predictor) of the registry, given by it (``use_registry``):
+    # the registry imports this module, so this module does not import it
+    _registry: ClassVar[tuple | None] = None
+
+    @classmethod
+    def use_registry(cls, predictor_class, make_predictor) -> None:
+        cls._registry = (predictor_class, make_predictor)
+
+    @classmethod
+    def registry(cls) -> tuple:
+        assert cls._registry is not None, "the stack's members come from PREDICTORS: import predictors first"
+        return cls._registry
+
     @classmethod
     def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
         """The default members' columns that must have a value (the logistic member's;
@@ -105,11 +117,14 @@ class StackPredictor:
             ValueError: for an unknown setting, a member without a registered
                 ``predictor``, a member key other than ``MEMBER_KEYS``, or fewer than 2 inner folds.
         """
-        from code.evaluation.prediction.predictors import merged_settings, predictor_class
-
+        predictor_class = self.registry()[0]
         self.feature = feature
         self.seed = seed
-        self.settings = merged_settings("stack", STACK_SETTINGS, settings)
+        unknown = sorted(set(settings or {}) - set(STACK_SETTINGS))
+        if unknown:
+            raise ValueError(f"--predictor-options: stack has no setting {unknown}; its settings "
+                             f"(with defaults): {STACK_SETTINGS}")
+        self.settings = {**STACK_SETTINGS, **(settings or {})}
         members = self.settings["members"]
         if not isinstance(members, list) or not members:
             raise ValueError(f"--predictor-options: stack's members must be a non-empty list, got {members!r}")
@@ -133,8 +148,7 @@ class StackPredictor:
         self.notes: list[str] = []
 
     def _make(self, index: int, names: list[str]):
-        from code.evaluation.prediction.predictors import make_predictor
-
+        make_predictor = self.registry()[1]
         member = self.settings["members"][index]
         feature = member.get("feature")
         if member["predictor"] in ONE_FEATURE and feature is None:
