@@ -2,7 +2,7 @@
 
     python benchmarks/predictors.py [--data-root R] [--train-scores F1,F2] [--scores F1,F2]
                                     [--fit-split train] [--split train] [--folds 5] [--feature NAME]
-                                    [--group-by auto|track|prompt]
+                                    [--group-by auto|track|prompt] [--stack-feature NAME]
 
 Fits every predictor of ``PREDICTORS`` on the labelled ``--fit-split`` and
 predicts ``--split`` (out-of-fold where the two share a track or prompt: folds
@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group-by", default="auto", choices=FOLD_GROUPINGS,
                         help="fold groups: track (fma) and prompt, prompt only, or auto (track when "
                              "the fit metadata has fma)")
+    parser.add_argument("--stack-feature", default=None,
+                        help="the column of stack's logistic member (default: the stack's own choice: "
+                             "the chorus mean, else the better-ear ASR score; name one for files "
+                             "without them, e.g. whisper.mixture)")
     parser.add_argument("--predictors", default=",".join(PREDICTORS),
                         help="comma-separated predictor names (default: all)")
     args = parser.parse_args(argv)
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         columns = ([args.feature] if args.feature or name not in SINGLE_FEATURE or len(fit_table.names) == 1
                    else fit_table.names)
         for column in columns:
-            feature = column if name in SINGLE_FEATURE else None
+            feature = column if name in SINGLE_FEATURE else (args.stack_feature if name == "stack" else None)
             try:
                 predicted, _ = fit_predict(name, fit_table=fit_table, fit_records=fit_records,
                                            fit_target_0_100=y_fit, predict_table=table,

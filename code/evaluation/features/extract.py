@@ -35,6 +35,7 @@ from code.evaluation.asr.engines import (
 from code.evaluation.asr.scoring import LyricScorer
 from code.evaluation.asr.settings import ENGINE_PACKAGES, ASRSettings, asr_label, asr_settings
 from code.evaluation.cache import Store, results_store
+from code.evaluation.features.chorus import with_chorus
 from code.evaluation.table import FeatureTable, write_features_jsonl
 from code.io_utils import write_text_atomic
 from code.keys import code_digest, key_of, settings_digest
@@ -287,7 +288,8 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     compression_ratio_right,repetition_left,repetition_right,words_heard}`` (see
     ``asr_features``; missing values are NaN, written as null); and,
     when every signal has its unprocessed audio, ``stoi.{left,right}`` and
-    ``estoi.{left,right}`` of the audio against it.
+    ``estoi.{left,right}`` of the audio against it; with several ASR models, their
+    ``asr.chorus.*`` summaries (``code.evaluation.features.chorus``, not in the file).
     """
     items = [ScoreItem(r["signal"], r["prompt"], paths[r["signal"]]) for r in split.records]
     rows: dict[str, dict[str, float]] = {r["signal"]: {} for r in split.records}
@@ -318,7 +320,7 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
         out = Path(cache_folder) / f"features.{split.layout.split}.{settings_digest(digests)}.jsonl"
         write_features_jsonl(out, [{"signal": s, **v} for s, v in rows.items()])
         logger.info("features (%d columns) of %d signal(s): %s", len(names), len(rows), out)
-    return table
+    return with_chorus(table)  # derived on reading, never stored
 
 
 def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:

@@ -9,6 +9,7 @@ import logging
 import numpy as np
 
 from code.errors import DataError, Problem
+from code.evaluation.features.chorus import with_chorus
 from code.evaluation.prediction.calibration import fold_groups, prompt_folds
 from code.evaluation.prediction.predictors import Predictor, make_predictor, pick_feature, predictor_class
 from code.evaluation.table import FeatureTable, check_same_features, missing_counts
@@ -43,7 +44,8 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
     other folds only, so no model that predicts a record has seen its label or any
     record of its prompt or track. Every other record is predicted by the model
     fitted on all fit records, which is also returned (to be saved beside the
-    submission). The log says how the folds were grouped.
+    submission). The log says how the folds were grouped. Both tables get their chorus
+    columns first (``with_chorus``: several ASR models' scores summarised), whatever made them.
 
     Missing feature values (NaN): a predictor with ``handles_missing`` (gbm) uses
     them; for the others a record missing a value of a column it uses is refused
@@ -66,6 +68,7 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
         raise ValueError(f"--folds must be at least 2 for out-of-fold predictions, got {n_folds}")
     cls = predictor_class(name)
     y = _check_target(fit_target_0_100, len(fit_records))
+    fit_table, predict_table = with_chorus(fit_table), with_chorus(predict_table)  # from any route
     fit_x = fit_table.select([r["signal"] for r in fit_records])
     predict_x = check_same_features(fit_table, predict_table).select([r["signal"] for r in predict_records])
     _log_ignored_feature(cls, fit_x.names, feature)

@@ -21,6 +21,8 @@ records out instead, listed in the log and in ``predictor.skipped``).
   plus the hearing-loss category (ordinal 0/1/2) and the number of words.
 - ``whisper-head``: a small torch head on both ears' Whisper encoder embeddings
   (``enc.*`` columns), the better ear's score (``code.evaluation.prediction.whisper_head``).
+- ``stack``: a blend (non-negative weights summing to 1) of other predictors, weighted
+  by their out-of-fold predictions (``code.evaluation.prediction.stacking``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 from code.config import HEARING_LOSS_CATEGORIES, did_you_mean
 from code.errors import DataError, Problem
 from code.evaluation.prediction.calibration import LogisticCalibration
+from code.evaluation.prediction.stacking import StackPredictor
 from code.evaluation.prediction.whisper_head import WhisperHeadPredictor
 from code.evaluation.table import FeatureTable
 from code.io_utils import atomic_path, write_json_atomic
@@ -301,6 +304,7 @@ PREDICTORS: dict[str, type] = {
     "logistic-hl": HearingLossLogisticPredictor,
     "gbm": GBMPredictor,
     "whisper-head": WhisperHeadPredictor,
+    "stack": StackPredictor,
 }
 
 
@@ -346,3 +350,6 @@ def make_predictor(name: str, *, feature: str | None = None, seed: int = 0,
     if not options.get("settings"):
         options.pop("settings", None)
     return cls(feature=feature, seed=seed, **options)
+
+
+StackPredictor.use_registry(predictor_class, make_predictor)  # its members come from PREDICTORS
