@@ -140,6 +140,28 @@ def print_stages(title: str, times: dict, total: float) -> None:
     print(f"  {'other':<30}{total - sum(times.values()):8.3f}")
 
 
+def report(metric: str, label: str, ref_title: str, fast_title: str, data, seconds: float, cases,
+           theirs: list[float], mine: list[float], ref: tuple, fast: tuple, load_before: float) -> None:
+    """Print both sides' scores, stage times and totals, then ``<metric>_speedup=X max_abs_diff=Y``.
+    ``ref`` and ``fast``: (stage times, wall seconds, CPU seconds)."""
+    (ref_stages, t_theirs, c_theirs), (fast_stages, t_mine, c_mine) = ref, fast
+    diffs = np.abs(np.array(mine) - np.array(theirs))
+    print(f"{len(data)} signals ({seconds:.1f} s of audio) x {len(AUDIOGRAMS)} audiograms "
+          f"= {len(cases)} {label} calls each side")
+    for (name, _, r, rate, category), a, b, d in zip(cases, theirs, mine, diffs):
+        print(f"  {name:<18}{len(r) / rate:5.2f} s {rate:6d} Hz {category:<9}"
+              f"pyclarity {a:.6f} fast {b:.6f} |diff| {d:.1e}")
+    print_stages(ref_title, ref_stages, t_theirs)
+    print_stages(fast_title, fast_stages, t_mine)
+    print(f"pyclarity: {t_theirs:.2f} s ({t_theirs / len(cases) * 1000:.0f} ms/call), "
+          f"CPU {c_theirs:.2f} s")
+    print(f"fast:      {t_mine:.2f} s ({t_mine / len(cases) * 1000:.0f} ms/call), "
+          f"CPU {c_mine:.2f} s (all threads)")
+    print(f"CPU-time ratio {c_theirs / c_mine:.1f}; load average before the run "
+          f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} (other processes share the cores)")
+    print(f"{metric}_speedup={t_theirs / t_mine:.1f} max_abs_diff={float(np.max(diffs)):.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signals", type=int, default=5, help="signals (each x 3 audiograms)")
@@ -173,21 +195,8 @@ def main() -> None:
             mine.append(haaqi(p, r, rate, rate, AUDIOGRAMS[category], level1=level1_of(r)))
     t_mine, c_mine = time.perf_counter() - start, time.process_time() - cpu
 
-    diffs = np.abs(np.array(mine) - np.array(theirs))
-    print(f"{len(data)} signals ({seconds:.1f} s of audio) x {len(AUDIOGRAMS)} audiograms "
-          f"= {len(cases)} HAAQI calls each side")
-    for (name, _, r, rate, category), a, b, d in zip(cases, theirs, mine, diffs):
-        print(f"  {name:<18}{len(r) / rate:5.2f} s {rate:6d} Hz {category:<9}"
-              f"pyclarity {a:.6f} fast {b:.6f} |diff| {d:.1e}")
-    print_stages("pyclarity compute_haaqi", ref_stages, t_theirs)
-    print_stages("fast haaqi", fast_stages, t_mine)
-    print(f"pyclarity: {t_theirs:.2f} s ({t_theirs / len(cases) * 1000:.0f} ms/call), "
-          f"CPU {c_theirs:.2f} s")
-    print(f"fast:      {t_mine:.2f} s ({t_mine / len(cases) * 1000:.0f} ms/call), "
-          f"CPU {c_mine:.2f} s (all threads)")
-    print(f"CPU-time ratio {c_theirs / c_mine:.1f}; load average before the run "
-          f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} (other processes share the cores)")
-    print(f"haaqi_speedup={t_theirs / t_mine:.1f} max_abs_diff={float(np.max(diffs)):.2e}")
+    report("haaqi", "HAAQI", "pyclarity compute_haaqi", "fast haaqi", data, seconds, cases, theirs, mine,
+           (ref_stages, t_theirs, c_theirs), (fast_stages, t_mine, c_mine), load_before)
 
 
 if __name__ == "__main__":

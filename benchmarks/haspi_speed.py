@@ -37,7 +37,7 @@ from clarity.evaluator.haspi import haspi as pyclarity_haspi
 from clarity.evaluator.haspi import haspi_v2 as pyclarity_haspi_v2
 from clarity.utils.audiogram import AUDIOGRAM_MILD
 
-from benchmarks.haaqi_speed import AUDIOGRAMS, level1_of, print_stages, signals, stage_timers
+from benchmarks.haaqi_speed import AUDIOGRAMS, level1_of, report, signals, stage_timers
 from code.evaluation.quality import haspi as fast_haspi
 from code.evaluation.quality.haspi import haspi_v2
 
@@ -75,21 +75,8 @@ def main() -> None:
             mine.append(haspi_v2(r, rate, p, rate, AUDIOGRAMS[category], level1=level1_of(r))[0])
     t_mine, c_mine = time.perf_counter() - start, time.process_time() - cpu
 
-    diffs = np.abs(np.array(mine) - np.array(theirs))
-    print(f"{len(data)} signals ({seconds:.1f} s of audio) x {len(AUDIOGRAMS)} audiograms "
-          f"= {len(cases)} HASPI v2 calls each side")
-    for (name, _, r, rate, category), a, b, d in zip(cases, theirs, mine, diffs):
-        print(f"  {name:<18}{len(r) / rate:5.2f} s {rate:6d} Hz {category:<9}"
-              f"pyclarity {a:.6f} fast {b:.6f} |diff| {d:.1e}")
-    print_stages("pyclarity haspi_v2", ref_stages, t_theirs)
-    print_stages("fast haspi_v2", fast_stages, t_mine)
-    print(f"pyclarity: {t_theirs:.2f} s ({t_theirs / len(cases) * 1000:.0f} ms/call), "
-          f"CPU {c_theirs:.2f} s")
-    print(f"fast:      {t_mine:.2f} s ({t_mine / len(cases) * 1000:.0f} ms/call), "
-          f"CPU {c_mine:.2f} s (all threads)")
-    print(f"CPU-time ratio {c_theirs / c_mine:.1f}; load average before the run "
-          f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} (other processes share the cores)")
-    print(f"haspi_speedup={t_theirs / t_mine:.1f} max_abs_diff={float(np.max(diffs)):.2e}")
+    report("haspi", "HASPI v2", "pyclarity haspi_v2", "fast haspi_v2", data, seconds, cases, theirs, mine,
+           (ref_stages, t_theirs, c_theirs), (fast_stages, t_mine, c_mine), load_before)
 
 
 if __name__ == "__main__":
