@@ -41,6 +41,7 @@ from code.models.hearing_aid_models import (
     model_settings,
 )
 from code.resources import available_cpus, cap_workers_by_memory
+from code.runs import output_dir, scored_path  # where a run's audio lies (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -87,26 +88,6 @@ NEW, DAMAGED, FORCED, OLD_ENTRY = ("new", "output missing or damaged", "--recomp
 KEY_PARTS = {"model_code": "model code", "model_settings": "model settings",
              "audiogram": "audiogram", "input": "input audio", "simulator": "simulator"}
 REASONS = (NEW, *KEY_PARTS.values(), DAMAGED, FORCED, OLD_ENTRY)
-
-
-def output_dir(results_dir: Path, model_name: str, input_kind: str, tag: str = "") -> Path:
-    """Where Stage 1 writes a model's audio: ``results/<Model>[-<tag>]/`` for
-    ``signals``, ``.../from_unprocessed/`` for the hearing-aid chain.
-
-    Raises:
-        ValueError: when ``tag`` holds a path separator or starts with a dot.
-    """
-    if tag and ("/" in tag or "\\" in tag or tag.startswith(".")):
-        raise ValueError(f"output tag {tag!r} must be a plain name (no '/', no leading '.')")
-    base = Path(results_dir) / (f"{model_name}-{tag}" if tag else model_name)
-    return base if input_kind == "signals" else base / "from_unprocessed"
-
-
-def scored_path(out_dir: Path, signal: str, input_kind: str) -> Path:
-    """The file Stage 2 transcribes for ``signal``."""
-    if input_kind == "signals":
-        return out_dir / f"{signal}.wav"
-    return out_dir / "heard" / f"{signal}.wav"
 
 
 def _manifest_entries(manifest: Path) -> dict[str, dict]:

@@ -181,6 +181,26 @@ def provenance(cfg, model: str, metadata_file: Path) -> dict:
     }
 
 
+def output_dir(results_dir: Path, model_name: str, input_kind: str, tag: str = "") -> Path:
+    """Where Stage 1 writes a model's audio: ``results/<Model>[-<tag>]/`` for
+    ``signals``, ``.../from_unprocessed/`` for the hearing-aid chain.
+
+    Raises:
+        ValueError: when ``tag`` holds a path separator or starts with a dot.
+    """
+    if tag and ("/" in tag or "\\" in tag or tag.startswith(".")):
+        raise ValueError(f"output tag {tag!r} must be a plain name (no '/', no leading '.')")
+    base = Path(results_dir) / (f"{model_name}-{tag}" if tag else model_name)
+    return base if input_kind == "signals" else base / "from_unprocessed"
+
+
+def scored_path(out_dir: Path, signal: str, input_kind: str) -> Path:
+    """The file Stage 2 transcribes for ``signal``."""
+    if input_kind == "signals":
+        return out_dir / f"{signal}.wav"
+    return out_dir / "heard" / f"{signal}.wav"
+
+
 # Options left out of a suggested command: they change no prediction, or name other work.
 _NOT_IN_COMMAND = {"model", "models", "recompute", "shard", "stages", "team_id", "jobs", "device",
                    "batch_size", "asr_batch_size", "skip_invalid"}
