@@ -20,6 +20,7 @@ from code.enhancement import check_outputs_current, enhance_split, output_dir, s
 from code.evaluation.asr.engines import asr_label, asr_settings, ensure_available
 from code.evaluation.evaluation_helper import (FitSet, fit_records, fit_set, fit_share, labelled,
                                                predict_and_write, predictor_options, split_table)
+from code.evaluation.outputs.html_report import write_html_reports
 from code.evaluation.outputs.report import change_text, report_rows, write_report
 from code.evaluation.prediction.predictors import make_predictor
 from code.evaluation.table import read_feature_files
@@ -226,6 +227,8 @@ def run(cfg) -> None:
     progress.finish()
     if len(all_predictions) > 1:
         write_hearing_aid_report(cfg, all_predictions, split.records)
+        write_html_reports([Path(cfg.results_dir) / f"submission_{w}_{cfg.split}.csv" for w in written],
+                           Path(cfg.results_dir), baseline=getattr(cfg, "baseline", "identity"))
     if written:
         how = ("python compute_csvs.py" if labelled(split.records, cfg.target)
                else f"python main.py --split {cfg.fit_split.split(',')[0]} --models "

@@ -62,21 +62,3 @@ class LyricScorer:
             raise ValueError(f"reference {reference!r} has no words to score against")
         m = self._scorer.score([reference], [hypothesis])
         return WordScore(m.hits, m.substitutions, m.deletions, m.insertions)
-
-    def word_marks(self, reference: str, hypothesis: str) -> list[tuple[str, bool]]:
-        """Each normalised reference word with whether the scorer counted it heard: the
-        words in the ``equal`` chunks of the same alignment ``score`` counts its hits
-        from, so the marks that are True number ``score(...).hits``.
-
-        Raises:
-            ValueError: when the reference has no words after normalisation.
-        """
-        if not self.normalise(reference).strip():
-            raise ValueError(f"reference {reference!r} has no words to score against")
-        m = self._scorer.score([reference], [hypothesis])
-        words = m.references[0]
-        heard = [False] * len(words)
-        for chunk in m.alignments[0]:
-            if chunk.type == "equal":
-                heard[chunk.ref_start_idx:chunk.ref_end_idx] = [True] * (chunk.ref_end_idx - chunk.ref_start_idx)
-        return list(zip(words, heard))

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from code.evaluation.outputs.report_signals import RunFiles, load_run, page_name, records_of, signal_rows
+from code.errors import DataError
 from code.io_utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent  # report_page.css and report_page.js
 CHAINS = {"unprocessed": "unprocessed audio → model → hearing-loss simulation (MSBG) → Whisper",
           "signals": "the listener's signals (hearing loss already in them) → model → Whisper"}
+COMPARISON_HOW = ("The comparison: each run's predictions against the listeners' labels (one dot a "
+                  "signal, the dashed line where they agree), then RMSE per hearing-loss category "
+                  "(lower is better).")
 SYNTHETIC_NAMES = ("demo", "demo_clip2")  # the shipped demo data sets: every label made up
 
 
@@ -56,7 +60,7 @@ def group_runs(csvs: list[Path]) -> dict[str, list[Path]]:
     for csv in csvs:
         try:
             run = load_run(csv)
-        except Exception as e:  # noqa: BLE001 - any unreadable run is named and left out
+        except (DataError, KeyError, ValueError) as e:  # no provenance, or an unreadable CSV
             logger.info("html report: %s left out: %s", csv, e)
             continue
         name = page_name(run.provenance)
@@ -115,25 +119,35 @@ def _summary_html(runs: list[RunFiles], records: list[dict], baseline: str) -> s
             f"[95% CI]</th></tr></thead><tbody>{body}</tbody></table>")
 
 
-def _listeners_html(runs: list[RunFiles], records: list[dict], baseline: str) -> str:
-    from code.evaluation.comparison.compare import (Truth, metrics_by_category, overall_metrics,
-                                                    paired_difference)
+def _listener_rows(runs: list[RunFiles], records: list[dict]) -> list[dict]:
+    """Each run's figures against its split's listeners (the rows ``plot_comparison``
+    draws); empty when the split has no labels."""
+    from code.evaluation.comparison.compare import Truth, metrics_by_category, overall_metrics
 
     target = runs[0].provenance.get("target", "correctness")
     truth = {r["signal"]: Truth(100.0 * float(r[target]), r["hearing_loss"], r["prompt"])
              for r in records if r.get(target) is not None}
     if not truth:
+        return []
+    return [{"name": run.name, "model": run.model, "split": run.split, "predictions": run.predictions,
+             "truth": truth, **overall_metrics(run.predictions, truth),
+             "per_hearing_loss": metrics_by_category(run.predictions, truth)} for run in runs]
+
+
+def _listeners_html(rows: list[dict], baseline: str) -> str:
+    from code.evaluation.comparison.compare import paired_difference
+
+    if not rows:
         return "<h2>Against the listeners</h2><p>This split has no listener labels.</p>"
-    base = next((run for run in runs if run.model == baseline), None)
+    base = next((r for r in rows if r["model"] == baseline), None)
     lines = []
-    for run in runs:
-        m = overall_metrics(run.predictions, truth)
-        by = ", ".join(f"{_e(k)} {v['RMSE']:.2f}" for k, v in metrics_by_category(run.predictions, truth).items())
-        d = (paired_difference(run.predictions, base.predictions, truth)
-             if base is not None and run is not base else None)
+    for m in rows:
+        by = ", ".join(f"{_e(k)} {v['RMSE']:.2f}" for k, v in m["per_hearing_loss"].items())
+        d = (paired_difference(m["predictions"], base["predictions"], m["truth"])
+             if base is not None and m is not base else None)
         paired = (f"{d.d_rmse:+.2f} [{d.d_rmse_ci[0]:+.2f}, {d.d_rmse_ci[1]:+.2f}]; "
                   f"{d.d_ncc:+.3f} [{d.d_ncc_ci[0]:+.3f}, {d.d_ncc_ci[1]:+.3f}]" if d else "–")
-        lines.append(f"<tr><td>{_e(run.name)}</td><td>{m['n']}</td><td>{_num(m['RMSE'], 2)}</td>"
+        lines.append(f"<tr><td>{_e(m['name'])}</td><td>{m['n']}</td><td>{_num(m['RMSE'], 2)}</td>"
                      f"<td>{_num(m['NCC'], 3)}</td><td>{_num(m['KT'], 3)}</td><td>{by}</td>"
                      f"<td>{paired}</td></tr>")
     return ("<h2>Against the listeners</h2><p>Each run's predictions against the listeners' "
@@ -205,8 +219,16 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
                     "The hearing-aid report: bars are each run's mean predicted intelligibility per "
                     "hearing-loss category with its 95% interval; the numbers over a bar are the "
                     "change against the baseline with its 95% interval.")] + list(figures)
+    listeners = _listener_rows(runs, records)
+    files = page_dir / f"{out.stem}_files"
+    if listeners:
+        from code.evaluation.comparison.plot import plot_comparison
+
+        files.mkdir(parents=True, exist_ok=True)
+        plot_comparison(listeners, files / "comparison.png")
+        figure_list.append((files / "comparison.png", COMPARISON_HOW))
     rows = signal_rows(runs, baseline=baseline)
-    data = _table_data(runs, rows, page_dir, page_dir / f"{out.stem}_files", baseline=baseline,
+    data = _table_data(runs, rows, page_dir, files, baseline=baseline,
                        spectrograms=spectrograms)
     blob = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     split, input_kind = runs[0].split, runs[0].input
@@ -218,11 +240,35 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
         title=_e(f"{name}: {', '.join(run.name for run in runs)}"),
         heading=_e(f"{split} split, {input_kind} input: {', '.join(run.name for run in runs)}"),
         chain=_e(CHAINS.get(input_kind, input_kind)), warning=warning,
-        summary=_summary_html(runs, records, baseline), listeners=_listeners_html(runs, records, baseline),
+        summary=_summary_html(runs, records, baseline), listeners=_listeners_html(listeners, baseline),
         figures=_figures_html(figure_list, page_dir), provenance=_provenance_html(runs),
         css=(ASSETS / "report_page.css").read_text(encoding="utf-8"),
         js=(ASSETS / "report_page.js").read_text(encoding="utf-8"), data=blob)
     write_text_atomic(out, page)
-    logger.info("html report: %s (%d signals, %d runs; open it in a browser, or copy it with %s/)",
-                out, len(rows), len(runs), page_dir.name)
+    logger.info("html report: %s (%d signals, %d runs): open it in a browser; to share it, copy "
+                "the whole folder %s", out, len(rows), len(runs), page_dir)
     return out
+
+
+def write_html_reports(csvs: list[Path], target: Path, *, baseline: str = "identity",
+                       figures: list[tuple[Path, str]] = (), spectrograms: bool = True) -> list[Path]:
+    """One page per group of runs (``group_runs``): ``<target>/<page name>.html`` when
+    ``target`` is a folder; when it is a file name, that file for a single group, and
+    ``<stem>_<page name>.html`` beside it for each of several. Returns the pages written."""
+    target = Path(target)
+    groups = group_runs(csvs)
+    if not groups:
+        logger.warning("html report: no run with its provenance among %d CSV(s); nothing written", len(csvs))
+        return []
+    is_file = target.suffix.lower() in (".html", ".htm")
+    pages = []
+    for name, members in groups.items():
+        if not is_file:
+            out = target / f"{name}.html"
+        elif len(groups) == 1:
+            out = target
+        else:
+            out = target.with_name(f"{target.stem}_{name}{target.suffix}")
+        pages.append(write_html_report(members, out, baseline=baseline, figures=figures,
+                                       spectrograms=spectrograms))
+    return pages

@@ -5,7 +5,7 @@ the provenance names the model, tag, input, split, the data set's metadata file 
 ASR settings, from which the model's audio folder (``code.runs.output_dir``, beside the
 CSV) and its ``scores.<split>.<digest>.jsonl`` (both ears' transcripts and words-correct
 scores) follow. Each prompt word is marked heard or missed from the official scorer's
-own alignment (``LyricScorer.word_marks``), so an ear's marks add up to its words correct.
+own alignment (``code.evaluation.asr.word_marks``), so an ear's marks add up to its words correct.
 """
 
 from __future__ import annotations
@@ -129,10 +129,10 @@ def read_scores(run: RunFiles) -> dict[str, dict]:
     return {r["signal"]: r for r in read_jsonl(run.scores_file) if isinstance(r.get("signal"), str)}
 
 
-def ear_view(scorer, prompt: str, transcript: str) -> dict:
+def ear_view(marker, prompt: str, transcript: str) -> dict:
     """One ear as the page draws it: the transcript, each normalised prompt word with 1
     (heard) or 0 (missed), and the words-correct count out of the prompt's words."""
-    marks = scorer.word_marks(prompt, transcript)
+    marks = marker.marks(prompt, transcript)
     return {"text": transcript, "marks": [[word.lower(), int(heard)] for word, heard in marks],
             "correct": sum(heard for _, heard in marks), "n": len(marks)}
 
@@ -155,9 +155,9 @@ def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctne
     ``prompt``, ``label`` (0..100 or None), ``runs`` (per run: ``pred``, ``change`` against
     the baseline's run, ``ears`` as ``ear_view`` or None) and ``audio`` (``[label, path]``
     of the data set's audio, then each run's ``model_audio``, files that exist)."""
-    from code.evaluation.asr.scoring import LyricScorer
+    from code.evaluation.asr.word_marks import WordMarker
 
-    scorer = LyricScorer()
+    marker = WordMarker()
     first = runs[0]
     records = records_of(first)
     unprocessed = data_audio(first, "unprocessed")
@@ -175,7 +175,7 @@ def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctne
             pred = _finite(run.predictions.get(signal))
             base_pred = _finite(base.predictions.get(signal)) if base is not None else None
             record = by_signal.get(signal)
-            ears = ([ear_view(scorer, r["prompt"], text) for text in record["transcripts"]]
+            ears = ([ear_view(marker, r["prompt"], text) for text in record["transcripts"]]
                     if record else None)
             views.append({"pred": pred, "change": (None if pred is None or base_pred is None
                                                    else pred - base_pred), "ears": ears})
