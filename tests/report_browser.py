@@ -72,6 +72,23 @@ def audio_problems(driver) -> list[str]:
             if ready < 1 or error is not None or not duration or duration != duration]
 
 
+def play_problems(driver, *, wait_s: float = 5.0) -> list[str]:
+    """Every drawn audio element that does not play: each is started muted, and must
+    advance its clock, then it is paused again."""
+    return driver.execute_async_script("""
+        const done = arguments[arguments.length - 1], waitMs = arguments[0] * 1000;
+        const players = [...document.querySelectorAll('audio')];
+        Promise.all(players.map((a) => new Promise((resolve) => {
+          a.muted = true;
+          const timer = setTimeout(() => resolve(a.getAttribute('src') + ': did not advance'), waitMs);
+          a.addEventListener('timeupdate', () => {
+            if (a.currentTime > 0) { clearTimeout(timer); a.pause(); a.currentTime = 0; resolve(null); }
+          });
+          a.play().catch((e) => { clearTimeout(timer); resolve(a.getAttribute('src') + ': ' + e); });
+        }))).then((found) => done(found.filter((x) => x)));
+    """, wait_s)
+
+
 def image_problems(driver) -> list[str]:
     """Spectrogram images that did not load (lazy ones are made eager first)."""
     driver.execute_script("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")

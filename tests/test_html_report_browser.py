@@ -50,6 +50,8 @@ def test_the_demo_page_opens_clean_and_every_player_plays(page, driver, tmp_path
     assert [len(b.find_elements("css selector", "audio")) for b in bodies] == [5] * 24
     assert rb.audio_problems(driver) == []
     assert rb.image_problems(driver) == []
+    driver.set_script_timeout(30)
+    assert rb.play_problems(driver) == []
     shot = tmp_path / "report.png"
     driver.save_screenshot(str(shot))
     rb.keep_artefact(shot, "report.png")
@@ -131,6 +133,8 @@ def test_a_broken_page_fails_the_checks(page, driver):
         rb.open_page(driver, broken)
         assert any("-gone.wav" in p for p in rb.audio_problems(driver))
         assert any("-gone.wav" in e for e in rb.console_errors(driver))
+        driver.set_script_timeout(30)
+        assert [p for p in rb.play_problems(driver, wait_s=2) if "-gone.wav" in p]
         problems = mark_mismatches(driver, page.parent, data)
         assert len(problems) == 1 and row["signal"] in problems[0]
     finally:

@@ -106,8 +106,9 @@ def _summary_html(runs: list[RunFiles], records: list[dict], baseline: str) -> s
     body = "".join(
         f"<tr><td>{_e(r['model'])}</td><td>{_e(r['hearing_loss'])}</td><td>{r['n']}</td>"
         f"<td>{_num(r['mean_intelligibility'])} [{_num(r['ci95_low'])}, {_num(r['ci95_high'])}]</td>"
-        f"<td>{_num(r['change'], sign=True)} [{_num(r['change_ci95_low'], sign=True)}, "
-        f"{_num(r['change_ci95_high'], sign=True)}]</td></tr>" for r in rows)
+        + ("<td>(the baseline)</td></tr>" if r["model"] == r["baseline"] else
+           f"<td>{_num(r['change'], sign=True)} [{_num(r['change_ci95_low'], sign=True)}, "
+           f"{_num(r['change_ci95_high'], sign=True)}]</td></tr>") for r in rows)
     text = ("<p>Mean predicted intelligibility (0..100) per run and hearing-loss category, with "
             "the 95% interval of the mean, and the paired change against the baseline run on the "
             "same signals (95% bootstrap interval, prompts resampled). Read the change's interval: "
