@@ -36,7 +36,8 @@ from code.data.layout import locate_split
 from code.data.metadata import load_metadata
 from code.data_loading import collate_clip
 from code.enhancement import BATCH_SIZE
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, NLR1
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
+from code.models.prescriptions import NLR1
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 

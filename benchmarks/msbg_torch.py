@@ -1,4 +1,4 @@
-"""The torch MSBG (``code.msbg_torch``) against the project's fast MSBG: agreement and speed.
+"""The torch MSBG (``code.hearing_loss.torch_ear``) against the project's fast MSBG: agreement and speed.
 
     python benchmarks/msbg_torch.py [--per-category 2] [--device cpu|cuda]
 
@@ -38,11 +38,11 @@ import torch
 
 from code.config import HEARING_LOSS_CATEGORIES
 from code.data.audio import read_audio
-from code.hearing_loss import simulate_hearing_loss
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
-from code.msbg_design import ear_design
-from code.msbg_fast import simulate_ear
-from code.msbg_torch import simulate_torch, torch_ear
+from code.hearing_loss.simulator import simulate_hearing_loss
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
+from code.hearing_loss.design import ear_design
+from code.hearing_loss.fast import simulate_ear
+from code.hearing_loss.torch_ear import simulate_torch, torch_ear
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "cadenza_data"
 # name: (audio dtype in and out, cochlea dtype; None: the audio's). The first is the default.

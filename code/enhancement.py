@@ -31,15 +31,11 @@ from tqdm import tqdm
 
 from code.data.layout import SplitData
 from code.data_loading import CLIPDataset, make_dataloader
-from code.io_utils import append_jsonl, file_digest, read_jsonl, repair_jsonl, settings_digest, write_wav_atomic
-from code.models.hearing_aid_models import (
-    MODELS,
-    audiogram_to_dict,
-    common_frequencies,
-    make_model,
-    model_code_digest,
-    model_settings,
-)
+from code.keys import file_digest, settings_digest
+from code.io_utils import append_jsonl, read_jsonl, repair_jsonl, write_wav_atomic
+from code.keys import code_digest
+from code.models.audiograms import audiogram_to_dict, common_frequencies
+from code.models.hearing_aid_models import MODELS, make_model, model_settings
 from code.resources import available_cpus, cap_workers_by_memory
 from code.runs import output_dir, scored_path  # where a run's audio lies (re-exported)
 
@@ -136,13 +132,13 @@ def _plan(split_data: SplitData, *, model_name: str, audiograms: dict[str, Audio
     model = make_model(model_name, sample_rate=sample_rate,  # fails fast on a bad name
                        audiogram_frequencies=common_frequencies(audiograms), results_dir=results_dir, tag=tag)
     fixed = {"model": model_name, "model_settings": model_settings(model),
-             "model_code": model_code_digest(MODELS[model_name]),
+             "model_code": code_digest(MODELS[model_name]),
              "input_kind": input_kind, "sample_rate": sample_rate}
     if input_kind == "unprocessed":
-        from code.hearing_loss import simulate_hearing_loss, simulator_settings  # only this route needs MSBG
+        from code.hearing_loss.simulator import simulate_hearing_loss, simulator_settings  # only this route needs MSBG
 
         fixed["simulator"] = simulator_settings(simulator)  # raises for an unknown name
-        fixed["simulator_code"] = model_code_digest(simulate_hearing_loss)
+        fixed["simulator_code"] = code_digest(simulate_hearing_loss)
     fixed_parts = {"model_code": fixed["model_code"],
                    "model_settings": settings_digest([model_name, fixed["model_settings"],
                                                       input_kind, sample_rate]),
@@ -231,7 +227,7 @@ def _finish_item(signal: str, enhanced: np.ndarray, output_path: Path, heard_pat
     """Write one item's model output (and what the listener hears); return its file digests."""
     write_wav_atomic(output_path, enhanced, sample_rate)
     if heard_path is not None:
-        from code.hearing_loss import simulate_hearing_loss  # only this route needs MSBG
+        from code.hearing_loss.simulator import simulate_hearing_loss  # only this route needs MSBG
 
         audiogram = Audiogram(levels=np.array(levels), frequencies=np.array(frequencies))
         write_wav_atomic(heard_path, simulate_hearing_loss(enhanced, audiogram, sample_rate, simulator=simulator,

@@ -1,4 +1,4 @@
-"""Crash-safe file output: atomic writes, append-only JSONL, content hashes.
+"""Crash-safe file output: atomic writes and append-only JSONL (digests: ``code.keys``).
 
 Every file the pipeline produces is either complete or absent. Whole files are
 written to a temporary name in the same folder and renamed into place (an
@@ -10,7 +10,6 @@ the file is read back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -145,18 +144,3 @@ def repair_jsonl(path: Path) -> None:
         return
     records = read_jsonl(path)
     write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-
-
-def file_digest(path: Path) -> str:
-    """Short content hash of a file (blake2b, 16 hex digits)."""
-    h = hashlib.blake2b(digest_size=8)
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def settings_digest(settings: Any) -> str:
-    """Short hash of any JSON-serialisable settings (keys sorted)."""
-    blob = json.dumps(settings, sort_keys=True, default=str).encode("utf-8")
-    return hashlib.blake2b(blob, digest_size=6).hexdigest()

@@ -24,8 +24,10 @@ from code.evaluation.outputs.html_report import write_html_reports
 from code.evaluation.outputs.report import change_text, report_rows, write_report
 from code.evaluation.prediction.predictors import make_predictor
 from code.evaluation.table import read_feature_files
-from code.io_utils import settings_digest, write_json_atomic
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, MODELS, audiogram_from_levels
+from code.keys import settings_digest
+from code.io_utils import write_json_atomic
+from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels
+from code.models.hearing_aid_models import MODELS
 from code.runs import run_name, run_suffix
 from code.training.train import train_models
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from code.config import CODE_DIR, DEFAULTS, asr_models, fit_splits
 from code.data.layout import resolve_data_root
-from code.io_utils import file_digest, settings_digest
+from code.keys import file_digest, settings_digest
 
 PROJECT_DIR = CODE_DIR.parent
 HOME_FILE = "home_data_set.json"  # in the results folder: the data set whose runs keep plain names
@@ -119,6 +119,12 @@ def differences(cfg, *, home: dict | None = None) -> dict:
     return out
 
 
+def setting_label(name: str, value) -> str:
+    """How a setting that differs from the defaults is written in run names and tables
+    (``--predictor gbm`` -> ``gbm``); the setting's name for one without a label."""
+    return _LABELS[name](value) if name in _LABELS else name
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^\w.+=-]", "_", str(text))[:40]
 
@@ -129,7 +135,7 @@ def run_suffix(cfg, *, home: dict | None = None) -> str:
     if not diffs:
         return ""
     labels = [_safe(diffs["data_set"]["name"])] if "data_set" in diffs else []
-    labels += [_safe(_LABELS[name](value)) for name, value in diffs.items() if name != "data_set"]
+    labels += [_safe(setting_label(name, value)) for name, value in diffs.items() if name != "data_set"]
     return "-".join(labels + [settings_digest(diffs)[:6]])
 
 

@@ -58,8 +58,8 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from code.hearing_loss import SIMULATORS, simulate_hearing_loss
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
+from code.hearing_loss.simulator import SIMULATORS, simulate_hearing_loss
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 logger = logging.getLogger("make_demo_data")
 

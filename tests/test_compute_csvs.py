@@ -162,7 +162,9 @@ def test_long_model_names_keep_the_table_aligned():
              "fit": "train", "other": other, "n": 24, "truth_not_predicted": 0, "RMSE": rmse, "Std": 6.3,
              "NCC": 0.65, "KT": 0.5, "per_hearing_loss": {}}
             for name, other, rmse in (("NLR1", [], 30.0), ("LyricAidLevelOnly", ["asr=whisper-base-859a8a"], 31.0))]
-    header, *lines = compute_csvs.format_table(rows).splitlines()
+    from code.evaluation.comparison.text import format_table
+
+    header, *lines = format_table(rows).splitlines()
     assert {line.index(" demo ") + 1 for line in lines} == {header.index(" data ") + 1}
     rmse_end = header.index(" RMSE ") + len(" RMSE")  # right-aligned numbers end under the header's end
     assert {line[:rmse_end].split()[-1] for line in lines} == {"30.00", "31.00"}

@@ -19,7 +19,9 @@ from code.enhancement import (
     output_dir,
 )
 from code.models import hearing_aid_models
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS, model_code_digest, model_settings
+from code.keys import code_digest
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
+from code.models.hearing_aid_models import model_settings
 from code.resources import available_cpus
 
 
@@ -42,12 +44,12 @@ def _run(split, tmp_path, model="identity", **kw):
 
 
 def test_code_digest_follows_the_source():
-    assert model_code_digest(quieter) == model_code_digest(quieter)
-    assert model_code_digest(quieter) != model_code_digest(quieter_edited)
+    assert code_digest(quieter) == code_digest(quieter)
+    assert code_digest(quieter) != code_digest(quieter_edited)
     namespace_a, namespace_b = {}, {}
     exec("def f(x, a):\n    return x * 2\n", namespace_a)  # no source file: bytecode is hashed
     exec("def f(x, a):\n    return x * 3\n", namespace_b)
-    assert model_code_digest(namespace_a["f"]) != model_code_digest(namespace_b["f"])
+    assert code_digest(namespace_a["f"]) != code_digest(namespace_b["f"])
 
 
 def test_function_model_settings_hold_no_address():
@@ -137,7 +139,7 @@ def test_worker_processes_give_bit_identical_audio(demo_root, tmp_path, model, i
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_torch_simulator_runs_on_the_device_stage1_is_given(demo_root, tmp_path, monkeypatch, device):
-    import code.hearing_loss
+    import code.hearing_loss.simulator
 
     asked = []
 
@@ -145,7 +147,7 @@ def test_torch_simulator_runs_on_the_device_stage1_is_given(demo_root, tmp_path,
         asked.append(device)
         return np.asarray(audio, dtype=np.float32)
 
-    monkeypatch.setattr(code.hearing_loss, "simulate_numpy", recording)
+    monkeypatch.setattr(code.hearing_loss.simulator, "simulate_numpy", recording)
     split = validate_split(demo_root, "valid", check_audio=False)
     split = dataclasses.replace(split, records=[r for r in split.records if r["hearing_loss"] == "Mild"][:1])
     # identity is a plain function, so only the simulator can reach for the device.

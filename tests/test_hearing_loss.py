@@ -11,11 +11,11 @@ from clarity.evaluator.msbg.smearing import Smearer, smear3
 from clarity.utils.audiogram import AUDIOGRAM_MODERATE, Audiogram
 
 from code.data.audio import read_audio
-from code.hearing_loss import SIMULATORS, simulate_hearing_loss, simulator_settings
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
-from code.msbg_design import MSBG_SETTINGS
-from code.msbg_fast import smear
-from code.msbg_kernels import _power
+from code.hearing_loss.simulator import SIMULATORS, simulate_hearing_loss, simulator_settings
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
+from code.hearing_loss.design import MSBG_SETTINGS
+from code.hearing_loss.fast import smear
+from code.hearing_loss.kernels import _power
 from tests.conftest import DEMO_ROOT
 
 TOLERANCE = 1e-4  # absolute, on outputs of about full scale
@@ -102,5 +102,5 @@ def test_simulator_settings_tell_simulators_apart():
     fast, ref = simulator_settings("fast"), simulator_settings("reference")
     assert fast != ref
     for settings, name in ((fast, "fast"), (ref, "reference")):
-        assert settings["simulator"] == name and settings["version"]
+        assert settings["simulator"] == name and settings["pyclarity"]
         assert all(settings[k] == v for k, v in MSBG_SETTINGS.items())

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom first. A module may import modules of its own layer or of a lower one.
 LAYERS = [
     ("config and errors", ("code.config", "code.errors")),
-    ("plumbing", ("code.io_utils", "code.resources")),
+    ("plumbing", ("code.io_utils", "code.resources", "code.keys")),
     ("data pieces", ("code.data.",)),
     ("run identity", ("code.runs",)),
-    ("signal processing", ("code.msbg_", "code.hearing_loss", "code.models.")),
+    ("signal processing", ("code.hearing_loss.", "code.models.")),
     ("the Librarian", ("code.data_loading",)),
     ("Stage 1", ("code.enhancement",)),
     ("training", ("code.training.",)),
@@ -37,7 +37,7 @@ LAYERS = [
 ]
 
 
-PACKAGES = ("code.data", "code.evaluation", "code.models", "code.training", "code.evaluation.asr",
+PACKAGES = ("code.data", "code.evaluation", "code.hearing_loss", "code.models", "code.training", "code.evaluation.asr",
             "code.evaluation.features", "code.evaluation.comparison", "code.evaluation.prediction",
             "code.evaluation.outputs")  # package folders (their __init__ is empty)
 

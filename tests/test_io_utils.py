@@ -62,7 +62,8 @@ def test_same_audio_gives_the_same_bytes(tmp_path):
     import numpy as np
 
     from code.data.audio import read_audio
-    from code.io_utils import file_digest, write_wav_atomic
+    from code.keys import file_digest
+    from code.io_utils import write_wav_atomic
 
     audio = np.random.default_rng(0).normal(0, 0.5, (2, 4410)).astype(np.float32)
     audio[0, 10] = 1.7  # above full scale: kept

@@ -15,12 +15,8 @@ from code.data.validation import validate_split
 from code.data_loading import CLIPDataset, make_dataloader
 from code.enhancement import enhance_split, output_dir
 from code.models import hearing_aid_models
-from code.models.hearing_aid_models import (
-    AUDIOGRAM_FREQUENCIES,
-    DEFAULT_AUDIOGRAMS,
-    audiogram_from_levels,
-    make_model,
-)
+from code.models.audiograms import AUDIOGRAM_FREQUENCIES, DEFAULT_AUDIOGRAMS, audiogram_from_levels
+from code.models.hearing_aid_models import make_model
 from tests.conftest import DEMO_ROOT
 
 

@@ -12,7 +12,8 @@ from benchmarks.enhance_speed import BASELINE, pyclarity_nlr1
 from code.data.audio import read_audio
 from code.data.layout import locate_split
 from code.data.metadata import load_metadata
-from code.models.hearing_aid_models import NLR1, CompressorSettings, make_model
+from code.models.hearing_aid_models import make_model
+from code.models.prescriptions import NLR1, CompressorSettings
 from tests.conftest import DEMO_ROOT
 
 

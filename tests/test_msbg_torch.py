@@ -1,4 +1,4 @@
-"""The torch MSBG (``code.msbg_torch``) against the project's fast MSBG, and its gradients."""
+"""The torch MSBG (``code.hearing_loss.torch_ear``) against the project's fast MSBG, and its gradients."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import torch
 from clarity.utils.audiogram import Audiogram
 
 from code.data.audio import read_audio
-from code.hearing_loss import simulate_hearing_loss, simulator_settings
-from code.models.hearing_aid_models import DEFAULT_AUDIOGRAMS
-from code.msbg_design import ear_design
-from code.msbg_fast import simulate_ear
-from code.msbg_torch import TorchEar, simulate_numpy, simulate_torch
+from code.hearing_loss.simulator import simulate_hearing_loss, simulator_settings
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
+from code.hearing_loss.design import ear_design
+from code.hearing_loss.fast import simulate_ear
+from code.hearing_loss.torch_ear import TorchEar, simulate_numpy, simulate_torch
 from tests.conftest import DEMO_ROOT
 
 TOLERANCE_FLOAT32 = 1e-4  # absolute, on outputs of about full scale (as the fast one's against Ear)

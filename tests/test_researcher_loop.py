@@ -134,3 +134,44 @@ def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path,
     assert list(results.glob("submission_identity-gbm-folds3-*_train.predictor.joblib"))
     features = list((results / "identity").glob("features.train.*.jsonl"))
     assert len(features) == 1 and "stoi.left" in features[0].read_text().splitlines()[0]
+
+
+def _stage1_line(log: str, model: str) -> str:
+    """The Stage-1 summary line of ``model`` in a run's log."""
+    lines = [line for line in log.splitlines() if f"Stage 1 ({model}," in line and " to enhance" in line]
+    assert lines, f"no Stage-1 line for {model} in:\n{log[-3000:]}"
+    return lines[-1]
+
+
+def test_a_model_key_covers_its_own_code_and_what_it_calls(tmp_path):
+    """Adding a model recomputes no other; editing NLR1's compressor recomputes NLR1 and
+    LyricAid (which uses NLR1 as its level reference), never identity; a comment does nothing."""
+    project = _project(tmp_path)
+    records = demo_records("valid")[:2]
+    data = make_clip_root(tmp_path / "data", "valid", records)
+    args = ["--data-root", data, "--stages", "1", "--jobs", "1", "--results-dir", tmp_path / "results"]
+    three = ["--models", "identity,NLR1,LyricAid", *args]
+    first = _run(project, *three).stderr
+    assert all("0 reused, 2 to enhance" in _stage1_line(first, m) for m in ("identity", "NLR1", "LyricAid"))
+
+    models = project / "code" / "models" / "hearing_aid_models.py"
+    models.write_text(models.read_text() + LOUDER.format(gain=2.0))
+    added = _run(project, *three).stderr
+    assert all("2 reused, 0 to enhance" in _stage1_line(added, m) for m in ("identity", "NLR1", "LyricAid"))
+    louder = _run(project, "--model", "Louder", *args).stderr
+    assert "0 reused, 2 to enhance" in _stage1_line(louder, "Louder")
+    assert "Stage 1 (NLR1," not in louder
+
+    prescriptions = project / "code" / "models" / "prescriptions.py"
+    original = prescriptions.read_text()
+    loop = "        out[i] = signal[i] * curr * makeup_gain\n"
+    assert loop in original
+    prescriptions.write_text(original.replace(loop, "        # the gain, applied\n" + loop))
+    commented = _run(project, *three).stderr
+    assert all("2 reused, 0 to enhance" in _stage1_line(commented, m) for m in ("identity", "NLR1", "LyricAid"))
+
+    prescriptions.write_text(original.replace(loop, loop.replace("makeup_gain", "makeup_gain * 0.5")))
+    edited = _run(project, *three).stderr
+    assert "2 reused, 0 to enhance" in _stage1_line(edited, "identity")
+    for model in ("NLR1", "LyricAid"):
+        assert "0 reused, 2 to enhance (2 model code)" in _stage1_line(edited, model)

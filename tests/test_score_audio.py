@@ -156,20 +156,6 @@ def test_identical_audio_is_transcribed_once_whatever_its_id_or_folder(tmp_path)
     assert engine.calls == 4  # two signals of one audio in one call: transcribed once
 
 
-def test_code_digest_follows_the_source(tmp_path, monkeypatch):
-    """Editing the module that computes a value changes the digest in its keys."""
-    from code.evaluation.cache import code_digest
-
-    module = tmp_path / "stage2_probe.py"
-    module.write_text("MAX_LAG_S = 0.05\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    before = code_digest(("stage2_probe",))
-    module.write_text("MAX_LAG_S = 0.06\n")
-    code_digest.cache_clear()
-    assert code_digest(("stage2_probe",)) != before
-    assert code_digest(("stage2_probe",), ("numpy",)) != code_digest(("stage2_probe",))
-
-
 def test_a_damaged_store_entry_is_computed_again(tmp_path):
     cache = tmp_path / "store"
     engine = ScriptedEngine("the cat", "the cat")

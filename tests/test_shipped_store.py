@@ -11,7 +11,8 @@ from pathlib import Path
 from code.config import DEFAULTS
 from code.data.validation import validate_split
 from code.evaluation.asr.engines import asr_settings
-from code.evaluation.cache import Store, code_digest, key_of
+from code.evaluation.cache import Store
+from code.keys import key_of
 from code.evaluation.features import extract
 from tests.conftest import DEMO_ROOT
 
@@ -36,20 +37,20 @@ def test_the_fit_set_values_are_shipped_and_current(tmp_path):
             missing.append(f"transcript of {record['signal']}")
         stoi = key_of("intrusive", audio=digest, reference=store.digest(reference),
                       sample_rate=DEFAULTS.sample_rate, max_lag_s=DEFAULTS.stoi_max_lag_s,
-                      code=code_digest(extract.INTRUSIVE_CODE, extract.INTRUSIVE_PACKAGES))
+                      code=extract.intrusive_code())
         if shipped.get("intrusive", stoi) is None:
             missing.append(f"STOI of {record['signal']}")
     assert not missing, f"{REBUILD} ({len(missing)} values missing, e.g. {missing[:2]})"
 
 
 def test_a_stale_shipped_value_is_not_used(tmp_path, monkeypatch):
-    """Other code (here: another digest of the transcribing modules) means other keys: the
+    """Other code (here: one more function among the transcribing code) means other keys: the
     shipped values are not found and the signal would be transcribed afresh."""
     record, path, _ = _fit_items()[0]
     digest = Store(tmp_path).digest(path)
     settings = asr_settings(DEFAULTS)
     current = extract.transcript_key(digest, settings, DEFAULTS.sample_rate)
-    monkeypatch.setattr(extract, "TRANSCRIPT_CODE", extract.TRANSCRIPT_CODE + ("code.config",))
+    monkeypatch.setattr(extract, "TRANSCRIPT_CODE", extract.TRANSCRIPT_CODE + (extract.asr_features,))
     stale = extract.transcript_key(digest, settings, DEFAULTS.sample_rate)
     assert stale != current and Store(SHIPPED).get("transcript", stale) is None
     other = dataclasses.replace(DEFAULTS, asr_compute_type="int8")

@@ -15,17 +15,12 @@ import torch
 from code.config import ExperimentConfig
 from code.errors import ConfigError
 from code.data.audio import read_audio
-from code.models.hearing_aid_models import (
-    DEFAULT_AUDIOGRAMS,
-    LEVEL_CAP_DB,
-    NLR1,
-    TRAINED_WEIGHTS,
-    make_model,
-    model_settings,
-    trained_weights_path,
-    trained_weights_used,
-)
-from code.msbg_design import ear_design
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
+from code.models.hearing_aid_models import make_model, model_settings, trained_weights_used
+from code.models.lyricaid import LEVEL_CAP_DB
+from code.models.prescriptions import NLR1
+from code.models.weights import TRAINED_WEIGHTS, trained_weights_path
+from code.hearing_loss.design import ear_design
 from code.training import train as training
 from code.training.objective import resample_to_16k
 from tests.conftest import DEMO_ROOT, demo_records, make_clip_root

@@ -17,11 +17,11 @@ from code.config import SAMPLE_RATE
 from code.data.layout import SplitLayout
 from code.errors import DataError, Problem
 from code.io_utils import write_text_atomic
+from code.keys import code_digest
 
 logger = logging.getLogger(__name__)
 
 SILENCE_RMS = 1e-5  # below this RMS (about -100 dBFS) a signal counts as silent
-AUDIO_CHECK_CACHE_VERSION = 1
 
 _RESAMPLE_NOTED: set[tuple[int, int]] = set()  # rate pairs already noted in the log
 
@@ -81,7 +81,8 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def _load_check_cache(path: Path | None) -> dict[str, list]:
-    """The audio-check cache: resolved path -> [size, mtime_ns, silent]."""
+    """The audio-check cache: resolved path -> [size, mtime_ns, silent], valid while the
+    checking code (``_check_audio`` and what it calls) is unchanged."""
     if path is None or not Path(path).is_file():
         return {}
     try:
@@ -89,7 +90,7 @@ def _load_check_cache(path: Path | None) -> dict[str, list]:
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
         logger.warning("ignoring unreadable audio-check cache %s (%s); checking again", path, e)
         return {}
-    if not isinstance(data, dict) or data.get("version") != AUDIO_CHECK_CACHE_VERSION \
+    if not isinstance(data, dict) or data.get("code") != code_digest(_check_audio) \
             or not isinstance(data.get("files"), dict):
         return {}
     return data["files"]
@@ -100,7 +101,7 @@ def _save_check_cache(path: Path, new: dict[str, list]) -> None:
     files = {**_load_check_cache(path), **new}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(path), json.dumps(
-        {"version": AUDIO_CHECK_CACHE_VERSION, "files": files}, separators=(",", ":")))
+        {"code": code_digest(_check_audio), "files": files}, separators=(",", ":")))
 
 
 def _check_audio(signal: str, path: Path, cache: dict[str, list]

@@ -7,8 +7,8 @@ a file's digest) is stored as one small JSON file,
 - the content of its inputs (audio files by their digest, never by path or signal ID),
 - the settings that change it (ASR engine, model identity, compute type, audio route,
   sample rate, prompt, lag window, ...), and
-- the code that computes it (``code_digest``: the source of the project modules
-  that compute it and the versions of the packages they call).
+- the code that computes it (``code.keys.code_digest``: the functions that compute it,
+  the project code they call, and the versions of the packages they call).
 
 So identical audio is transcribed once whatever its signal ID, model folder, tag or
 data root; editing the STOI alignment recomputes STOI and nothing else; concurrent
@@ -24,42 +24,15 @@ of the key matches, so stale seeds are recomputed, never used.
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.metadata
-import importlib.util
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from code.io_utils import current_umask, file_digest
+from code.io_utils import current_umask
+from code.keys import file_digest, key_of
 
 STORE_DIR = ".cache"  # under the results folder
-
-
-def key_of(kind: str, **parts) -> str:
-    """The SHA-256 naming a value of ``kind`` made from ``parts`` (JSON-able)."""
-    text = json.dumps({"kind": kind, **parts}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@functools.lru_cache(maxsize=None)
-def code_digest(modules: tuple[str, ...], packages: tuple[str, ...] = ()) -> str:
-    """A digest of the source of ``modules`` (dotted names, found without importing
-    them) and of the installed versions of ``packages`` (distribution names)."""
-    h = hashlib.sha256()
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise ValueError(f"no source for module {name!r}")
-        h.update(name.encode() + b"\0" + Path(spec.origin).read_bytes() + b"\0")
-    for package in packages:
-        try:
-            version = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            version = "absent"
-        h.update(f"{package}=={version}\0".encode())
-    return h.hexdigest()[:24]
 
 
 class Store:

@@ -2,7 +2,7 @@
 
 For each signal of the fit split whose listener has a hearing loss the simulator models
 (``TRAIN_CATEGORIES``): its unprocessed audio -> the model (with the listener's audiogram)
--> the torch MSBG (``code.msbg_torch``) with that audiogram -> Whisper's teacher-forced
+-> the torch MSBG (``code.hearing_loss.torch_ear``) with that audiogram -> Whisper's teacher-forced
 log-likelihood of the lyric line (``WhisperObjective``). Adam raises the objective; whole
 prompts are held out (``HELD_OUT_SHARE``) and the weights of the epoch with the best held-out
 objective are kept (early stopping; epoch 0 is the untrained model, so a training that never
@@ -37,20 +37,13 @@ from code.config import SAMPLE_RATE, fit_splits, model_names
 from code.data.audio import read_audio
 from code.data.validation import validate_split
 from code.errors import ConfigError
-from code.io_utils import atomic_path, file_digest, settings_digest, write_json_atomic
-from code.models.hearing_aid_models import (
-    MODELS,
-    audiogram_to_dict,
-    common_frequencies,
-    make_model,
-    model_code_digest,
-    trained_weights_path,
-    training_record,
-    weights_stem,
-)
-from code.msbg_design import ear_design
-from code.msbg_torch import torch_ear
-from code.training import objective as objective_module
+from code.keys import code_digest, file_digest, settings_digest
+from code.io_utils import atomic_path, write_json_atomic
+from code.models.audiograms import audiogram_to_dict, common_frequencies
+from code.models.hearing_aid_models import MODELS, make_model
+from code.models.weights import trained_weights_path, training_record, weights_stem
+from code.hearing_loss.design import ear_design
+from code.hearing_loss.torch_ear import torch_ear
 from code.training.objective import WhisperObjective, resample_to_16k
 
 logger = logging.getLogger(__name__)
@@ -188,8 +181,8 @@ def objective_of(model, objective: WhisperObjective, items: list[TrainItem], ear
 def _training_key(cfg, name: str, items: list[TrainItem], asr_model: str, audiograms: dict) -> dict:
     """Everything a training's result depends on (its digest decides whether to train again)."""
     asr = {"file": file_digest(Path(asr_model))} if Path(asr_model).is_file() else {"name": asr_model}
-    return {"model": name, "model_code": model_code_digest(MODELS[name]),
-            "training_code": [file_digest(Path(__file__)), file_digest(Path(objective_module.__file__))],
+    return {"model": name, "model_code": code_digest(MODELS[name]),
+            "training_code": code_digest(train_model, load_items),
             "options": {"epochs": cfg.train_epochs, "lr": cfg.train_lr, "batch_size": cfg.train_batch_size,
                         "seed": cfg.seed, "window_s": TRAIN_WINDOW_S, "held_out": HELD_OUT_SHARE,
                         "patience": PATIENCE, "lr_decay": LR_DECAY, "categories": TRAIN_CATEGORIES},

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from code.data.audio import read_audio
 from code.errors import DataError
 from code.evaluation.asr.engines import ENGINE_PACKAGES, ASREngine, ASRSettings, make_engine, split_ears
-from code.evaluation.cache import Store, code_digest, key_of
+from code.evaluation.cache import Store
+from code.keys import code_digest, key_of
 from code.evaluation.table import FeatureTable
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ logger = logging.getLogger(__name__)
 EARS = ("left", "right")
 ENCODER_HOP = 320  # 16 kHz samples per encoder frame (20 ms: mel hop 160, conv stride 2)
 ENCODER_FRAMES = 1500  # encoder frames in Whisper's 30 s window
-EMBEDDING_CODE = ("code.evaluation.asr.embeddings", "code.evaluation.asr.engines", "code.data.audio")  # key the vectors
 COLUMN_PREFIX = "enc"
 
 
@@ -50,7 +50,8 @@ def embedding_key(audio_digest: str, settings: ASRSettings, sample_rate: int) ->
     """The store key of one audio file's vectors: its content, the model (by content
     for a path), engine and compute type, the rate it is read at, and the code."""
     return key_of("embedding", audio=audio_digest, asr=settings.cache_key(), sample_rate=sample_rate,
-                  code=code_digest(EMBEDDING_CODE, ENGINE_PACKAGES[settings.engine]))
+                  code=code_digest(encode_ears, make_engine, split_ears, read_audio,
+                                    packages=ENGINE_PACKAGES[settings.engine]))
 
 
 def _openai_whisper_encode(model, ears: list[np.ndarray]) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import math
 import os
@@ -25,7 +24,7 @@ import soxr
 
 from code.config import ENGINES, asr_models
 from code.errors import ASRError
-from code.io_utils import file_digest, write_json_atomic
+from code.keys import remembered_digest
 
 logger = logging.getLogger(__name__)
 
@@ -131,41 +130,6 @@ def model_identity(model: str) -> str:
     for f in files:
         h.update(f"{f.relative_to(path) if f != path else f.name}:{remembered_digest(f)}".encode())
     return f"{path.name}:{h.hexdigest()}"
-
-
-_DIGESTS: dict[tuple[str, int, int, str], str] = {}
-
-
-def remembered_digest(path: Path, *, algorithm: str = "blake2b") -> str:
-    """``file_digest(path)`` (``algorithm="blake2b"``) or the file's full SHA-256 hex
-    digest (``"sha256"``), remembered by (path, size, mtime) in this process and in
-    ``$XDG_CACHE_HOME/cadenza-clip/file_digests.json`` across runs."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns, algorithm)
-    if key in _DIGESTS:
-        return _DIGESTS[key]
-    store = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza-clip" / "file_digests.json"
-    entry = f"{key[0]}|{key[1]}|{key[2]}" + ("" if algorithm == "blake2b" else f"|{algorithm}")
-    try:
-        known = json.loads(store.read_text())
-    except (OSError, ValueError):
-        known = {}
-    digest = known.get(entry) if isinstance(known, dict) else None
-    if digest is None:
-        if algorithm == "blake2b":
-            digest = file_digest(path)
-        else:
-            with path.open("rb") as f:
-                digest = hashlib.file_digest(f, algorithm).hexdigest()
-        known = known if isinstance(known, dict) else {}
-        known[entry] = digest
-        try:
-            write_json_atomic(store, known)
-        except OSError:
-            pass  # a read-only home: the digest is still remembered in this process
-    _DIGESTS[key] = digest
-    return digest
 
 
 # Whisper's own hallucination check: a window whose text gzip-compresses better than

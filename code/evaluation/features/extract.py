@@ -27,9 +27,10 @@ from code.errors import DataError
 from code.evaluation.asr.engines import (ENGINE_PACKAGES, REPETITION_COMPRESSION_RATIO, ASREngine, ASRSettings,
                                          asr_label, compression_ratio, make_engine, asr_settings, split_ears)
 from code.evaluation.asr.scoring import LyricScorer
-from code.evaluation.cache import Store, code_digest, key_of, results_store
+from code.evaluation.cache import Store, results_store
 from code.evaluation.table import FeatureTable, write_features_jsonl
-from code.io_utils import settings_digest, write_text_atomic
+from code.keys import code_digest, key_of, settings_digest
+from code.io_utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -62,33 +63,46 @@ def _prefetch(items: list[tuple[ScoreItem, str]], sample_rate: int, batch: int, 
             yield current
 
 
-TRANSCRIPT_CODE = ("code.evaluation.asr.engines", "code.data.audio")  # modules whose source keys transcripts
-SCORE_CODE = ("code.evaluation.asr.scoring",)  # the CLIP1 scorer's use; pyclarity's own by version
-SCORE_PACKAGES = ("pyclarity", "inflect", "jiwer")
-SHIPPED_STORE = "stage2_store"  # a data set's precomputed Stage-2 values, beside its metadata/
-INTRUSIVE_CODE = ("code.evaluation.features.intrusive", "code.data.audio")
-INTRUSIVE_PACKAGES = ("pystoi", "scipy", "soxr", "soundfile")
-
-
-def transcript_key(audio_digest: str, settings: ASRSettings, sample_rate: int) -> str:
-    """The store key of both ears' transcripts of one audio file: its content, the ASR
-    settings, the rate it is read at, and the code and packages that transcribe it."""
-    return key_of("transcript", audio=audio_digest, asr=settings.cache_key(), sample_rate=sample_rate,
-                  code=code_digest(TRANSCRIPT_CODE, ENGINE_PACKAGES[settings.engine]))
-
-
-def scoring_key(texts: list[str], prompt: str) -> str:
-    """The store key of a words-correct score: the transcripts' text, the lyric line,
-    and the scorer's code (this project's use of it and pyclarity's version)."""
-    return key_of("score", texts=texts, prompt=prompt, code=code_digest(SCORE_CODE, SCORE_PACKAGES))
-
-
 CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob")
 
 
 def _stored(value: float | None) -> float | None:
     """A confidence value as the cache stores it: a number, or null when missing."""
     return None if value is None or np.isnan(value) else float(value)
+
+
+def _stored_ears(transcripts) -> list[dict]:
+    """What the store keeps of each ear's transcript: its text and confidences."""
+    return [{"text": t.text, **{k: _stored(getattr(t, k)) for k in CONFIDENCE_FIELDS}} for t in transcripts]
+
+
+# The code that makes each kind of stored value (code.keys.code_digest covers these and what
+# they call), and the packages whose versions are part of its key.
+TRANSCRIPT_CODE = (_prefetch, make_engine, _stored_ears)
+SCORE_CODE = (LyricScorer,)  # the CLIP1 scorer's use; pyclarity's own by version
+SCORE_PACKAGES = ("pyclarity", "inflect", "jiwer")
+SHIPPED_STORE = "stage2_store"  # a data set's precomputed Stage-2 values, beside its metadata/
+INTRUSIVE_PACKAGES = ("pystoi", "scipy", "soxr", "soundfile")
+
+
+def intrusive_code() -> str:
+    """The code key of STOI/eSTOI values (imports the intrusive measures on first use)."""
+    from code.evaluation.features.intrusive import intrusive_features
+
+    return code_digest(intrusive_features, read_audio, packages=INTRUSIVE_PACKAGES)
+
+
+def transcript_key(audio_digest: str, settings: ASRSettings, sample_rate: int) -> str:
+    """The store key of both ears' transcripts of one audio file: its content, the ASR
+    settings, the rate it is read at, and the code and packages that transcribe it."""
+    return key_of("transcript", audio=audio_digest, asr=settings.cache_key(), sample_rate=sample_rate,
+                  code=code_digest(*TRANSCRIPT_CODE, packages=ENGINE_PACKAGES[settings.engine]))
+
+
+def scoring_key(texts: list[str], prompt: str) -> str:
+    """The store key of a words-correct score: the transcripts' text, the lyric line,
+    and the scorer's code (this project's use of it and pyclarity's version)."""
+    return key_of("score", texts=texts, prompt=prompt, code=code_digest(*SCORE_CODE, packages=SCORE_PACKAGES))
 
 
 def _record(item: ScoreItem, digest: str, split: str, ears: list[dict], ear_scores: list[float]) -> dict:
@@ -168,8 +182,7 @@ def score_audio(items: list[ScoreItem], *, settings: ASRSettings, store: Store,
             ears = [ear for _, _, pair in batch for ear in pair]
             heard = engine.transcribe(ears)
             for j, (_, tkey, _) in enumerate(batch):
-                pair = [{"text": t.text, **{k: _stored(getattr(t, k)) for k in CONFIDENCE_FIELDS}}
-                        for t in heard[2 * j: 2 * j + 2]]
+                pair = _stored_ears(heard[2 * j: 2 * j + 2])
                 store.put("transcript", tkey, {"ears": pair})
                 for item, digest in todo[tkey]:
                     records[item.signal] = _record(item, digest, split, pair, scores(item.prompt, pair))
@@ -231,7 +244,7 @@ def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_
     store under both files' content, the rate, and the code that computes them."""
     from code.evaluation.features.intrusive import intrusive_features
 
-    code = code_digest(INTRUSIVE_CODE, INTRUSIVE_PACKAGES)
+    code = intrusive_code()
     out: dict[str, dict[str, float]] = {}
     todo: dict[str, list] = {}  # key -> [paths, signals with that audio and reference]
     for signal, path, reference in items:

@@ -30,7 +30,8 @@ from code.evaluation.asr.engines import ASRSettings, asr_label, asr_settings
 from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
 from code.evaluation.features.extract import split_table
 from code.evaluation.table import FeatureTable, read_feature_file, read_feature_files
-from code.io_utils import read_jsonl, settings_digest
+from code.keys import settings_digest
+from code.io_utils import read_jsonl
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import scipy.signal
 from clarity.evaluator.msbg.msbg_utils import WIN_SECS
 from clarity.evaluator.msbg.smearing import FFT_SIZE, FRAME_SIZE, SHIFT
 
-from code.msbg_design import ENVELOPE_PADLEN, MSBG_SAMPLE_RATE, EarDesign
-from code.msbg_kernels import cochlea_bands, smear_apply, smear_power
+from code.hearing_loss.design import ENVELOPE_PADLEN, MSBG_SAMPLE_RATE, EarDesign
+from code.hearing_loss.kernels import cochlea_bands, smear_apply, smear_power
 
 RMS_REL_DB = -12.0  # Ear.process measures the active level 12 dB below the overall RMS
 FRAME_CHUNK = 2048  # smearing frames transformed at once

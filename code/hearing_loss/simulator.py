@@ -8,10 +8,10 @@ the released signals). An audiogram with no loss returns the input unchanged.
 Two simulators give the same output (to float64 rounding, checked by
 tests/test_hearing_loss.py and benchmarks/msbg_speed.py):
 
-- ``"fast"`` (default): ``code.msbg_fast``, filters designed once per
+- ``"fast"`` (default): ``code.hearing_loss.fast``, filters designed once per
   audiogram, smearing vectorised, bands compiled, the two ears in parallel.
 - ``"reference"``: pyclarity's ``Ear`` itself, designed and run per call.
-- ``"torch"``: ``code.msbg_torch``, the fast one's computation in torch, on
+- ``"torch"``: ``code.hearing_loss.torch_ear``, the fast one's computation in torch, on
   ``device`` (Stage 1 passes ``--device``; by default CUDA when available). Within
   3e-8 of the fast one's float64 output on the demo (benchmarks/msbg_torch.py);
   about 10 times slower than it on a CPU.
@@ -37,28 +37,26 @@ from clarity.evaluator.msbg.msbg import Ear
 from clarity.utils.audiogram import Audiogram
 
 from code.config import SIMULATORS
-from code.msbg_design import MSBG_SAMPLE_RATE, MSBG_SETTINGS, ear_design
-from code.msbg_fast import MIN_SAMPLES, simulate_ear
-from code.msbg_torch import TORCH_VERSION, simulate_numpy
+from code.hearing_loss.design import MSBG_SAMPLE_RATE, MSBG_SETTINGS, ear_design
+from code.hearing_loss.fast import MIN_SAMPLES, simulate_ear
+from code.hearing_loss.torch_ear import simulate_numpy
 
 logger = logging.getLogger(__name__)
-
-FAST_VERSION = "msbg_fast-1"  # bump when code.msbg_* changes its output
 
 __all__ = ["MSBG_SAMPLE_RATE", "MSBG_SETTINGS", "SIMULATORS", "simulate_hearing_loss",
            "simulator_settings"]
 
 
 def simulator_settings(simulator: str) -> dict:
-    """What identifies ``simulator``'s output, for cache keys.
+    """What identifies ``simulator``'s output besides its code, for cache keys (Stage 1
+    adds ``code.keys.code_digest(simulate_hearing_loss)``, which covers the code of every
+    simulator; pyclarity, whose designs and ``Ear`` they use, is covered by its version).
 
     Raises:
         ValueError: for a name not in ``SIMULATORS``.
     """
     _check_simulator(simulator)
-    version = (FAST_VERSION if simulator == "fast" else TORCH_VERSION if simulator == "torch"
-               else f"pyclarity-{importlib.metadata.version('pyclarity')}")
-    return {"simulator": simulator, "version": version, **MSBG_SETTINGS}
+    return {"simulator": simulator, "pyclarity": importlib.metadata.version("pyclarity"), **MSBG_SETTINGS}
 
 
 def simulate_hearing_loss(audio: np.ndarray, audiogram: Audiogram,

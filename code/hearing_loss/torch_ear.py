@@ -1,8 +1,8 @@
 """The project's fast MSBG (and so pyclarity's ``Ear.process``) in torch: batched,
 on CPU or CUDA, differentiable with respect to its input.
 
-Same stages as ``code.msbg_fast.simulate_ear`` and the same filters (the
-``EarDesign`` of ``code.msbg_design``): level calibration, outer/middle-ear
+Same stages as ``code.hearing_loss.fast.simulate_ear`` and the same filters (the
+``EarDesign`` of ``code.hearing_loss.design``): level calibration, outer/middle-ear
 FIR, temporal smearing, the gammatone cochlea with recruitment, and the way
 back to free field. What changes is how the recursive (IIR) filters are
 computed: each one is applied as an FFT convolution with its impulse
@@ -33,16 +33,15 @@ import scipy.signal
 import torch
 import torch.nn.functional as F
 
-from code.msbg_design import ENVELOPE_PADLEN, MSBG_SAMPLE_RATE, EarDesign
-from code.msbg_fast import FFT_SIZE, FRAME_SIZE, MIN_SAMPLES, RMS_REL_DB, SHIFT, WIN_SECS
-from code.msbg_kernels import ENV_FLOOR
+from code.hearing_loss.design import ENVELOPE_PADLEN, MSBG_SAMPLE_RATE, EarDesign
+from code.hearing_loss.fast import FFT_SIZE, FRAME_SIZE, MIN_SAMPLES, RMS_REL_DB, SHIFT, WIN_SECS
+from code.hearing_loss.kernels import ENV_FLOOR
 
-TORCH_VERSION = "msbg_torch-1"  # bump when this module changes its output
 IR_TOLERANCE = 1e-15  # an impulse response is cut where its tail's absolute sum falls below this share
 BAND_CHUNK = 6  # gammatone bands filtered at once (memory: a few [ears, chunk, T] tensors)
 _IR_MAX = 1 << 16  # impulse responses are computed this long, then cut (none needs half of it)
 
-__all__ = ["TORCH_VERSION", "TorchEar", "simulate_torch", "simulate_numpy", "torch_ear"]
+__all__ = ["TorchEar", "simulate_torch", "simulate_numpy", "torch_ear"]
 
 
 class TorchEar(torch.nn.Module):
