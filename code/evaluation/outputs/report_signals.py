@@ -21,7 +21,8 @@ from code.config import DEFAULTS
 from code.data.layout import locate_split
 from code.data.metadata import load_metadata
 from code.errors import DataError
-from code.io_utils import read_jsonl, settings_digest
+from code.io_utils import read_jsonl
+from code.keys import settings_digest
 from code.runs import PROVENANCE_SUFFIX, output_dir, scored_path
 
 logger = logging.getLogger(__name__)

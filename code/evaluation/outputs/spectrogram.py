@@ -8,12 +8,12 @@ modification time and the scale, and an image already there is reused.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from code.io_utils import atomic_path
+from code.keys import settings_digest
 
 WIDTH, HEIGHT = 200, 64  # pixels of one image
 TOP_HZ = 8000.0  # highest frequency drawn (the speech band Whisper hears at 16 kHz)
@@ -55,8 +55,8 @@ def _shrink(x: np.ndarray, n: int, *, axis: int) -> np.ndarray:
 
 def _name(path: Path, top_db: float) -> str:
     stat = Path(path).stat()
-    key = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{top_db:.1f}|{WIDTH}x{HEIGHT}"
-    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest() + ".png"
+    return settings_digest([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, round(top_db, 1),
+                            WIDTH, HEIGHT, RANGE_DB, TOP_HZ, FRAME_S]) + ".png"
 
 
 def write_row_spectrograms(paths: list[Path], folder: Path) -> list[Path]:
