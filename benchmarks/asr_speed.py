@@ -39,10 +39,11 @@ import numpy as np
 import soundfile as sf
 
 from code.data.audio import read_audio
-from code.evaluation.asr.engines import ASRSettings, make_engine
+from code.evaluation.asr.engines import make_engine
+from code.evaluation.asr.scoring import CONTRACTIONS_FILE
+from code.evaluation.asr.settings import ASRSettings
 from code.evaluation.cache import Store
 from code.evaluation.features.extract import ScoreItem, score_audio
-from code.evaluation.asr.scoring import CONTRACTIONS_FILE
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "cadenza_data"
 

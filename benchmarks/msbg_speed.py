@@ -40,13 +40,13 @@ if __name__ == "__main__" and not __package__:
 import numpy as np
 from clarity.evaluator.msbg import cochlea, msbg, smearing
 
+from code import hearing_loss
 from code.config import HEARING_LOSS_CATEGORIES
 from code.data.audio import read_audio
-from code import hearing_loss
-from code.hearing_loss.simulator import simulate_hearing_loss
-from code.models.audiograms import DEFAULT_AUDIOGRAMS
 from code.hearing_loss.design import _design
 from code.hearing_loss.fast import STAGES, simulate_ear
+from code.hearing_loss.simulator import simulate_hearing_loss
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 DEMO_ROOT = Path(__file__).resolve().parents[1] / "data" / "demo"
 

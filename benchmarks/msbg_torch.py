@@ -38,11 +38,11 @@ import torch
 
 from code.config import HEARING_LOSS_CATEGORIES
 from code.data.audio import read_audio
-from code.hearing_loss.simulator import simulate_hearing_loss
-from code.models.audiograms import DEFAULT_AUDIOGRAMS
 from code.hearing_loss.design import ear_design
 from code.hearing_loss.fast import simulate_ear
+from code.hearing_loss.simulator import simulate_hearing_loss
 from code.hearing_loss.torch_ear import simulate_torch, torch_ear
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "cadenza_data"
 # name: (audio dtype in and out, cochlea dtype; None: the audio's). The first is the default.

@@ -36,8 +36,9 @@ import numpy as np
 from scipy.signal import butter, sawtooth, sosfilt
 
 from code.data.audio import read_audio
-from code.evaluation.asr.engines import ASRSettings, make_engine, split_ears
+from code.evaluation.asr.engines import make_engine, split_ears
 from code.evaluation.asr.scoring import LyricScorer
+from code.evaluation.asr.settings import ASRSettings
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "cadenza_data"
 RATE = 44100

@@ -46,10 +46,11 @@ import numpy as np
 
 from code.data.metadata import check_records, load_metadata
 from code.errors import DataError
-from code.evaluation.prediction.calibration import FOLD_GROUPINGS, fold_groups, prompt_folds
-from code.evaluation.table import read_feature_files
 from code.evaluation.comparison.metrics import clip_metrics
-from code.evaluation.prediction.predictors import PREDICTORS, fit_predict
+from code.evaluation.prediction.calibration import FOLD_GROUPINGS, fold_groups, prompt_folds
+from code.evaluation.prediction.fitting import fit_predict
+from code.evaluation.prediction.predictors import PREDICTORS
+from code.evaluation.table import read_feature_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ROOT = ROOT / "data" / "demo"

@@ -34,8 +34,9 @@ import scipy.stats
 import soxr
 import torch
 
+from code.config import WHISPER_SAMPLE_RATE
 from code.data.audio import read_audio
-from code.training.objective import WHISPER_RATE, WhisperObjective, resample_to_16k
+from code.training.objective import WhisperObjective, resample_to_16k
 from code.training.train import TRAIN_WINDOW_S
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "shared/models/openai-whisper-tiny.en.pt"
@@ -52,8 +53,8 @@ def main() -> None:
                              "transcribed here with openai-whisper")
     args = parser.parse_args()
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    from recipes.cad_icassp_2026.baseline import transcription_scorer
     import recipes.cad_icassp_2026.baseline as recipe
+    from recipes.cad_icassp_2026.baseline import transcription_scorer
 
     scorer = transcription_scorer.SentenceScorer(str(Path(recipe.__file__).parent / "contractions.csv"))
     objectives = {"30s": WhisperObjective(args.openai_checkpoint),
@@ -87,7 +88,7 @@ def main() -> None:
                 continue
             scores = []
             for ear in audio:
-                a16 = soxr.resample(ear.numpy().astype(np.float32), 44100, WHISPER_RATE)
+                a16 = soxr.resample(ear.numpy().astype(np.float32), 44100, WHISPER_SAMPLE_RATE)
                 text = whisper_model.transcribe(a16, language="en", temperature=0.0, fp16=False)["text"]
                 m = scorer.score([record["prompt"]], [text])
                 total = m.hits + m.substitutions + m.deletions

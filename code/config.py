@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SAMPLE_RATE = 44100  # Hz: the challenge audio's rate, and the hearing-loss simulator's
+WHISPER_SAMPLE_RATE = 16000  # Hz: what Whisper hears (both engines, and training)
 HEARING_LOSS_CATEGORIES = ("No Loss", "Mild", "Moderate")
 CHALLENGES = ("clip1", "clip2")
 SPLITS = ("train", "valid", "eval")
@@ -249,8 +250,7 @@ def check_config(cfg: ExperimentConfig) -> str | None:
     models = registered_names(MODELS_FILE, "MODELS")
     for name in model_names(cfg):
         if models and name not in models:
-            return (f"unknown model {name!r}{did_you_mean(name, models)} "
-                    f"Registered models: {sorted(models)}")
+            return f"unknown model {name!r}{did_you_mean(name, models)} Registered models: {sorted(models)}"
     for split in fit_splits(cfg) or [""]:
         problem = _one_of("--fit-split", split, SPLITS)
         if problem:

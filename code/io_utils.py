@@ -24,10 +24,12 @@ logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    On an exception the temporary file is removed and ``path`` is untouched. ``durable``:
+    flush the file and its folder to disk, so the rename survives a crash (without it, a
+    crash may lose the file, never leave half of it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,11 +40,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        _flush_to_disk(tmp)
+        if durable:
+            _flush_to_disk(tmp)
         # mkstemp creates 0600; give the file what the umask gives a normal file (0644 under 022).
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-        _flush_to_disk(path.parent)
+        if durable:
+            _flush_to_disk(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()

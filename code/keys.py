@@ -33,7 +33,7 @@ import sysconfig
 import textwrap
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from code.io_utils import write_json_atomic
 
@@ -46,6 +46,16 @@ def file_digest(path: Path) -> str:
     with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+def bytes_digest(parts: Iterable[bytes | str]) -> str:
+    """Short hash (blake2b, 16 hex digits) of a sequence of byte strings or texts, each
+    delimited (arrays: ``array.tobytes()``; several files: names and contents)."""
+    h = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else bytes(part)
+        h.update(len(data).to_bytes(8, "little") + data)
     return h.hexdigest()
 
 

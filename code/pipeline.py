@@ -15,19 +15,29 @@ from pathlib import Path
 from code.config import asr_models, model_names, parse_shard, recompute_stage, stages
 from code.data.layout import SplitData, resolve_data_root
 from code.data.validation import validate_split
+from code.enhancement import enhance_split
+from code.enhancement_plan import check_outputs_current, output_dir, scored_path
 from code.errors import ConfigError, DataError
-from code.enhancement import check_outputs_current, enhance_split, output_dir, scored_path
-from code.evaluation.asr.engines import asr_label, asr_settings, ensure_available
-from code.evaluation.evaluation_helper import (FitSet, fit_records, fit_set, fit_share, labelled,
-                                               predict_and_write, predictor_options, split_table)
+from code.evaluation.asr.engines import ensure_available
+from code.evaluation.asr.settings import asr_label, asr_settings
+from code.evaluation.evaluation_helper import (
+    FitSet,
+    fit_records,
+    fit_set,
+    fit_share,
+    labelled,
+    predict_and_write,
+    predictor_options,
+    split_table,
+)
 from code.evaluation.outputs.html_report import write_html_reports
 from code.evaluation.outputs.report import change_text, report_rows, write_report
 from code.evaluation.prediction.predictors import make_predictor
 from code.evaluation.table import read_feature_files
-from code.keys import settings_digest
 from code.io_utils import write_json_atomic
+from code.keys import settings_digest
 from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels
-from code.models.hearing_aid_models import MODELS
+from code.models.hearing_aid_models import unknown_model
 from code.runs import run_name, run_suffix
 from code.training.train import train_models
 
@@ -42,9 +52,10 @@ def preflight(cfg) -> None:
         ConfigError: naming the option and what to do.
         ASRError: for a Whisper model that cannot be had here.
     """
-    for name in model_names(cfg):
-        if name not in MODELS:
-            raise ConfigError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    for name in model_names(cfg):  # registrations the source reader of check_config cannot see
+        problem = unknown_model(name)
+        if problem:
+            raise ConfigError(problem)
     try:  # a registered predictor, with the settings --predictor-options names
         make_predictor(cfg.predictor, options=predictor_options(cfg))
     except ValueError as e:

@@ -55,3 +55,20 @@ def cap_workers_by_memory(workers: int, bytes_per_worker: float, *, what: str) -
                     bytes_per_worker / 1e9)
         return fits
     return workers
+
+
+def torch_device(device: str | None = None, *, option: str = "--device") -> str:
+    """The torch device to run on: ``device``, or for None, ``""`` and ``"auto"``, ``cuda``
+    when torch sees a GPU, else ``cpu`` (torch is imported on first use).
+
+    Raises:
+        ValueError: naming ``option``, for a CUDA device when torch sees none.
+    """
+    import torch
+
+    if not device or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{option} {device!r}, but torch sees no CUDA device (torch {torch.__version__}); "
+                         f"use {option} cpu")
+    return device

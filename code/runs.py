@@ -20,7 +20,6 @@ the data set's identity (metadata file and digest, challenge) and the code versi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from code.config import CODE_DIR, DEFAULTS, asr_models, fit_splits
 from code.data.layout import resolve_data_root
-from code.keys import file_digest, settings_digest
+from code.keys import bytes_digest, file_digest, settings_digest
 
 PROJECT_DIR = CODE_DIR.parent
 HOME_FILE = "home_data_set.json"  # in the results folder: the data set whose runs keep plain names
@@ -152,18 +151,15 @@ def run_name(cfg, model: str, *, home: dict | None = None) -> str:
 def code_version() -> dict:
     """The code that ran: the git commit when there is one, and a digest of the project's
     Python sources (``main.py``, ``compute_csvs.py``, ``code/``), which also covers edits."""
-    h = hashlib.blake2b(digest_size=8)
     files = [PROJECT_DIR / "main.py", PROJECT_DIR / "compute_csvs.py", *sorted(CODE_DIR.rglob("*.py"))]
-    for path in files:
-        if path.is_file():
-            h.update(str(path.relative_to(PROJECT_DIR)).encode())
-            h.update(path.read_bytes())
+    sources = bytes_digest(part for path in files if path.is_file()
+                           for part in (str(path.relative_to(PROJECT_DIR)), path.read_bytes()))
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"git_commit": commit, "sources_digest": h.hexdigest()}
+    return {"git_commit": commit, "sources_digest": sources}
 
 
 def provenance(cfg, model: str, metadata_file: Path) -> dict:
@@ -185,26 +181,6 @@ def provenance(cfg, model: str, metadata_file: Path) -> dict:
         "config": dataclasses.asdict(cfg),
         "code_version": code_version(),
     }
-
-
-def output_dir(results_dir: Path, model_name: str, input_kind: str, tag: str = "") -> Path:
-    """Where Stage 1 writes a model's audio: ``results/<Model>[-<tag>]/`` for
-    ``signals``, ``.../from_unprocessed/`` for the hearing-aid chain.
-
-    Raises:
-        ValueError: when ``tag`` holds a path separator or starts with a dot.
-    """
-    if tag and ("/" in tag or "\\" in tag or tag.startswith(".")):
-        raise ValueError(f"output tag {tag!r} must be a plain name (no '/', no leading '.')")
-    base = Path(results_dir) / (f"{model_name}-{tag}" if tag else model_name)
-    return base if input_kind == "signals" else base / "from_unprocessed"
-
-
-def scored_path(out_dir: Path, signal: str, input_kind: str) -> Path:
-    """The file Stage 2 transcribes for ``signal``."""
-    if input_kind == "signals":
-        return out_dir / f"{signal}.wav"
-    return out_dir / "heard" / f"{signal}.wav"
 
 
 # Options left out of a suggested command: they change no prediction, or name other work.

@@ -6,10 +6,12 @@ import os
 
 import pytest
 
-from code.data.audio import read_audio
-from code.evaluation.asr.engines import ASRError, ASRSettings, make_engine, split_ears
-from code.evaluation.asr.scoring import LyricScorer
 from tests.conftest import DEMO_ROOT, demo_records
+
+from code.data.audio import read_audio
+from code.evaluation.asr.engines import ASRError, make_engine, split_ears
+from code.evaluation.asr.scoring import LyricScorer
+from code.evaluation.asr.settings import ASRSettings
 
 CHECKPOINT = os.environ.get("CLIP_OPENAI_CHECKPOINT")
 # CI sets CLIP_REQUIRE_OPENAI_CHECKPOINT=1: there a missing checkpoint fails instead of skipping.

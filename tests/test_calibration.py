@@ -50,7 +50,7 @@ def test_folds_group_prompts_and_are_deterministic():
 
 
 def test_out_of_fold_never_sees_its_own_prompt():
-    from code.evaluation.prediction.predictors import fit_predict
+    from code.evaluation.prediction.fitting import fit_predict
     from code.evaluation.table import FeatureTable
 
     x, y = _pairs(150)

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from scripts.make_demo_clip2 import build, clip2_train, clip2_valid
+from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root
+
 import code.data.audio as data_loading
 from code.data.layout import locate_split, resolve_data_root
 from code.data.metadata import target_0_1
 from code.data.validation import validate_split
 from code.errors import DataError
-from scripts.make_demo_clip2 import build, clip2_train, clip2_valid
-from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root
 
 DEMO_CLIP2 = ROOT / "data" / "demo_clip2"
 
@@ -102,7 +103,7 @@ def test_missing_split_names_file_and_what_is_there(tmp_path):
     assert "eval_metadata.json" in str(err.value) and "train_metadata.json" in str(err.value)
 
 
-# --- metadata only (issue 10.1) --------------------------------------------------------------
+# --- metadata only ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("challenge", ["clip1", "clip2"])
 def test_metadata_only_root(tmp_path, challenge):
@@ -255,7 +256,7 @@ def test_unknown_target_is_refused(tmp_path):
         target_0_1(records[0], "words")
 
 
-# --- signal IDs (issue 14.7) ------------------------------------------------------------------
+# --- signal IDs -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad_id,expected", [("", "empty signal ID"), ("   ", "empty signal ID"),
                                              ("../x", "not a plain file name")])
@@ -270,7 +271,7 @@ def test_bad_signal_id_reported_and_skipped(tmp_path, bad_id, expected):
     assert len(data.skipped) == 1 and expected in data.skipped[0].reason
 
 
-# --- audio checks: filter and cache (issue 14.5) ----------------------------------------------
+# --- audio checks: filter and cache -----------------------------------------------------------
 
 def _count_decodes(monkeypatch) -> list:
     calls = []

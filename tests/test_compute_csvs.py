@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import kendalltau, pearsonr
 
 import compute_csvs
+
 from code.evaluation.comparison.metrics import SubmissionError, clip_metrics, read_submission
 
 

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
+from tests.conftest import ROOT
+
 from code.config import DEFAULTS, asr_models, check_config
 from code.errors import ASRError, ConfigError
-from tests.conftest import ROOT
 
 
 def _cfg(**change):
@@ -42,7 +43,7 @@ def test_good_options_pass(change):
 def test_one_truth_for_the_asr_models():
     """--asr-models replaces --asr-model everywhere: the primary model (the whisper-head's
     encoder, the official route, the better-ear feature) is its first entry."""
-    from code.evaluation.asr.engines import asr_settings
+    from code.evaluation.asr.settings import asr_settings
 
     cfg = _cfg(predictor="whisper-head", asr_models="small.en")
     assert asr_models(cfg) == ["small.en"] and asr_settings(cfg).model == "small.en"

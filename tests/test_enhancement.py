@@ -7,19 +7,14 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from code.data.audio import read_audio
 from code.data.validation import validate_split
-from code.enhancement import (
-    DAMAGED,
-    FORCED,
-    NEW,
-    check_outputs_current,
-    enhance_split,
-    output_dir,
-)
-from code.models import hearing_aid_models
+from code.enhancement import enhance_split
+from code.enhancement_plan import DAMAGED, FORCED, NEW, check_outputs_current, output_dir
 from code.keys import code_digest
+from code.models import hearing_aid_models
 from code.models.audiograms import DEFAULT_AUDIOGRAMS
 from code.models.hearing_aid_models import model_settings
 from code.resources import available_cpus
@@ -137,7 +132,8 @@ def test_worker_processes_give_bit_identical_audio(demo_root, tmp_path, model, i
             assert np.array_equal(read_audio(one), read_audio(two))
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device")])])
 def test_torch_simulator_runs_on_the_device_stage1_is_given(demo_root, tmp_path, monkeypatch, device):
     import code.hearing_loss.simulator
 
@@ -156,6 +152,17 @@ def test_torch_simulator_runs_on_the_device_stage1_is_given(demo_root, tmp_path,
     assert asked == [device]
 
 
+def test_a_cuda_device_without_one_is_named():
+    import torch
+
+    from code.resources import torch_device
+
+    assert torch_device("") == torch_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device 'cuda', but torch sees no CUDA device"):
+            torch_device("cuda")
+
+
 def quieter_renamed(signals, audiogram_levels):
     return signals * 0.25
 
@@ -172,6 +179,7 @@ def test_editing_a_model_under_the_same_name_recomputes(demo_root, tmp_path, mon
     assert (edited.done, edited.reasons["model code"]) == (3, 3)
 
 
+@pytest.mark.slow
 def test_simulator_workers_share_the_cores():
     """Simulator workers pin numba and torch threads so that they share the cores."""
     import numba

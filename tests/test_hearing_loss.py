@@ -10,13 +10,14 @@ from clarity.evaluator.msbg.msbg import Ear
 from clarity.evaluator.msbg.smearing import Smearer, smear3
 from clarity.utils.audiogram import AUDIOGRAM_MODERATE, Audiogram
 
+from tests.conftest import DEMO_ROOT
+
 from code.data.audio import read_audio
-from code.hearing_loss.simulator import SIMULATORS, simulate_hearing_loss, simulator_settings
-from code.models.audiograms import DEFAULT_AUDIOGRAMS
 from code.hearing_loss.design import MSBG_SETTINGS
 from code.hearing_loss.fast import smear
 from code.hearing_loss.kernels import _power
-from tests.conftest import DEMO_ROOT
+from code.hearing_loss.simulator import SIMULATORS, simulate_hearing_loss, simulator_settings
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 TOLERANCE = 1e-4  # absolute, on outputs of about full scale
 
@@ -38,6 +39,7 @@ def pyclarity_ear(audio: np.ndarray, audiogram: Audiogram) -> np.ndarray:
     return np.array([ear.process(ch.astype(np.float64))[0][: audio.shape[1]] for ch in audio])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category, seconds, index", [("Mild", 1.0, 0), ("Moderate", 1.0, 1)])
 def test_fast_matches_pyclarity_ear(category, seconds, index):
     audio = demo_excerpt(seconds, index)
@@ -67,6 +69,7 @@ def test_fast_matches_reference_with_mild_flat_loss_and_a_silent_channel():
     assert not np.any(fast[1])
 
 
+@pytest.mark.slow
 def test_vectorised_smearing_reproduces_smear3_framing():
     f_smear = Smearer(2.4, 1.6, 44100).f_smear
     x = np.random.default_rng(0).standard_normal(3001)  # not a multiple of the 64-sample hop

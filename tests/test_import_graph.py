@@ -24,7 +24,7 @@ LAYERS = [
     ("run identity", ("code.runs",)),
     ("signal processing", ("code.hearing_loss.", "code.models.")),
     ("the Librarian", ("code.data_loading",)),
-    ("Stage 1", ("code.enhancement",)),
+    ("Stage 1", ("code.enhancement_plan", "code.enhancement")),
     ("training", ("code.training.",)),
     ("Stage 2: store and table", ("code.evaluation.cache", "code.evaluation.table")),
     ("Stage 2: asr", ("code.evaluation.asr.",)),

@@ -39,9 +39,11 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_outputs_get_the_umask_permissions(tmp_path, umask, mode):
-    from code.io_utils import write_json_atomic, write_wav_atomic
-    import numpy as np
     import os
+
+    import numpy as np
+
+    from code.io_utils import write_json_atomic, write_wav_atomic
 
     old = os.umask(umask)
     try:
@@ -62,8 +64,8 @@ def test_same_audio_gives_the_same_bytes(tmp_path):
     import numpy as np
 
     from code.data.audio import read_audio
-    from code.keys import file_digest
     from code.io_utils import write_wav_atomic
+    from code.keys import file_digest
 
     audio = np.random.default_rng(0).normal(0, 0.5, (2, 4410)).astype(np.float32)
     audio[0, 10] = 1.7  # above full scale: kept

@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import DEMO_ROOT
+
 from code.data.audio import read_audio
 from code.data.layout import locate_split
 from code.data.metadata import load_metadata
 from code.data.validation import validate_split
 from code.data_loading import CLIPDataset, make_dataloader
-from code.enhancement import enhance_split, output_dir
+from code.enhancement import enhance_split
+from code.enhancement_plan import output_dir
 from code.models import hearing_aid_models
 from code.models.audiograms import AUDIOGRAM_FREQUENCIES, DEFAULT_AUDIOGRAMS, audiogram_from_levels
 from code.models.hearing_aid_models import make_model
-from tests.conftest import DEMO_ROOT
 
 
 class GuideModel(torch.nn.Module):

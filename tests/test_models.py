@@ -9,12 +9,13 @@ from clarity.enhancer.nalr import NALR as PyClarityNALR
 from clarity.utils.audiogram import AUDIOGRAM_MILD, AUDIOGRAM_MODERATE, AUDIOGRAM_REF
 
 from benchmarks.enhance_speed import BASELINE, pyclarity_nlr1
+from tests.conftest import DEMO_ROOT
+
 from code.data.audio import read_audio
 from code.data.layout import locate_split
 from code.data.metadata import load_metadata
 from code.models.hearing_aid_models import make_model
 from code.models.prescriptions import NLR1, CompressorSettings
-from tests.conftest import DEMO_ROOT
 
 
 def _demo_audio(i=0):
@@ -92,7 +93,7 @@ def test_identity_returns_input():
 
 def test_unknown_model_lists_names():
     names = r"\['LyricAid', 'LyricAidLevelOnly', 'NALR', 'NLR1', 'identity'\]"
-    with pytest.raises(ValueError, match=r"registered models: " + names):
+    with pytest.raises(ValueError, match=r"unknown model .NLR2.; did you mean .NLR1.\? Registered models: " + names):
         make_model("NLR2")
 
 

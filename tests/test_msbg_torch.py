@@ -7,13 +7,14 @@ import pytest
 import torch
 from clarity.utils.audiogram import Audiogram
 
+from tests.conftest import DEMO_ROOT
+
 from code.data.audio import read_audio
-from code.hearing_loss.simulator import simulate_hearing_loss, simulator_settings
-from code.models.audiograms import DEFAULT_AUDIOGRAMS
 from code.hearing_loss.design import ear_design
 from code.hearing_loss.fast import simulate_ear
+from code.hearing_loss.simulator import simulate_hearing_loss, simulator_settings
 from code.hearing_loss.torch_ear import TorchEar, simulate_numpy, simulate_torch
-from tests.conftest import DEMO_ROOT
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 TOLERANCE_FLOAT32 = 1e-4  # absolute, on outputs of about full scale (as the fast one's against Ear)
 TOLERANCE_FLOAT64 = 1e-9

@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 import whisper
 
-from code.data.audio import read_audio
-from code.evaluation.asr.engines import ASRSettings, model_identity, official_model_name, remembered_digest, split_ears
 from tests.conftest import DEMO_ROOT, demo_records
+
+from code.data.audio import read_audio
+from code.evaluation.asr.engines import split_ears
+from code.evaluation.asr.settings import ASRSettings, model_identity, official_model_name
+from code.keys import remembered_digest
 
 SHARED_CHECKPOINT = Path(__file__).resolve().parents[2] / "shared" / "models" / "openai-whisper-tiny.en.pt"
 BASE_EN_SHA256 = "25a8566e1d0c1e2231d1c762132cd20e0f96a85d16145c3a00adf5d1ac670ead"  # whisper._MODELS["base.en"]
@@ -34,7 +37,7 @@ def test_official_by_name(engine, model, official):
 def test_published_digests_name_the_official_files():
     # openai-whisper's download URLs carry each file's SHA-256 (the loader checks downloads against it)
     assert BASE_EN_SHA256 in whisper._MODELS["base.en"]
-    from code.evaluation.asr.engines import _official_sha256
+    from code.evaluation.asr.settings import _official_sha256
 
     names = _official_sha256(whisper._MODELS)
     assert names[BASE_EN_SHA256] == "base.en"

@@ -10,13 +10,14 @@ import dataclasses
 
 import pytest
 
-from code.errors import DataError
-from code.evaluation.asr.engines import ASRSettings
-from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
-from code.evaluation.prediction.fit_set import check_train_scores_match
-from code.config import check_config, parse_shard
-from code.pipeline import _shard_filter
 from main import CONFIG
+
+from code.config import check_config, parse_shard
+from code.errors import DataError
+from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
+from code.evaluation.asr.settings import ASRSettings
+from code.evaluation.prediction.fit_set import check_train_scores_match
+from code.pipeline import _shard_filter
 
 
 def test_shards_partition_the_split():

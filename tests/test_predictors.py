@@ -15,9 +15,10 @@ import pytest
 
 from code.config import HEARING_LOSS_CATEGORIES
 from code.errors import DataError
-from code.evaluation.table import FeatureTable
 from code.evaluation.comparison.metrics import clip_metrics
-from code.evaluation.prediction.predictors import PREDICTORS, fit_predict, make_predictor, n_words
+from code.evaluation.prediction.fitting import fit_predict
+from code.evaluation.prediction.predictors import PREDICTORS, make_predictor, n_words
+from code.evaluation.table import FeatureTable
 
 
 def _records(n_prompts=67, seed=0):
@@ -68,6 +69,7 @@ def _oof(name, records, truth, table, **kw):
     return np.array([predicted[r["signal"]] for r in records]), model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PREDICTORS))
 def test_shuffled_labels_make_out_of_fold_rmse_worse(data, name):
     records, truth, table = data
@@ -80,6 +82,7 @@ def test_shuffled_labels_make_out_of_fold_rmse_worse(data, name):
     assert rmse < 0.75 * float(np.std(truth))  # well below the mean predictor
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PREDICTORS))
 def test_no_fitted_model_saw_the_prompt_it_predicts(data, name, monkeypatch):
     """Every fit is logged with its prompts; every predict call is checked against them."""
@@ -121,6 +124,7 @@ def test_new_prompts_use_the_model_fitted_on_everything(data, name):
     np.testing.assert_allclose(list(predicted.values()), np.clip(direct, 0, 100))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PREDICTORS))
 def test_deterministic_and_saved(data, name, tmp_path):
     records, truth, table = data

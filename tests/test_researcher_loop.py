@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from tests.conftest import ROOT, demo_records, make_clip_root
 
 from code.data.audio import read_audio
-from tests.conftest import ROOT, demo_records, make_clip_root
 
 LOUDER = '''
 
@@ -38,6 +40,7 @@ def _run(project: Path, *args) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.slow
 def test_editing_a_model_recomputes_its_audio(tmp_path):
     project = _project(tmp_path)
     records = demo_records("valid")[:3]
@@ -86,8 +89,9 @@ def test_paths_from_the_config_follow_main_py(tmp_path):
 def test_reports_of_the_two_routes_do_not_overwrite_each_other(tmp_path):
     import dataclasses
 
-    from code.pipeline import write_hearing_aid_report
     from main import CONFIG
+
+    from code.pipeline import write_hearing_aid_report
 
     records = demo_records("valid")
     predictions = {m: {r["signal"]: v for r in records} for m, v in (("identity", 40.0), ("NLR1", 50.0))}
@@ -98,13 +102,13 @@ def test_reports_of_the_two_routes_do_not_overwrite_each_other(tmp_path):
     assert names == ["hearing_aid_report_valid_signals.csv", "hearing_aid_report_valid_unprocessed.csv"]
 
 
+@pytest.mark.slow
 def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path, caplog, capsys):
     """The README's recipe on a small labelled data set: out-of-fold predictions of two
     models, then compute_csvs.py with one row per model and the paired difference. In this
     process, with the demo's shipped store: the demo audio's values are read, not transcribed
     (a gbm run that put the predictor in the features' key would still transcribe)."""
     import compute_csvs
-
     from tests.conftest import run_main
 
     records = demo_records("train")
@@ -143,6 +147,7 @@ def _stage1_line(log: str, model: str) -> str:
     return lines[-1]
 
 
+@pytest.mark.slow
 def test_a_model_key_covers_its_own_code_and_what_it_calls(tmp_path):
     """Adding a model recomputes no other; editing NLR1's compressor recomputes NLR1 and
     LyricAid (which uses NLR1 as its level reference), never identity; a comment does nothing."""

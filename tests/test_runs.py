@@ -1,4 +1,4 @@
-"""Runs never overwrite each other, and comparisons pair like with like (issue 18)."""
+"""Runs never overwrite each other, and comparisons pair like with like."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT, clip2_demo_copy, demo_records, make_clip_root
+
 from code.config import DEFAULTS
 from code.evaluation.outputs.report import report_rows
 from code.runs import run_name
-from tests.conftest import ROOT, clip2_demo_copy, demo_records, make_clip_root
 
 CLIP2_DEMO = ROOT / "data" / "demo_clip2"
 
@@ -99,12 +100,13 @@ class Louder:
 @pytest.mark.slow
 def test_a_new_users_sequence_overwrites_nothing_and_compares_like_with_like(
         tmp_path, monkeypatch, capsys, caplog):
-    """The issue's sequence on a small copy of the demo, in one results folder: every run
+    """A researcher's sequence of runs on a small copy of the demo, in one results folder: every run
     writes its own files (earlier ones stay byte-identical), a rerun reuses its own, and
     compute_csvs lists each run once, scores none against another data set's labels and
     pairs only runs that match."""
     import compute_csvs
     import main
+
     from code import config
     from code.models import hearing_aid_models
 

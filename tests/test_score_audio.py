@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from code.evaluation.asr.engines import ASRSettings, Transcript
-from code.evaluation.features.extract import ScoreItem, asr_features, score_audio
+from code.evaluation.asr.engines import Transcript
+from code.evaluation.asr.settings import ASRSettings
 from code.evaluation.cache import Store
-
+from code.evaluation.features.extract import ScoreItem, asr_features, score_audio
 
 LEFT_LEVEL, RIGHT_LEVEL = 0.01, 0.1  # the ears of a test file differ in level (20 dB)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from tests.conftest import DEMO_ROOT
+
 from code.config import DEFAULTS
 from code.data.validation import validate_split
-from code.evaluation.asr.engines import asr_settings
+from code.evaluation.asr.settings import asr_settings
 from code.evaluation.cache import Store
-from code.keys import key_of
 from code.evaluation.features import extract
-from tests.conftest import DEMO_ROOT
+from code.keys import key_of
 
 SHIPPED = DEMO_ROOT / "cadenza_data" / extract.SHIPPED_STORE
 REBUILD = "the demo's shipped Stage-2 values are stale: run python scripts/make_demo_store.py"

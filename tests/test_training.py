@@ -12,18 +12,20 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import DEMO_ROOT, demo_records, make_clip_root
+
 from code.config import ExperimentConfig
-from code.errors import ConfigError
 from code.data.audio import read_audio
+from code.data.held_out import held_out_prompts
+from code.errors import ConfigError
+from code.hearing_loss.design import ear_design
 from code.models.audiograms import DEFAULT_AUDIOGRAMS
 from code.models.hearing_aid_models import make_model, model_settings, trained_weights_used
 from code.models.lyricaid import LEVEL_CAP_DB
 from code.models.prescriptions import NLR1
 from code.models.weights import TRAINED_WEIGHTS, trained_weights_path
-from code.hearing_loss.design import ear_design
 from code.training import train as training
 from code.training.objective import resample_to_16k
-from tests.conftest import DEMO_ROOT, demo_records, make_clip_root
 
 CHECKPOINT = os.environ.get("CLIP_OPENAI_CHECKPOINT")
 # CI sets CLIP_REQUIRE_OPENAI_CHECKPOINT=1: there a missing checkpoint fails instead of skipping.
@@ -211,8 +213,8 @@ def test_training_reads_the_fit_splits_mild_and_moderate_unprocessed_audio(tmp_p
     assert [i.signal for i in items] == [r["signal"] for r in wanted] and wanted
     assert all(i.audio.shape[0] == 2 and i.audio.dtype == np.float32 for i in items)
     prompts = [r["prompt"] for r in demo_records("train")]
-    held_out = training.held_out_prompts(prompts, seed=0)
-    assert len(held_out) == 5 and held_out == training.held_out_prompts(prompts, seed=0)
+    held_out = held_out_prompts(prompts, fraction=training.HELD_OUT_SHARE, seed=0)
+    assert len(held_out) == 5 and held_out == held_out_prompts(prompts, fraction=training.HELD_OUT_SHARE, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,10 @@ of the key matches, so stale seeds are recomputed, never used.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from code.io_utils import current_umask
+from code.io_utils import atomic_path
 from code.keys import file_digest, key_of
 
 STORE_DIR = ".cache"  # under the results folder
@@ -62,19 +59,10 @@ class Store:
         return None
 
     def put(self, kind: str, key: str, value: dict) -> None:
-        """Store ``value`` under ``key``: written to a temporary file, then renamed
-        (no fsync: a value lost to a crash is computed again)."""
-        path = self._path(self.root, kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(value, f, separators=(",", ":"))
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Store ``value`` under ``key``: written to a temporary file, then renamed (not
+        flushed to disk: a value lost to a crash is computed again)."""
+        with atomic_path(self._path(self.root, kind, key), durable=False) as tmp:
+            tmp.write_text(json.dumps(value, separators=(",", ":")), encoding="utf-8")
         self._known[(kind, key)] = value
 
     def count(self, kind: str) -> int:
@@ -94,11 +82,6 @@ class Store:
         digest = file_digest(path)
         self.put("file-digest", key, {"digest": digest})
         return digest
-
-
-@functools.lru_cache(maxsize=1)
-def _umask() -> int:
-    return current_umask()
 
 
 def results_store(results_dir: Path, seeds: tuple[Path, ...] = ()) -> Store:

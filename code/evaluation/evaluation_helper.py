@@ -22,7 +22,7 @@ from code.data.layout import SplitData
 from code.evaluation.features.extract import split_table
 from code.evaluation.outputs.submission import log_metrics, write_outputs
 from code.evaluation.prediction.fit_set import FitSet, fit_records, fit_set, fit_share, labelled
-from code.evaluation.prediction.predictors import fit_predict
+from code.evaluation.prediction.fitting import fit_predict
 from code.evaluation.table import FeatureTable
 
 __all__ = ["FitSet", "fit_records", "fit_set", "fit_share", "labelled", "predict_and_write", "split_table"]

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from code.hearing_loss.design import ENVELOPE_PADLEN, MSBG_SAMPLE_RATE, EarDesign
 from code.hearing_loss.fast import FFT_SIZE, FRAME_SIZE, MIN_SAMPLES, RMS_REL_DB, SHIFT, WIN_SECS
 from code.hearing_loss.kernels import ENV_FLOOR
+from code.resources import torch_device
 
 IR_TOLERANCE = 1e-15  # an impulse response is cut where its tail's absolute sum falls below this share
 BAND_CHUNK = 6  # gammatone bands filtered at once (memory: a few [ears, chunk, T] tensors)
@@ -209,7 +210,7 @@ def simulate_numpy(audio: np.ndarray, design: EarDesign, *, device: str | None =
 
     Runs on ``device`` (None: CUDA when available, else the CPU); returns float32 ``[C, T]``.
     """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device(device)
     with torch.no_grad():
         x = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=device)
         return torch_ear(design)(x).cpu().numpy()

@@ -24,14 +24,14 @@ The models shipped: ``identity`` (no aid), ``NLR1`` and ``NALR`` (prescriptions.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
 
-from code.keys import file_digest
+from code.config import did_you_mean
+from code.keys import bytes_digest, file_digest
 from code.models.audiograms import AUDIOGRAM_FREQUENCIES
 from code.models.lyricaid import LyricAid, LyricAidLevelOnly
 from code.models.prescriptions import NALR, NLR1
@@ -59,6 +59,14 @@ MODELS: dict[str, Callable] = {
 }
 
 
+def unknown_model(name: str) -> str | None:
+    """Why ``name`` is not a registered model (with the closest name and the registered ones),
+    or None when it is."""
+    if name in MODELS:
+        return None
+    return f"unknown model {name!r}{did_you_mean(name, MODELS)} Registered models: {sorted(MODELS)}"
+
+
 def _target(entry):
     return entry.func if isinstance(entry, functools.partial) else entry
 
@@ -76,8 +84,9 @@ def make_model(name: str, *, sample_rate: int = 44100,
     Raises:
         ValueError: listing the registered names, for an unknown ``name``.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    problem = unknown_model(name)
+    if problem:
+        raise ValueError(problem)
     entry = MODELS[name]
     if not inspect.isclass(_target(entry)):
         return entry
@@ -106,14 +115,6 @@ def trained_weights_used(results_dir: Path | str, name: str, *, tag: str = "") -
             "training": {k: training.get(k) for k in ("key", "settings", "best_epoch")}}
 
 
-def _weights_digest(module: torch.nn.Module) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def model_settings(model: EnhancementModel) -> dict:
     """What determines a model's output besides its code, for cache keys and saved configs.
 
@@ -127,5 +128,7 @@ def model_settings(model: EnhancementModel) -> dict:
     target = model if inspect.isfunction(model) or inspect.isclass(model) else type(model)
     described = {"callable": f"{target.__module__}.{target.__qualname__}"}
     if isinstance(model, torch.nn.Module):
-        described["weights"] = _weights_digest(model)
+        described["weights"] = bytes_digest(
+            part for name, tensor in sorted(model.state_dict().items())
+            for part in (name, tensor.detach().to("cpu").contiguous().numpy().tobytes()))
     return described

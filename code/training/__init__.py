@@ -1,2 +1,2 @@
-"""Training hearing-aid models through the simulated listener (issue 22): a differentiable
+"""Training hearing-aid models through the simulated listener: a differentiable
 intelligibility objective (``objective``) and the training stage (``train``)."""

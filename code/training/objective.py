@@ -20,8 +20,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-WHISPER_RATE = 16000  # Hz: what Whisper hears
-N_SAMPLES_30S = 30 * WHISPER_RATE  # Whisper's encoder always reads a 30 s window
+from code.config import WHISPER_SAMPLE_RATE
+
+N_SAMPLES_30S = 30 * WHISPER_SAMPLE_RATE  # Whisper's encoder always reads a 30 s window
 EDGE_PAD_S = 0.05  # s of zeros around an ear before the FFT resampling (no wrap-around)
 
 
@@ -32,17 +33,17 @@ def resample_to_16k(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
     (an ideal low-pass) and inverted at the new length; the padding is then removed.
     Returns ``[..., round(T * 16000 / sample_rate)]`` in ``x``'s dtype.
     """
-    if sample_rate == WHISPER_RATE:
+    if sample_rate == WHISPER_SAMPLE_RATE:
         return x
     pad = int(EDGE_PAD_S * sample_rate)
     n_in = x.shape[-1] + 2 * pad
-    n_out = round(n_in * WHISPER_RATE / sample_rate)
+    n_out = round(n_in * WHISPER_SAMPLE_RATE / sample_rate)
     spectrum = torch.fft.rfft(F.pad(x, (pad, pad)), n=n_in)
     bins = n_out // 2 + 1
     spectrum = spectrum[..., :bins] if spectrum.shape[-1] >= bins else F.pad(spectrum, (0, bins - spectrum.shape[-1]))
     y = torch.fft.irfft(spectrum, n=n_out) * (n_out / n_in)
-    out_pad = round(pad * WHISPER_RATE / sample_rate)
-    return y[..., out_pad: out_pad + round(x.shape[-1] * WHISPER_RATE / sample_rate)]
+    out_pad = round(pad * WHISPER_SAMPLE_RATE / sample_rate)
+    return y[..., out_pad: out_pad + round(x.shape[-1] * WHISPER_SAMPLE_RATE / sample_rate)]
 
 
 def load_whisper(model: str, device: str | torch.device = "cpu"):
@@ -115,7 +116,7 @@ class WhisperObjective(torch.nn.Module):
             raise ValueError(f"{audio_16k.shape[0]} ears but {len(lines)} lines")
         device = next(self.whisper.parameters()).device
         frames = 3000 if self.window_s is None else min(3000, 2 * math.ceil(
-            (audio_16k.shape[-1] / WHISPER_RATE + self.window_s) * 50))
+            (audio_16k.shape[-1] / WHISPER_SAMPLE_RATE + self.window_s) * 50))
         features = self.encode(self.log_mel(audio_16k.to(device), frames))
         targets = [self.tokens(line) for line in lines]
         width = len(self.prefix) + max(len(t) for t in targets) - 1

@@ -22,7 +22,6 @@ the README gives the measured figures and what these choices cost in fidelity.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import os
 import time
@@ -35,15 +34,17 @@ from tqdm import tqdm
 
 from code.config import SAMPLE_RATE, fit_splits, model_names
 from code.data.audio import read_audio
+from code.data.held_out import held_out_prompts
 from code.data.validation import validate_split
 from code.errors import ConfigError
-from code.keys import code_digest, file_digest, settings_digest
+from code.hearing_loss.design import ear_design
+from code.hearing_loss.torch_ear import torch_ear
 from code.io_utils import atomic_path, write_json_atomic
+from code.keys import bytes_digest, code_digest, file_digest, settings_digest
 from code.models.audiograms import audiogram_to_dict, common_frequencies
 from code.models.hearing_aid_models import MODELS, make_model
 from code.models.weights import trained_weights_path, training_record, weights_stem
-from code.hearing_loss.design import ear_design
-from code.hearing_loss.torch_ear import torch_ear
+from code.resources import torch_device
 from code.training.objective import WhisperObjective, resample_to_16k
 
 logger = logging.getLogger(__name__)
@@ -151,14 +152,6 @@ def load_items(cfg) -> list[TrainItem]:
     return items
 
 
-def held_out_prompts(prompts: list[str], seed: int) -> set[str]:
-    """``HELD_OUT_SHARE`` of the distinct prompts (at least one), drawn with ``seed``."""
-    distinct = sorted(set(prompts))
-    rng = np.random.default_rng(seed)
-    n = max(1, round(HELD_OUT_SHARE * len(distinct)))
-    return {distinct[i] for i in rng.permutation(len(distinct))[:n]}
-
-
 def objective_of(model, objective: WhisperObjective, items: list[TrainItem], ears: list[int],
                  levels: dict[str, torch.Tensor], designs: dict, device: torch.device) -> torch.Tensor:
     """The objective of each item's ear ``ears[i]`` after ``model`` and the listener's MSBG: ``[B]``."""
@@ -188,11 +181,7 @@ def _training_key(cfg, name: str, items: list[TrainItem], asr_model: str, audiog
                         "patience": PATIENCE, "lr_decay": LR_DECAY, "categories": TRAIN_CATEGORIES},
             "audiograms": {c: audiogram_to_dict(audiograms[c]) for c in TRAIN_CATEGORIES},
             "asr": asr,
-            "data": [[i.signal, i.line, i.category, _audio_digest(i.audio)] for i in items]}
-
-
-def _audio_digest(audio: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(audio).tobytes(), digest_size=8).hexdigest()
+            "data": [[i.signal, i.line, i.category, bytes_digest([np.ascontiguousarray(i.audio).tobytes()])] for i in items]}
 
 
 def train_model(cfg, name: str, audiograms: dict) -> Path:
@@ -211,12 +200,12 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
         if previous.get("key") == key:
             logger.info("training: %s is current (%s, key %s): nothing to train", name, out, key)
             return out
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(torch_device(cfg.device))
     model.to(device)
     objective = WhisperObjective(asr_model, device=device, window_s=TRAIN_WINDOW_S)
     designs = {c: ear_design(audiograms[c]) for c in TRAIN_CATEGORIES}
     levels = {c: torch.tensor(np.asarray(audiograms[c].levels, dtype=np.float32)) for c in TRAIN_CATEGORIES}
-    held = held_out_prompts([i.prompt for i in items], cfg.seed)
+    held = held_out_prompts([i.prompt for i in items], fraction=HELD_OUT_SHARE, seed=cfg.seed)
     train_items = [i for i in items if i.prompt not in held]
     held_items = [i for i in items if i.prompt in held]
     held_ears = [k % 2 for k in range(len(held_items))]

@@ -23,10 +23,11 @@ from tqdm import tqdm
 
 from code.data.audio import read_audio
 from code.errors import DataError
-from code.evaluation.asr.engines import ENGINE_PACKAGES, ASREngine, ASRSettings, make_engine, split_ears
+from code.evaluation.asr.engines import ASREngine, make_engine, split_ears
+from code.evaluation.asr.settings import ENGINE_PACKAGES, ASRSettings
 from code.evaluation.cache import Store
-from code.keys import code_digest, key_of
 from code.evaluation.table import FeatureTable
+from code.keys import code_digest, key_of
 
 logger = logging.getLogger(__name__)
 

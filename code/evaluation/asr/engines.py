@@ -10,7 +10,6 @@ first use, never at import.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
 import os
@@ -22,115 +21,11 @@ from typing import Protocol
 import numpy as np
 import soxr
 
-from code.config import ENGINES, asr_models
+from code.config import WHISPER_SAMPLE_RATE
 from code.errors import ASRError
-from code.keys import remembered_digest
+from code.evaluation.asr.settings import OFFICIAL_DECODING, ASRSettings
 
 logger = logging.getLogger(__name__)
-
-ASR_SAMPLE_RATE = 16000
-# The packages whose versions key each engine's transcripts and embeddings (code/evaluation/cache.py).
-ENGINE_PACKAGES = {"faster-whisper": ("faster-whisper", "ctranslate2", "soxr", "soundfile"),
-                   "openai-whisper": ("openai-whisper", "torch", "soxr", "soundfile")}
-# The official CLIP1 baseline's decoding options (recipe compute_whisper.py).
-OFFICIAL_DECODING = {"language": "en", "temperature": 0.0, "fp16": False}
-OFFICIAL_MODEL = "base.en"
-AUDIO_ROUTES = ("auto", "ffmpeg", "soxr")
-
-
-@dataclass(frozen=True)
-class ASRSettings:
-    """Which Whisper runs, and how. ``batch_size`` and ``device`` do not change results."""
-
-    engine: str = "faster-whisper"
-    model: str = "tiny.en"  # a model name, or a path (.pt for openai-whisper, a folder for faster-whisper)
-    compute_type: str = "float32"  # faster-whisper only: float32 (same transcripts on any CPU), int8, ...
-    device: str = "cpu"
-    batch_size: int = 8  # ears per forward pass where the engine batches
-    audio_route: str = "auto"  # how ears reach 16 kHz: auto (see audio_path()), ffmpeg or soxr
-
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown ASR engine {self.engine!r}; choose one of {ENGINES}")
-        if self.audio_route not in AUDIO_ROUTES:
-            raise ValueError(f"unknown audio route {self.audio_route!r}; choose one of {AUDIO_ROUTES}")
-
-    def cache_key(self) -> dict:
-        """Everything that determines the transcripts (for cache keys)."""
-        key = {"engine": self.engine, "model": model_identity(self.model),
-               "decoding": OFFICIAL_DECODING, "audio_path": self.audio_path()}
-        if self.engine == "faster-whisper":
-            key["compute_type"] = self.compute_type
-        return key
-
-    def is_official_model(self) -> bool:
-        """True when the official baseline's model runs: openai-whisper with ``base.en``,
-        named or given as a checkpoint file whose content is base.en's (``official_model_name``)."""
-        return self.engine == "openai-whisper" and official_model_name(self.model) == OFFICIAL_MODEL
-
-    def is_official_baseline(self) -> bool:
-        """True for the official baseline's settings: its model, greedy decoding, and the
-        audio reaching Whisper through ffmpeg as it did for the official precomputed scores."""
-        return self.is_official_model() and self.audio_path() == "ffmpeg"
-
-    def audio_path(self) -> str:
-        """How an ear reaches 16 kHz: ``ffmpeg`` (16-bit file read by ffmpeg, as the
-        official recipe made its precomputed scores) for the official model, so
-        predictions and calibration hear the same thing; else ``soxr`` (in memory).
-        ``audio_route`` other than ``auto`` chooses one regardless of the model (the
-        benchmarks use it to run the official route with a stand-in checkpoint)."""
-        if self.audio_route != "auto":
-            return self.audio_route
-        return "ffmpeg" if self.is_official_model() else "soxr"
-
-
-def official_model_name(model: str) -> str | None:
-    """The openai-whisper name of an official model, or None.
-
-    ``model`` is a name openai-whisper downloads (``base.en``; returned as is), or a
-    checkpoint file whose SHA-256 is the one openai-whisper publishes for a name (its
-    download URLs carry it; the loader checks downloads against it), so a copy of
-    ``base.en.pt`` under any name is ``base.en``. A converted or fine-tuned file is not.
-    """
-    try:
-        import whisper
-    except ImportError:  # only faster-whisper installed: no official files to recognise
-        return None
-    if model in whisper._MODELS:
-        return model
-    path = Path(model)
-    if not path.is_file():
-        return None
-    return _official_sha256(whisper._MODELS).get(remembered_digest(path, algorithm="sha256"))
-
-
-def _official_sha256(models: dict[str, str]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for name, url in models.items():  # aliases ("large", "turbo") come after their full names
-        names.setdefault(url.split("/")[-2], name)
-    return names
-
-
-def model_identity(model: str) -> str:
-    """A model name as is; an official openai-whisper checkpoint file as its name; any
-    other model path (file or folder) as its name and a digest of its content.
-
-    Two fine-tuned checkpoints of one architecture differ in content, so they
-    never share cached transcripts; a copy of an official checkpoint shares them
-    with its name. Digests are remembered by path, size and modification time
-    (``remembered_digest``), so each file is read once.
-    """
-    path = Path(model)
-    if not path.exists():
-        return model
-    if path.is_file() and (official := official_model_name(model)) is not None:
-        return official
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    h = hashlib.blake2b(digest_size=8)
-    for f in files:
-        h.update(f"{f.relative_to(path) if f != path else f.name}:{remembered_digest(f)}".encode())
-    return f"{path.name}:{h.hexdigest()}"
-
 
 # Whisper's own hallucination check: a window whose text gzip-compresses better than
 # this is decoded again at a higher temperature (openai-whisper transcribe's
@@ -197,8 +92,8 @@ def split_ears(audio: np.ndarray, sample_rate: int, *, audio_path: str = "soxr")
         if audio_path == "ffmpeg":
             ears.append(_through_ffmpeg(channel, sample_rate))
             continue
-        if sample_rate != ASR_SAMPLE_RATE:
-            channel = soxr.resample(channel, sample_rate, ASR_SAMPLE_RATE, quality="HQ")
+        if sample_rate != WHISPER_SAMPLE_RATE:
+            channel = soxr.resample(channel, sample_rate, WHISPER_SAMPLE_RATE, quality="HQ")
         ears.append(np.ascontiguousarray(channel, dtype=np.float32))
     return ears
 
@@ -379,14 +274,6 @@ def make_engine(settings: ASRSettings) -> ASREngine:
     return OpenAIWhisperEngine(settings)
 
 
-def asr_settings(cfg, model: str | None = None) -> ASRSettings:
-    """The ASR settings of an ``ExperimentConfig`` for one of its Whisper models
-    (default: the first of ``asr_models(cfg)``, the run's primary model)."""
-    return ASRSettings(engine=cfg.asr_engine, model=model or asr_models(cfg)[0],
-                       compute_type=cfg.asr_compute_type, device=cfg.asr_device,
-                       batch_size=cfg.asr_batch_size)
-
-
 def ensure_available(settings: ASRSettings, *, option: str = "--asr-model") -> None:
     """Make sure the Whisper model ``settings`` names can be loaded, before any work:
     a path must exist; a bundled model is there; any other name is fetched now into
@@ -428,9 +315,3 @@ def ensure_available(settings: ASRSettings, *, option: str = "--asr-model") -> N
         raise ASRError(
             f"openai-whisper model {model!r} is not available here ({type(e).__name__}: {e}). "
             f"Download the checkpoint elsewhere and pass the .pt file with {option} PATH") from e
-
-
-def asr_label(model: str) -> str:
-    """How features name a Whisper model: its name, or a checkpoint's file or folder stem."""
-    path = Path(model)
-    return path.stem if path.exists() else model

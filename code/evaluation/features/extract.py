@@ -24,13 +24,20 @@ from code.config import asr_models, recompute_stage
 from code.data.audio import read_audio
 from code.data.layout import SplitData
 from code.errors import DataError
-from code.evaluation.asr.engines import (ENGINE_PACKAGES, REPETITION_COMPRESSION_RATIO, ASREngine, ASRSettings,
-                                         asr_label, compression_ratio, make_engine, asr_settings, split_ears)
+from code.evaluation.asr.engines import (
+    REPETITION_COMPRESSION_RATIO,
+    ASREngine,
+    compression_ratio,
+    is_repetition_loop,
+    make_engine,
+    split_ears,
+)
 from code.evaluation.asr.scoring import LyricScorer
+from code.evaluation.asr.settings import ENGINE_PACKAGES, ASRSettings, asr_label, asr_settings
 from code.evaluation.cache import Store, results_store
 from code.evaluation.table import FeatureTable, write_features_jsonl
-from code.keys import code_digest, key_of, settings_digest
 from code.io_utils import write_text_atomic
+from code.keys import code_digest, key_of, settings_digest
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +221,7 @@ def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, fl
         texts = r["transcripts"]
         conf = [_confidence_of(t, c) for t, c in zip(texts, r["confidence"])]
         ratios = [compression_ratio(t) for t in texts]
-        loops = [float(not np.isnan(x) and x > REPETITION_COMPRESSION_RATIO) for x in ratios]
+        loops = [float(is_repetition_loop(t)) for t in texts]
         empty += sum(not t.strip() for t in texts)
         flagged += int(sum(loops))
         better = int(right > left)

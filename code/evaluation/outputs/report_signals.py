@@ -2,7 +2,7 @@
 
 A run is found by its submission CSV and the ``.run.json`` beside it (``code.runs``):
 the provenance names the model, tag, input, split, the data set's metadata file and the
-ASR settings, from which the model's audio folder (``code.runs.output_dir``, beside the
+ASR settings, from which the model's audio folder (``code.enhancement_plan.output_dir``, beside the
 CSV) and its ``scores.<split>.<digest>.jsonl`` (both ears' transcripts and words-correct
 scores) follow. Each prompt word is marked heard or missed from the official scorer's
 own alignment (``code.evaluation.asr.word_marks``), so an ear's marks add up to its words correct.
@@ -23,7 +23,8 @@ from code.data.metadata import load_metadata
 from code.errors import DataError
 from code.io_utils import read_jsonl
 from code.keys import settings_digest
-from code.runs import PROVENANCE_SUFFIX, output_dir, scored_path
+from code.enhancement_plan import output_dir, scored_path
+from code.runs import PROVENANCE_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def load_run(csv: Path) -> RunFiles:
     Raises:
         DataError: when the provenance is missing or unreadable.
     """
-    from code.evaluation.asr.engines import asr_settings
+    from code.evaluation.asr.settings import asr_settings
     from code.evaluation.comparison.metrics import read_submission
 
     csv = Path(csv)

@@ -21,17 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from code.config import asr_models, fit_splits, parse_shard
 from code.data.layout import SplitData
 from code.data.metadata import target_0_1
 from code.data.validation import validate_split
 from code.errors import DataError
-from code.config import asr_models, fit_splits, parse_shard
-from code.evaluation.asr.engines import ASRSettings, asr_label, asr_settings
 from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
+from code.evaluation.asr.settings import ASRSettings, asr_label, asr_settings
 from code.evaluation.features.extract import split_table
 from code.evaluation.table import FeatureTable, read_feature_file, read_feature_files
-from code.keys import settings_digest
 from code.io_utils import read_jsonl
+from code.keys import settings_digest
 
 logger = logging.getLogger(__name__)
 

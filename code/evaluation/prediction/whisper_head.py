@@ -27,11 +27,13 @@ from typing import ClassVar, Iterator
 import numpy as np
 
 from code.config import HEARING_LOSS_CATEGORIES
+from code.data.held_out import held_out_prompts
 from code.errors import DataError
-from code.evaluation.prediction.calibration import fold_groups
 from code.evaluation.asr.embeddings import EARS, embedding_columns
+from code.evaluation.prediction.calibration import fold_groups
 from code.evaluation.table import FeatureTable
 from code.io_utils import atomic_path, write_json_atomic
+from code.resources import torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -83,35 +85,6 @@ def hearing_loss_one_hot(records: list[dict]) -> np.ndarray:
                             f"expected one of {list(HEARING_LOSS_CATEGORIES)}")
         out[i, HEARING_LOSS_CATEGORIES.index(r["hearing_loss"])] = 1.0
     return out
-
-
-def held_out_prompts(prompts: list[str], *, fraction: float, seed: int) -> np.ndarray:
-    """A boolean mask of the records whose prompt (or group label, ``fold_groups``) is held
-    out: ``round(fraction x labels)`` distinct labels (at least 1, at most all but 1), drawn
-    with ``seed``. All False with fewer than 2 distinct labels."""
-    unique = sorted(set(prompts))
-    if len(unique) < 2:
-        return np.zeros(len(prompts), dtype=bool)
-    n_held = int(np.clip(round(fraction * len(unique)), 1, len(unique) - 1))
-    order = np.random.default_rng(seed).permutation(len(unique))
-    held = {unique[j] for j in order[:n_held]}
-    return np.array([p in held for p in prompts], dtype=bool)
-
-
-def torch_device(device: str) -> str:
-    """``device`` for torch: ``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``.
-
-    Raises:
-        ValueError: for a CUDA device when torch sees none.
-    """
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"whisper-head: device {device!r}, but torch sees no CUDA device "
-                         f"(torch {torch.__version__}); use --asr-device cpu")
-    return device
 
 
 def _head_module(dim: int, hidden_dim: int, dropout: float):
@@ -210,12 +183,13 @@ class WhisperHeadPredictor:
         import torch
 
         self.dim = 0
-        self.device = torch_device(self.device)
+        self.device = torch_device(self.device, option="--asr-device")
         ears, hl, self.dim = self._inputs(features, records)
         y = torch.as_tensor(np.asarray(target_0_100, dtype=np.float32) / 100.0, device=self.device)
         s = self.settings
         groups, _, _ = fold_groups(records)  # by track when the records carry fma, else by prompt
-        held = held_out_prompts(groups, fraction=s["val_fraction"], seed=self.seed)
+        held_set = held_out_prompts(groups, fraction=s["val_fraction"], seed=self.seed)
+        held = np.array([g in held_set for g in groups], dtype=bool)
         self.notes = []
         if not held.any():
             self.notes.append(f"whisper-head: fewer than 2 distinct prompts among {len(records)} fitted "
