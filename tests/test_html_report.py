@@ -71,6 +71,11 @@ def test_the_demo_page_has_24_rows_of_5_players_that_travel_with_the_folder(demo
     labels = ["unprocessed", "identity output", "identity heard", "NLR1 output", "NLR1 heard"]
     for row in data["rows"]:
         assert [a["label"] for a in row["audio"]] == labels
+        s = row["signal"]
+        expected = [f"report_valid_unprocessed_files/audio/{s}_unproc.flac",
+                    f"identity/from_unprocessed/{s}.wav", f"identity/from_unprocessed/heard/{s}.wav",
+                    f"NLR1/from_unprocessed/{s}.wav", f"NLR1/from_unprocessed/heard/{s}.wav"]
+        assert [a["src"] for a in row["audio"]] == expected  # what the listener heard is the heard/ file
     copy = tmp_path / "elsewhere" / "shared"
     shutil.copytree(demo_report_run, copy, symlinks=False, ignore=shutil.ignore_patterns(".cache"))
     for row in page_data(copy / PAGE)["rows"]:
