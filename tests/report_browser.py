@@ -45,15 +45,26 @@ def start_browser():
 
 
 def open_page(driver, page: Path, *, settle_s: float = 10.0) -> None:
-    """Load ``page`` by file:// URL and wait until every drawn audio element has its
+    """Load ``page`` by file:// URL and wait until every audio element given its file
+    (those near the screen: the page gives the others theirs as they come near) has its
     metadata or an error (at most ``settle_s``)."""
     driver.get(Path(page).resolve().as_uri())
     deadline = time.monotonic() + settle_s
     while time.monotonic() < deadline:
         pending = driver.execute_script(
-            "return [...document.querySelectorAll('audio')].filter(a => a.readyState < 1 && !a.error).length")
+            "return [...document.querySelectorAll('audio[src]')].filter(a => a.readyState < 1 && !a.error).length")
         if pending == 0:
             return
+        time.sleep(0.1)
+
+
+def load_all_audio(driver, *, settle_s: float = 15.0) -> None:
+    """Give every drawn audio element its file now, as scrolling to it would, and wait for
+    their metadata or errors."""
+    driver.execute_script("document.querySelectorAll('audio:not([src])').forEach(a => { a.src = a.dataset.src; })")
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline and driver.execute_script(
+            "return [...document.querySelectorAll('audio')].filter(a => a.readyState < 1 && !a.error).length"):
         time.sleep(0.1)
 
 
@@ -65,7 +76,7 @@ def console_errors(driver) -> list[str]:
 def audio_problems(driver) -> list[str]:
     """Every drawn audio element that did not load or reports no duration."""
     states = driver.execute_script(
-        "return [...document.querySelectorAll('audio')].map(a => [a.getAttribute('src'), a.readyState,"
+        "return [...document.querySelectorAll('audio')].map(a => [a.getAttribute('src') || a.dataset.src, a.readyState,"
         " a.duration, a.error ? a.error.code : null])")
     return [f"{src}: readyState {ready}, duration {duration}, error {error}"
             for src, ready, duration, error in states
