@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{s.path}: not comparable: {s.error}")
     for s, why in without_labels:
         print(f"{s.path.name}: not scored: {why}")
+    if not rows and broken and not without_labels:
+        log.error("nothing could be compared: %s", "; ".join(f"{s.path}: {s.error}" for s in broken))
+        return 2
     if not rows:
         log.error("nothing could be compared: no submission covers a labelled split. Out-of-fold "
                   "predictions on the labelled training split: `python main.py --split train "

@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import errno
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from code.config import ExperimentConfig, check_config, field_choices, field_help
+from code.errors import shown
 
 # ----------------------------------------------------------------------------
 # The experiment. Edit here, or override any field on the command line.
@@ -40,6 +43,28 @@ CONFIG = ExperimentConfig(
 # ----------------------------------------------------------------------------
 
 log = logging.getLogger("main")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``scancel``, a job's time limit), handled as Ctrl-C is."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def environment_advice(e: OSError, cfg, argv: list[str]) -> str:
+    """One paragraph for a fault of the machine, not of the input (no space, a read-only or
+    forbidden folder, a file gone mid-run): the path, the cause and how to go on."""
+    from code.pipeline import resume_advice
+
+    where = e.filename or f"a file under {cfg.results_dir}"
+    cause = e.strerror or str(e)
+    fix = {errno.ENOSPC: "free some space there", errno.EDQUOT: "free some space there",
+           errno.EROFS: "give a writable --results-dir", errno.EACCES: "give a folder you may write to",
+           errno.EPERM: "give a folder you may write to"}.get(e.errno, "fix that")
+    return (f"the run stopped: {where}: {cause}. To go on, {fix}; no temporary file is left "
+            f"behind and {resume_advice(cfg, argv)}")
 
 
 HERE = Path(__file__).resolve().parent
@@ -71,17 +96,28 @@ def build_parser(defaults: ExperimentConfig) -> argparse.ArgumentParser:
             default = argparse.SUPPRESS if f.name in PATH_FIELDS else value
             parser.add_argument(flag, type=kind, default=default, help=text,
                                 metavar=f.name.upper())
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, log its traceback too (for a bug report)")
     return parser
 
 
 def _json_or_file(text: str) -> dict:
-    source = Path(text).read_text(encoding="utf-8") if Path(text).is_file() else text
+    try:  # JSON text too long for a file name, or holding a NUL, is no file
+        is_file = Path(text).is_file()
+    except (OSError, ValueError):
+        is_file = False
     try:
+        source = Path(text).read_text(encoding="utf-8") if is_file else text
         value = json.loads(source)
+    except (OSError, UnicodeDecodeError) as e:
+        raise argparse.ArgumentTypeError(f"cannot read the JSON file {text}: {e}") from e
     except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not JSON nor a JSON file: {text!r} ({e})") from e
+        raise argparse.ArgumentTypeError(f"not JSON nor a JSON file: {shown(text)} ({e})") from e
+    except RecursionError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} nests its JSON too deeply to read; "
+                                         "expected a flat JSON object") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {shown(text)}")
     return value
 
 
@@ -94,6 +130,7 @@ def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
     """
     parser = build_parser(CONFIG)
     args = vars(parser.parse_args(argv))
+    args.pop("debug")
     for name in PATH_FIELDS:
         if name not in args:
             args[name] = str(HERE / getattr(CONFIG, name))
@@ -115,17 +152,26 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv  # the traceback of an error, logged with it
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not through them
             run(cfg)
     except (DataError, ASRError, ConfigError) as e:
-        log.error("%s", e)
+        log.error("%s", e, exc_info=debug)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         from code.pipeline import resume_advice
 
-        log.error("interrupted: %s", resume_advice(cfg, sys.argv[1:] if argv is None else argv))
-        return 130
+        log.error("%s: %s", "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted",
+                  resume_advice(cfg, argv))
+        return 143 if isinstance(e, Terminated) else 130
+    except OSError as e:
+        log.error("%s", environment_advice(e, cfg, argv), exc_info=debug)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

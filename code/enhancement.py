@@ -13,6 +13,7 @@ a signal only when its key and its files on disk match, and the log says why not
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import multiprocessing
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -221,6 +222,12 @@ def enhance_split(
                     _collect(pending.popleft())
         while pending:
             _collect(pending.popleft())
+    except BaseException:  # a fault or an interruption: record the items already written, then stop
+        pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(OSError):  # the manifest cannot be written either: the error raised says why
+            for future in (f for f in pending if f.done() and not f.cancelled() and f.exception() is None):
+                _collect(future)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()

@@ -5,6 +5,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+QUOTE_LIMIT = 80  # characters of a value quoted in a message; longer ones are cut
+LISTED_PROBLEMS = 50  # problems listed in one message; the rest are counted
+
+
+def shown(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters with the length of the
+    whole, so a huge value cannot make a huge log line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} characters as text"
+    return f"{text[:limit]}... ({size})"
+
+
+def problem_listing(problems: list, limit: int = LISTED_PROBLEMS) -> str:
+    """The first ``limit`` problems, one per line (indented), then how many more there are."""
+    lines = [str(p) for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more")
+    return "\n  ".join(lines)
+
 
 class DataError(Exception):
     """The data set (or a file given for it) is not in the shape the pipeline needs."""
@@ -27,8 +48,10 @@ class Problem:
     path: str | None = None
 
     def __str__(self) -> str:
-        where = f"signal {self.signal}" if self.signal else "metadata"
-        return f"{where}: {self.reason}" + (f" ({self.path})" if self.path else "")
+        plain = self.signal and len(self.signal) <= QUOTE_LIMIT and self.signal.isprintable()
+        where = f"signal {self.signal if plain else shown(self.signal)}" if self.signal else "metadata"
+        path = f" ({self.path})" if self.path and self.path not in self.reason else ""
+        return f"{where}: {self.reason}{path}"
 
     def to_dict(self) -> dict:
         return {"signal": self.signal, "reason": self.reason, "path": self.path}

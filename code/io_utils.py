@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 def atomic_path(path: Path, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is untouched. ``durable``:
+    On an exception the temporary file is removed and ``path`` is untouched; an
+    ``OSError`` that names no file (a full disk) is raised naming ``path``. ``durable``:
     flush the file and its folder to disk, so the rename survives a crash (without it, a
     crash may lose the file, never leave half of it).
     """
@@ -47,9 +48,18 @@ def atomic_path(path: Path, *, durable: bool = True) -> Iterator[Path]:
         os.replace(tmp, path)
         if durable:
             _flush_to_disk(path.parent)
+    except OSError as e:
+        _raise_named(e, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _raise_named(error: OSError, path: Path):
+    """Raise ``error``, naming ``path`` when it names no file."""
+    if error.filename:
+        raise error
+    raise type(error)(error.errno, error.strerror, str(path)) from error
 
 
 def current_umask() -> int:
@@ -107,10 +117,13 @@ def append_jsonl(path: Path, record: dict) -> None:
     """Append one record as a JSON line and flush it to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=True) + "\n"
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        _raise_named(e, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -7,17 +7,31 @@ its fields) and does what it says; everything here is callable from tests.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
+import os
 import shlex
+import tempfile
 from pathlib import Path
 
-from code.config import asr_models, model_names, parse_shard, recompute_stage, stages
+import numpy as np
+
+from code.config import (
+    HEARING_LOSS_CATEGORIES,
+    asr_models,
+    check_config,
+    model_names,
+    parse_shard,
+    recompute_stage,
+    stages,
+)
 from code.data.layout import SplitData, resolve_data_root
 from code.data.validation import validate_split
 from code.enhancement import enhance_split
 from code.enhancement_plan import check_outputs_current, output_dir, scored_path
-from code.errors import ConfigError, DataError
+from code.errors import ConfigError, DataError, shown
+from code.evaluation.asr.embeddings import embedding_columns
 from code.evaluation.asr.engines import ensure_available
 from code.evaluation.asr.settings import asr_label, asr_settings
 from code.evaluation.evaluation_helper import (
@@ -33,10 +47,10 @@ from code.evaluation.evaluation_helper import (
 from code.evaluation.outputs.html_report import write_html_reports
 from code.evaluation.outputs.report import change_text, report_rows, write_report
 from code.evaluation.prediction.predictors import make_predictor
-from code.evaluation.table import read_feature_files
+from code.evaluation.table import FeatureTable, read_feature_files
 from code.io_utils import write_json_atomic
 from code.keys import settings_digest
-from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels
+from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels, common_frequencies
 from code.models.hearing_aid_models import unknown_model
 from code.runs import run_name, run_suffix
 from code.training.train import train_models
@@ -52,14 +66,25 @@ def preflight(cfg) -> None:
         ConfigError: naming the option and what to do.
         ASRError: for a Whisper model that cannot be had here.
     """
+    problem = check_config(cfg)  # main.py has checked already; a caller of run() may not have
+    if problem:
+        raise ConfigError(problem)
     for name in model_names(cfg):  # registrations the source reader of check_config cannot see
         problem = unknown_model(name)
         if problem:
             raise ConfigError(problem)
     try:  # a registered predictor, with the settings --predictor-options names
-        make_predictor(cfg.predictor, options=predictor_options(cfg))
+        predictor = make_predictor(cfg.predictor, options=predictor_options(cfg))
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    if cfg.predictor_options:
+        _trial_fit(cfg, predictor)
+    try:  # the categories --audiograms leaves out keep pyclarity's audiograms
+        common_frequencies(audiogram_table(cfg))
+    except ValueError as e:
+        raise ConfigError(f"--audiograms: {e}; the categories it leaves out keep pyclarity's "
+                          "audiograms") from e
+    check_writable(Path(cfg.results_dir))
     wanted = stages(cfg)
     needs_asr = "2" in wanted and not cfg.scores
     devices = [("--device", cfg.device)] if "1" in wanted and not cfg.scores else []
@@ -84,6 +109,49 @@ def preflight(cfg) -> None:
         option = "--asr-models" if cfg.asr_models else "--asr-model"
         for model in asr_models(cfg):
             ensure_available(asr_settings(cfg, model), option=option)
+
+
+TRIAL_RECORDS = 40  # made-up records a predictor is fitted on to try its --predictor-options
+
+
+def _trial_fit(cfg, predictor) -> None:
+    """Fit the predictor on made-up features, so that settings it refuses (a negative
+    learning rate) are found before any audio work, not after hours of it."""
+    rng = np.random.default_rng(0)
+    names = embedding_columns(4) if cfg.predictor == "whisper-head" else ["asr.trial.better_ear"]
+    records = [{"signal": f"trial{i}", "prompt": f"trial prompt {i % 8}", "n_words": 3,
+                "hearing_loss": HEARING_LOSS_CATEGORIES[i % len(HEARING_LOSS_CATEGORIES)]}
+               for i in range(TRIAL_RECORDS)]
+    table = FeatureTable([r["signal"] for r in records], names,
+                         rng.uniform(0.05, 0.95, (TRIAL_RECORDS, len(names))))
+    try:
+        predictor.fit(table, rng.uniform(0, 100, TRIAL_RECORDS), records)
+        predictor.predict(table, records)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConfigError(f"--predictor-options {shown(cfg.predictor_options)}: the {cfg.predictor} "
+                          f"predictor refuses them: {e}") from e
+
+
+def check_writable(results_dir: Path) -> None:
+    """Make ``results_dir`` and write (and remove) a file there, so that a read-only or full
+    file system or a forbidden folder stops the run before any work.
+
+    Raises:
+        OSError: naming the path and the cause.
+    """
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_check.", dir=results_dir)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, e.filename if e.errno == errno.ENOTDIR else str(results_dir)) from e
+    try:
+        os.write(fd, b"0" * 4096)
+        os.fsync(fd)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(results_dir)) from e
+    finally:
+        os.close(fd)
+        os.unlink(probe)
 
 
 def audiogram_table(cfg) -> dict:
@@ -243,9 +311,11 @@ def run(cfg) -> None:
         write_html_reports([Path(cfg.results_dir) / f"submission_{w}_{cfg.split}.csv" for w in written],
                            Path(cfg.results_dir), baseline=getattr(cfg, "baseline", "identity"))
     if written:
-        how = ("python compute_csvs.py" if labelled(split.records, cfg.target)
+        results = shlex.quote(str(cfg.results_dir))
+        how = (f"python compute_csvs.py {results}" if labelled(split.records, cfg.target)
                else f"python main.py --split {cfg.fit_split.split(',')[0]} --models "
-                    f"{','.join(model_names(cfg))} then python compute_csvs.py (split {cfg.split!r} has no labels)")
+                    f"{','.join(model_names(cfg))} --results-dir {results} then python compute_csvs.py "
+                    f"{results} (split {cfg.split!r} has no labels)")
         logger.info("done: %d submission(s) in %s (%s); to compare with listeners: %s",
                     len(written), cfg.results_dir, ", ".join(f"submission_{w}_{cfg.split}.csv" for w in written), how)
 

@@ -169,3 +169,20 @@ def test_long_model_names_keep_the_table_aligned():
     assert {line.index(" demo ") + 1 for line in lines} == {header.index(" data ") + 1}
     rmse_end = header.index(" RMSE ") + len(" RMSE")  # right-aligned numbers end under the header's end
     assert {line[:rmse_end].split()[-1] for line in lines} == {"30.00", "31.00"}
+
+
+def test_a_named_csv_that_is_not_a_submission_says_what_its_header_is(tmp_path, truth_file, caplog, capsys):
+    path = tmp_path / "submission_X_valid.csv"
+    path.write_text("model,hearing_loss,n\nNLR1,Mild,4\n")
+    assert compute_csvs.main([str(path), "--ground-truth", str(truth_file)]) == 2
+    text = caplog.text + capsys.readouterr().out
+    assert f"{path}: not a submission CSV: its first row is 'model,hearing_loss,n'" in text
+    assert "expected the header signal_ID,intelligibility_score" in text
+    assert "no submission CSVs found" not in text
+
+
+def test_one_row_says_why_its_correlations_are_nan(tmp_path, truth_file, capsys):
+    _write(tmp_path / "one.csv", [("s1", 30)])
+    assert compute_csvs.main([str(tmp_path / "one.csv"), "--ground-truth", str(truth_file)]) == 0
+    out = capsys.readouterr().out
+    assert "(NCC and KT of one.csv on given are nan: it covers one signal: correlations need two or more)" in out

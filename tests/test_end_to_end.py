@@ -87,6 +87,8 @@ def test_compute_csvs_compares_demo_outputs(demo_run, tmp_path, capsys):
     import compute_csvs
 
     results, first = demo_run
+    hint = first.stderr.strip().splitlines()[-1]
+    assert hint.endswith(f"to compare with listeners: python compute_csvs.py {results}")  # as run below
     capsys.readouterr()
     assert compute_csvs.main([str(results), "--json", str(tmp_path / "figures.json")]) == 0
     out = capsys.readouterr().out

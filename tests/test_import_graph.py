@@ -29,6 +29,7 @@ LAYERS = [
     ("Stage 2: store and table", ("code.evaluation.cache", "code.evaluation.table")),
     ("Stage 2: asr", ("code.evaluation.asr.",)),
     ("Stage 2: features", ("code.evaluation.features.",)),
+    ("Stage 2: quality", ("code.evaluation.quality.",)),
     ("Stage 2: comparison", ("code.evaluation.comparison.",)),
     ("Stage 2: prediction", ("code.evaluation.prediction.",)),
     ("Stage 2: outputs", ("code.evaluation.outputs.",)),
@@ -38,7 +39,7 @@ LAYERS = [
 
 
 PACKAGES = ("code.data", "code.evaluation", "code.hearing_loss", "code.models", "code.training", "code.evaluation.asr",
-            "code.evaluation.features", "code.evaluation.comparison", "code.evaluation.prediction",
+            "code.evaluation.features", "code.evaluation.quality", "code.evaluation.comparison", "code.evaluation.prediction",
             "code.evaluation.outputs")  # package folders (their __init__ is empty)
 
 

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from code.config import HEARING_LOSS_CATEGORIES, TARGETS
-from code.errors import DataError, Problem
+from code.errors import DataError, Problem, shown
 
 REQUIRED_FIELDS = ("signal", "prompt", "hearing_loss")
 # One listener response in <split>_responses.json (CLIP2): field -> kind of value.
@@ -18,6 +18,9 @@ RESPONSE_FIELDS = {"response_id": "id", "original_response": "text", "response":
                    "hits": "count", "correctness": "fraction",
                    "phoneme_hits": "count", "phoneme_correctness": "fraction"}
 LABEL_TOLERANCE = 1e-3  # metadata label vs mean of its listener responses
+# A signal ID names files (<signal>_unproc.flac, results/<Model>/<signal>.wav); file names may
+# hold 255 bytes on common file systems, so the ID gets this many (UTF-8), room for suffixes.
+MAX_SIGNAL_BYTES = 200
 
 
 def _load_json(path: Path, what: str) -> object:
@@ -28,6 +31,9 @@ def _load_json(path: Path, what: str) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{what} file {path} is not valid JSON: {e}") from e
+    except RecursionError:
+        raise DataError(f"{what} file {path} nests its JSON too deeply to read; expected "
+                        + ("a list of flat records" if what == "metadata" else "flat objects")) from None
 
 
 def load_metadata(path: Path) -> list[dict]:
@@ -70,11 +76,27 @@ def _is_fraction(value: object) -> bool:
 
 def _signal_problem(signal: object) -> str | None:
     if not isinstance(signal, str):
-        return f"'signal' must be a string, got {signal!r}"
+        return f"'signal' must be a string, got {shown(signal)}"
     if not signal.strip():
-        return f"empty signal ID {signal!r}"
+        return f"empty signal ID {shown(signal)}"
     if "/" in signal or "\\" in signal or signal in (".", ".."):
-        return f"signal ID {signal!r} is not a plain file name"
+        return f"signal ID {shown(signal)} is not a plain file name"
+    if not signal.isprintable():
+        where = next(i for i, c in enumerate(signal) if not c.isprintable())
+        return (f"signal ID {shown(signal)} holds a control character ({signal[where]!r} at position "
+                f"{where}); it names files, so it must be printable characters only")
+    if len(signal.encode("utf-8")) > MAX_SIGNAL_BYTES:
+        return (f"signal ID {shown(signal)} is too long to name a file: "
+                f"{len(signal.encode('utf-8'))} bytes, at most {MAX_SIGNAL_BYTES}")
+    return None
+
+
+def _prompt_problem(prompt: object) -> str | None:
+    """Why a prompt cannot be scored (the words-correct score needs words), else None."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "empty prompt"
+    if not any(c.isalpha() for c in prompt):
+        return f"prompt {shown(prompt)} has no words (no letters): nothing to score against"
     return None
 
 
@@ -85,13 +107,13 @@ def _field_problems(name: str, record: dict) -> list[Problem]:
     if "n_words" in record:
         value = record["n_words"]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            problems.append(Problem(name, f"n_words {value!r} is not a positive integer"))
+            problems.append(Problem(name, f"n_words {shown(value)} is not a positive integer"))
         elif isinstance(record.get("prompt"), str) and record["prompt"].strip() \
                 and value != len(record["prompt"].split()):
             problems.append(Problem(name, f"n_words {value} differs from the {len(record['prompt'].split())} "
-                                          f"words of its prompt {record['prompt']!r}"))
+                                          f"words of its prompt {shown(record['prompt'])}"))
     if "fma" in record and (not isinstance(record["fma"], str) or not record["fma"].strip()):
-        problems.append(Problem(name, f"fma (the track) {record['fma']!r} is not a non-empty string"))
+        problems.append(Problem(name, f"fma (the track) {shown(record['fma'])} is not a non-empty string"))
     return problems
 
 
@@ -122,13 +144,12 @@ def check_records(records: list[dict], *, require_correctness: bool = False,
             if signal in seen:
                 problems.append(Problem(signal, f"duplicate signal ID (also record #{seen[signal]})"))
             seen.setdefault(signal, index)
-        prompt = record.get("prompt")
-        if "prompt" in record and (not isinstance(prompt, str) or not prompt.strip()):
-            problems.append(Problem(name, "empty prompt"))
+        if "prompt" in record and (reason := _prompt_problem(record["prompt"])):
+            problems.append(Problem(name, reason))
         loss = record.get("hearing_loss")
         if "hearing_loss" in record and loss not in HEARING_LOSS_CATEGORIES:
             problems.append(Problem(
-                name, f"unknown hearing_loss {loss!r}; expected one of {list(HEARING_LOSS_CATEGORIES)}"))
+                name, f"unknown hearing_loss {shown(loss)}; expected one of {list(HEARING_LOSS_CATEGORIES)}"))
         problems += _field_problems(name, record)
         for key in TARGETS:
             if key in record or (require_correctness and key == target):
@@ -136,19 +157,19 @@ def check_records(records: list[dict], *, require_correctness: bool = False,
                 if value is None:
                     problems.append(Problem(name, f"missing {key!r} (needed as ground truth)"))
                 elif not _is_fraction(value):
-                    problems.append(Problem(name, f"{key} {value!r} is not a number in 0..1"))
+                    problems.append(Problem(name, f"{key} {shown(value)} is not a number in 0..1"))
     return problems
 
 
 def _response_problems(signal: str, responses: object, where: str) -> list[Problem]:
     if not isinstance(responses, list) or not responses:
-        return [Problem(signal, f"responses in {where} must be a non-empty list, got {responses!r}")]
+        return [Problem(signal, f"responses in {where} must be a non-empty list, got {shown(responses)}")]
     problems: list[Problem] = []
     ids: set[str] = set()
     for i, response in enumerate(responses):
         label = f"response #{i} in {where}"
         if not isinstance(response, dict):
-            problems.append(Problem(signal, f"{label} is not an object: {response!r}"))
+            problems.append(Problem(signal, f"{label} is not an object: {shown(response)}"))
             continue
         for key, kind in RESPONSE_FIELDS.items():
             if key not in response:
@@ -156,16 +177,16 @@ def _response_problems(signal: str, responses: object, where: str) -> list[Probl
                 continue
             value = response[key]
             if kind == "id" and (not isinstance(value, str) or not value.strip()):
-                problems.append(Problem(signal, f"{label}: response_id {value!r} is not a name"))
+                problems.append(Problem(signal, f"{label}: response_id {shown(value)} is not a name"))
             elif kind == "id" and value in ids:
-                problems.append(Problem(signal, f"{label}: duplicate response_id {value!r}"))
+                problems.append(Problem(signal, f"{label}: duplicate response_id {shown(value)}"))
             elif kind == "text" and not isinstance(value, str):
-                problems.append(Problem(signal, f"{label}: {key} {value!r} is not a string"))
+                problems.append(Problem(signal, f"{label}: {key} {shown(value)} is not a string"))
             elif kind == "count" and (not isinstance(value, int) or isinstance(value, bool)
                                       or value < 0):
-                problems.append(Problem(signal, f"{label}: {key} {value!r} is not a count >= 0"))
+                problems.append(Problem(signal, f"{label}: {key} {shown(value)} is not a count >= 0"))
             elif kind == "fraction" and not _is_fraction(value):
-                problems.append(Problem(signal, f"{label}: {key} {value!r} is not a number in 0..1"))
+                problems.append(Problem(signal, f"{label}: {key} {shown(value)} is not a number in 0..1"))
             if kind == "id" and isinstance(value, str):
                 ids.add(value)
     return problems

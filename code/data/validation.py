@@ -4,15 +4,73 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import soundfile as sf
 
 from code.config import TARGETS
 from code.data.audio import check_audio_files
-from code.data.layout import DataRoot, SplitData, locate_split
+from code.data.layout import DataRoot, SplitData, SplitLayout, locate_split
 from code.data.metadata import check_records, check_responses, load_metadata, load_responses, record_name
-from code.errors import DataError
+from code.errors import LISTED_PROBLEMS, DataError, Problem, problem_listing
 
 logger = logging.getLogger(__name__)
+
+# Shortest audio the pipeline can score: STOI works on 25.6 ms frames at 10 kHz after removing
+# up to --stoi-max-lag-s of misalignment, and pystoi fails outright on fewer than one frame.
+MIN_AUDIO_S = 0.1
+# A signal this many times as long as its unprocessed reference (and a second or more longer)
+# is warned about: STOI compares only their common length.
+LONGER_THAN_REFERENCE = 1.5
+
+
+def _length(path: Path) -> tuple[int, int] | None:
+    """(frames, rate) from an audio file's header (nothing decoded); None when unreadable."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError):
+        return None  # the decoding check names it
+    return (info.frames, info.samplerate) if info.samplerate > 0 else None
+
+
+def _too_short(path: Path, frames: int, rate: int, what: str = "audio") -> str:
+    return (f"{what} {path} is too short to process: {frames} sample(s) ({frames / rate:.3f} s at "
+            f"{rate} Hz); at least {MIN_AUDIO_S} s is needed")
+
+
+def _length_check(layout: SplitLayout, signal: str, kind: str) -> tuple[Problem | None, str | None]:
+    """A problem when a signal's audio, or the unprocessed reference Stage 2's STOI reads
+    beside a signal, is too short to score; a note when a signal is far longer than its
+    reference."""
+    path = layout.audio_path(signal, kind)
+    length = _length(path) if path.is_file() else None
+    if length is None:
+        return None, None
+    if length[0] < MIN_AUDIO_S * length[1]:
+        return Problem(signal, _too_short(path, *length), str(path)), None
+    reference = layout.audio_path(signal, "unprocessed")
+    ref = _length(reference) if kind == "signals" and reference.is_file() else None
+    if ref is None:
+        return None, None
+    if ref[0] < MIN_AUDIO_S * ref[1]:
+        return Problem(signal, _too_short(reference, *ref, "its unprocessed reference"), str(reference)), None
+    seconds, ref_seconds = length[0] / length[1], ref[0] / ref[1]
+    if seconds > LONGER_THAN_REFERENCE * ref_seconds and seconds - ref_seconds >= 1.0:
+        return None, (f"signal {signal}: audio is {seconds:.1f} s long, its unprocessed reference "
+                      f"{reference} {ref_seconds:.1f} s: STOI compares only the first "
+                      f"{ref_seconds:.1f} s; check that they belong together")
+    return None, None
+
+
+def check_audio_lengths(layout: SplitLayout, signals: list[str], *, input_kinds: tuple[str, ...],
+                        workers: int = 4) -> tuple[list[Problem], list[str]]:
+    """(problems, notes) of ``_length_check`` for each signal's audio of ``input_kinds``,
+    read from the files' headers."""
+    jobs = [(s, kind) for s in signals for kind in input_kinds]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(lambda job: _length_check(layout, *job), jobs))
+    return [p for p, _ in results if p is not None], [n for _, n in results if n is not None]
 
 
 def validate_split(
@@ -81,16 +139,27 @@ def validate_split(
             check_cache=check_cache)
         problems += audio_problems
         notes += audio_notes
-    for note in notes:
+        undecodable = {p.signal for p in audio_problems}
+        length_problems, length_notes = check_audio_lengths(
+            layout, [r["signal"] for r in selected if r["signal"] not in undecodable],
+            input_kinds=input_kinds, workers=workers)
+        problems += length_problems
+        notes += length_notes
+    for note in notes[:LISTED_PROBLEMS]:
         logger.warning(note)
+    if len(notes) > LISTED_PROBLEMS:
+        logger.warning("... and %d more such warning(s)", len(notes) - LISTED_PROBLEMS)
     if problems and not skip_invalid:
-        listing = "\n  ".join(str(p) for p in problems)
+        listing = problem_listing(problems)
         raise DataError(
             f"{len(problems)} problem(s) in split {split!r} ({layout.metadata_file}):\n  {listing}\n"
             "Fix them, or pass --skip-invalid to leave those records out."
         )
     bad = {p.signal for p in problems}
     kept = [r for r in selected if r["signal"] not in bad]
-    for p in problems:
+    for p in problems[:LISTED_PROBLEMS]:
         logger.warning("skipping invalid record: %s", p)
+    if len(problems) > LISTED_PROBLEMS:
+        logger.warning("... and %d more invalid record(s) skipped (all are listed in the run's "
+                       "skipped_*.json beside its submission)", len(problems) - LISTED_PROBLEMS)
     return SplitData(layout, kept, skipped=problems, notes=notes)

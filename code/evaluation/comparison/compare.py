@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from code.errors import shown
 from code.evaluation.comparison.metrics import SubmissionError, clip_metrics, ncc, read_submission, rmse
 from code.runs import PROVENANCE_SUFFIX
 
@@ -51,12 +52,22 @@ class Submission:
     provenance: dict | None = None  # the run's ``.run.json`` beside it (None: a bare CSV)
 
 
+def _first_row(path: Path) -> list[str] | None:
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return next((row for row in csv.reader(f) if row and any(c.strip() for c in row)), None)
+
+
+def not_a_submission(path: Path) -> str:
+    """Why a CSV that ``is_submission_csv`` refuses is not one: its first row, and what was expected."""
+    return (f"not a submission CSV: its first row is {shown(','.join(_first_row(path) or []))}; expected "
+            "the header signal_ID,intelligibility_score (or signal,score rows without a header)")
+
+
 def is_submission_csv(path: Path) -> bool:
     """True when the first row is a submission header or a ``signal,number`` row."""
     try:
-        with Path(path).open(newline="", encoding="utf-8") as f:
-            first = next((row for row in csv.reader(f) if row and any(c.strip() for c in row)), None)
-    except (OSError, UnicodeDecodeError):
+        first = _first_row(path)
+    except (OSError, UnicodeDecodeError, csv.Error):
         return True  # unreadable: let the reader name the problem
     if first is None:
         return True
@@ -104,7 +115,10 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
     submissions: list[Submission] = []
     for path in unique:
         if not is_submission_csv(path):
-            logger.debug("not a submission (left out): %s", path)
+            if path.resolve() in named:  # named on the command line: say why it is not compared
+                submissions.append(Submission(path, path.name, error=not_a_submission(path)))
+            else:
+                logger.debug("not a submission (left out): %s", path)
             continue
         item = Submission(path, submission_name(path))
         try:

@@ -26,6 +26,11 @@ def format_table(rows: list[dict]) -> str:
                      f"{r['predictor']:<12} {r['fit']:<11} {_other(r):<{other}} {r['n']:>4} "
                      f"{r['truth_not_predicted']:>5} {r['RMSE']:7.2f} {r['Std']:6.2f} {_fmt(r['NCC'])} "
                      f"{_fmt(r['KT'])}  {by_loss}")
+    for r in rows:
+        if math.isnan(r["NCC"]):
+            why = ("it covers one signal: correlations need two or more" if r["n"] < 2
+                   else "its predictions or the labels are all equal: correlations are undefined")
+            lines.append(f"(NCC and KT of {r['model']} on {r['split']} are nan: {why})")
     if any(r["data_set"] == "?" for r in rows):
         lines.append("(data '?': a CSV without the .run.json main.py writes beside it, matched by "
                      "its signal IDs with the labels of --data-root)")

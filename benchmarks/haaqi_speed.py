@@ -1,0 +1,194 @@
+"""HAAQI speed: the project's fast HAAQI against pyclarity's ``compute_haaqi``, same inputs.
+
+    python benchmarks/haaqi_speed.py [--signals 5]
+
+Signals, in turn: demo pairs (the left channel of a processed signal from
+data/demo/**/signals/ against its unprocessed reference, 16 kHz, about 2.4 s) and
+synthetic full-band pairs at 44.1 kHz (3 s: pink-ish noise, and a harmonic tone
+with vibrato; the processed side is delayed, filtered, compressed and noisier).
+Each signal is scored for the three hearing-loss categories (pyclarity's
+AUDIOGRAM_REF, AUDIOGRAM_MILD, AUDIOGRAM_MODERATE), equalisation 1, with
+``level1 = 65 - 20 log10(rms(reference))`` (the reference's RMS at 65 dB SPL).
+numpy's global generator is seeded the same before each pair of calls (the ear
+model draws its threshold noise from it).
+
+Both run once on a short signal first, so that neither total includes numba
+compilation (pyclarity's jitted helpers, and loading this project's cached
+kernels). Per-stage times come from timing wrappers around each side's stage
+functions (the fast side's stages run two threads each, so wall time is shown).
+Last line: ``haaqi_speedup=X max_abs_diff=Y``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrix products; no BLAS threads
+
+if __name__ == "__main__" and not __package__:
+    # Run as a file: re-run as a module so that `code` is this project's package.
+    root = Path(__file__).resolve().parents[1]
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.haaqi_speed", *sys.argv[1:]],
+              {**os.environ, "PYTHONPATH": str(root)})
+
+import numpy as np
+import soundfile
+from clarity.evaluator.haaqi import compute_haaqi
+from clarity.evaluator.haaqi import haaqi as pyclarity_haaqi
+from clarity.utils.audiogram import AUDIOGRAM_MILD, AUDIOGRAM_MODERATE, AUDIOGRAM_REF
+from scipy.signal import butter, lfilter
+
+from code.evaluation.quality import haaqi as fast_haaqi
+from code.evaluation.quality.haaqi import haaqi
+
+DEMO_ROOT = Path(__file__).resolve().parents[1] / "data" / "demo"
+AUDIOGRAMS = {"No Loss": AUDIOGRAM_REF, "Mild": AUDIOGRAM_MILD, "Moderate": AUDIOGRAM_MODERATE}
+SYNTH_RATE = 44100
+SYNTH_SECONDS = 3.0
+
+
+def demo_pairs() -> list[Path]:
+    """Processed demo signals that have an unprocessed reference beside them, sorted."""
+    out = []
+    for path in sorted(DEMO_ROOT.rglob("signals/*.flac")):
+        ref = path.parent.parent / "unprocessed" / f"{path.stem}_unproc.flac"
+        if ref.exists():
+            out.append(path)
+    return out
+
+
+def synthetic_pair(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(processed, reference) at 44.1 kHz: full-band noise or a harmonic tone, and a
+    delayed, low-passed, compressed, noisier version of it."""
+    rng = np.random.default_rng(seed)
+    n = int(SYNTH_SECONDS * SYNTH_RATE)
+    t = np.arange(n) / SYNTH_RATE
+    if kind == "noise":
+        white = rng.standard_normal(n)
+        b, a = butter(1, 0.02)  # tilt towards low frequencies, keep the top
+        reference = 0.7 * lfilter(b, a, white) + 0.05 * white
+    else:
+        f0 = 220 * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+        phase = 2 * np.pi * np.cumsum(f0) / SYNTH_RATE
+        reference = sum(np.sin(k * phase) / k for k in range(1, 40) if k * 220 < 20000)
+        reference *= 0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t) ** 2  # slow level changes
+    reference = 0.1 * reference / np.sqrt(np.mean(reference ** 2))
+    b, a = butter(4, 6000 / (SYNTH_RATE / 2))
+    processed = np.tanh(3 * lfilter(b, a, np.roll(reference, 120))) / 3
+    processed += 0.003 * rng.standard_normal(n)
+    return processed, reference
+
+
+def signals(n: int) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+    """n (name, processed, reference, sample rate), demo pairs and synthetic ones in turn."""
+    demo = demo_pairs()
+    out = []
+    for i in range(n):
+        if i % 2 == 0 and demo:
+            path = demo[(i // 2) % len(demo)]
+            processed, rate = soundfile.read(path, dtype="float64", always_2d=True)
+            reference, ref_rate = soundfile.read(
+                path.parent.parent / "unprocessed" / f"{path.stem}_unproc.flac",
+                dtype="float64", always_2d=True)
+            assert rate == ref_rate, path
+            out.append((f"demo {path.stem[:8]}", processed[:, 0], reference[:, 0], rate))
+        else:
+            kind = "noise" if (i // 2) % 2 == 0 else "tone"
+            processed, reference = synthetic_pair(kind, i)
+            out.append((f"synthetic {kind}", processed, reference, SYNTH_RATE))
+    return out
+
+
+def level1_of(reference: np.ndarray) -> float:
+    """dB SPL of RMS 1 that puts the reference's RMS at 65 dB SPL."""
+    return 65.0 - 20 * np.log10(np.sqrt(np.mean(reference ** 2)))
+
+
+def timing(times: dict, name: str, func):
+    """``func`` adding its wall time to ``times[name]``."""
+    @functools.wraps(func)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            times[name] = times.get(name, 0.0) + time.perf_counter() - start
+    return timed
+
+
+@contextlib.contextmanager
+def stage_timers(times: dict, owner, names: list[str]):
+    """Wrap ``owner.<name>`` for each name with a timer (same calls, only timed)."""
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(mock.patch.object(owner, name,
+                                                  timing(times, name, getattr(owner, name))))
+        yield
+
+
+def print_stages(title: str, times: dict, total: float) -> None:
+    print(f"{title} per stage (s):")
+    for stage, seconds in times.items():
+        print(f"  {stage:<30}{seconds:8.3f}")
+    print(f"  {'other':<30}{total - sum(times.values()):8.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--signals", type=int, default=5, help="signals (each x 3 audiograms)")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    data = signals(args.signals)
+    seconds = sum(len(r) / rate for _, _, r, rate in data)
+    cases = [(name, p, r, rate, category) for name, p, r, rate in data for category in AUDIOGRAMS]
+
+    # Warm both once: pyclarity's numba helpers compile, the fast kernels load from cache.
+    _, p, r, rate = data[0]
+    compute_haaqi(p[:rate // 2], r[:rate // 2], rate, rate, AUDIOGRAM_MILD)
+    haaqi(p[:rate // 2], r[:rate // 2], rate, rate, AUDIOGRAM_MILD)
+
+    ref_stages: dict[str, float] = {}
+    theirs, start, cpu = [], time.perf_counter(), time.process_time()
+    with stage_timers(ref_stages, pyclarity_haaqi.eb,
+                      ["ear_model", "env_smooth", "melcor9", "bm_covary", "ave_covary2"]):
+        for i, (_, p, r, rate, category) in enumerate(cases):
+            np.random.seed(i)
+            theirs.append(compute_haaqi(p, r, rate, rate, AUDIOGRAMS[category],
+                                        level1=level1_of(r)))
+    t_theirs, c_theirs = time.perf_counter() - start, time.process_time() - cpu
+
+    fast_stages: dict[str, float] = {}
+    mine, start, cpu = [], time.perf_counter(), time.process_time()
+    with stage_timers(fast_stages, fast_haaqi,
+                      ["ear_model", "env_smooth", "melcor9", "bm_covary"]):
+        for i, (_, p, r, rate, category) in enumerate(cases):
+            np.random.seed(i)
+            mine.append(haaqi(p, r, rate, rate, AUDIOGRAMS[category], level1=level1_of(r)))
+    t_mine, c_mine = time.perf_counter() - start, time.process_time() - cpu
+
+    diffs = np.abs(np.array(mine) - np.array(theirs))
+    print(f"{len(data)} signals ({seconds:.1f} s of audio) x {len(AUDIOGRAMS)} audiograms "
+          f"= {len(cases)} HAAQI calls each side")
+    for (name, _, r, rate, category), a, b, d in zip(cases, theirs, mine, diffs):
+        print(f"  {name:<18}{len(r) / rate:5.2f} s {rate:6d} Hz {category:<9}"
+              f"pyclarity {a:.6f} fast {b:.6f} |diff| {d:.1e}")
+    print_stages("pyclarity compute_haaqi", ref_stages, t_theirs)
+    print_stages("fast haaqi", fast_stages, t_mine)
+    print(f"pyclarity: {t_theirs:.2f} s ({t_theirs / len(cases) * 1000:.0f} ms/call), "
+          f"CPU {c_theirs:.2f} s")
+    print(f"fast:      {t_mine:.2f} s ({t_mine / len(cases) * 1000:.0f} ms/call), "
+          f"CPU {c_mine:.2f} s (all threads)")
+    print(f"CPU-time ratio {c_theirs / c_mine:.1f}; load average before the run "
+          f"{load_before:.2f}, after {os.getloadavg()[0]:.2f} (other processes share the cores)")
+    print(f"haaqi_speedup={t_theirs / t_mine:.1f} max_abs_diff={float(np.max(diffs)):.2e}")
+
+
+if __name__ == "__main__":
+    main()
