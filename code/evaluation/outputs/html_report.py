@@ -113,8 +113,8 @@ def _summary_html(runs: list[RunFiles], records: list[dict], baseline: str) -> s
             "the 95% interval of the mean, and the paired change against the baseline run on the "
             "same signals (95% bootstrap interval, prompts resampled). Read the change's interval: "
             "both runs share every signal, so it is far narrower than the means'. An interval "
-            "holding 0 is no clear difference. No audio-quality measure is computed by this "
-            "project, so none is shown.</p>")
+            "holding 0 is no clear difference. The runs' outputs hold no audio-quality figure "
+            "(HAAQI, HASPI), so none is shown.</p>")
     return (f"<h2>Predicted intelligibility</h2>{text}<table class='summary'><thead><tr><th>run</th>"
             f"<th>hearing loss</th><th>n</th><th>mean [95% CI]</th><th>change vs {_e(baseline)} "
             f"[95% CI]</th></tr></thead><tbody>{body}</tbody></table>")
