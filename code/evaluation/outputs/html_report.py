@@ -49,7 +49,8 @@ def _num(x, digits: int = 1, sign: bool = False) -> str:
 
 
 def _href(target: Path, page_dir: Path) -> str:
-    return quote(os.path.relpath(Path(target).resolve(), page_dir.resolve()).replace(os.sep, "/"))
+    # absolute, not resolved: a link inside the results folder stays inside it, symlink or not
+    return quote(os.path.relpath(os.path.abspath(target), os.path.abspath(page_dir)).replace(os.sep, "/"))
 
 
 def group_runs(csvs: list[Path]) -> dict[str, list[Path]]:
@@ -76,10 +77,13 @@ def is_synthetic(run: RunFiles) -> bool:
 
 
 def _local(src: Path, folder: Path) -> Path:
-    """``src`` reachable inside ``folder``: a hard link, else a copy (kept when current)."""
+    """``src`` reachable inside ``folder``: a hard link, else a copy (kept while its size
+    and modification time are the source's)."""
     target = folder / src.name
-    if target.is_file() and target.stat().st_size == src.stat().st_size:
-        return target
+    if target.is_file():
+        have, want = target.stat(), src.stat()
+        if (have.st_size, have.st_mtime_ns) == (want.st_size, want.st_mtime_ns):
+            return target
     folder.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     try:
@@ -181,12 +185,12 @@ def _table_data(runs: list[RunFiles], rows: list[dict], page_dir: Path, files: P
                 baseline: str, spectrograms: bool) -> dict:
     from code.evaluation.outputs.spectrogram import write_row_spectrograms
 
-    results_dirs = {run.csv.parent.resolve() for run in runs}
+    results_dirs = {Path(os.path.abspath(run.csv.parent)) for run in runs}
     used: set[Path] = set()
     for row in rows:
         audio = []
         for label, path in row["audio"]:
-            inside = any(d in Path(path).resolve().parents for d in results_dirs)
+            inside = any(d in Path(os.path.abspath(path)).parents for d in results_dirs)
             audio.append([label, path if inside else _local(Path(path), files / "audio")])
         specs = write_row_spectrograms([p for _, p in audio], files / "spec") if spectrograms else []
         used |= set(specs)
