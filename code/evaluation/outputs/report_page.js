@@ -96,15 +96,34 @@
       const fig = el("figure", { class: "player" }, [el("figcaption", { text: a.label })]);
       if (a.spec) fig.append(el("img", { src: a.spec, alt: "spectrogram: " + a.label, loading: "lazy",
         width: 200, height: 64 }));
-      fig.append(el("audio", { controls: "", preload: "metadata", src: a.src, "data-label": a.label }));
+      const audio = el("audio", { controls: "", preload: "metadata", "data-src": a.src, "data-label": a.label });
+      watch(audio);
+      fig.append(audio);
       players.append(fig);
     });
     body.append(top, el("tr", { class: "audio-row" }, [el("td", { colspan: 2 + runs.length }, [players])]));
     return body;
   }
 
+  // An audio element gets its file when its row comes near the screen, once the page has
+  // loaded, so a page of rows opens at once however many players it holds.
+  let near = null;
+  const give = (audio) => { audio.src = audio.dataset.src; };
+  function watch(audio) {
+    if (near) near.observe(audio);
+    else if (!("IntersectionObserver" in window)) give(audio);
+  }
+  window.addEventListener("load", () => {
+    if (!("IntersectionObserver" in window)) return;
+    near = new IntersectionObserver((entries) => entries.forEach((e) => {
+      if (e.isIntersecting) { give(e.target); near.unobserve(e.target); }
+    }), { rootMargin: "600px 0px" });
+    document.querySelectorAll("audio:not([src])").forEach((a) => near.observe(a));
+  });
+
   function draw() {
     const table = $("signal-table");
+    if (near) near.disconnect();
     table.querySelectorAll("tbody").forEach((b) => b.remove());
     const all = shown(), size = +$("f-size").value || all.length || 1;
     const pages = Math.max(1, Math.ceil(all.length / size));
