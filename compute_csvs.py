@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, nargs="?", const=Path(""),
                         help="write one figure comparing all runs (default file: comparison.png in "
                              "the first folder searched, e.g. results/)")
+    parser.add_argument("--html", type=Path, nargs="?", const=Path(""),
+                        help="write one HTML page per group of compared runs (split, input and "
+                             "settings: report_<split>_<input>[...].html in the first folder "
+                             "searched, e.g. results/), or at FILE when one group")
     args = parser.parse_args(argv)
 
     from code.errors import DataError
@@ -128,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         plot = args.plot if str(args.plot) not in ("", ".") else folder / "comparison.png"
         plot_comparison(rows, plot)
         log.info("plot: %s", plot)
+    if args.html is not None:
+        from code.evaluation.outputs.html_report import write_html_reports
+
+        folder = next((p for p in search if p.is_dir()), HERE / "results")
+        write_html_reports([Path(r["path"]) for r in rows if "config" in r],
+                           args.html if str(args.html) not in ("", ".") else folder,
+                           baseline=args.baseline if not args.baseline.endswith(".csv") else BASELINE)
     return 0
 
 

@@ -44,6 +44,7 @@ from code.evaluation.evaluation_helper import (
     predictor_options,
     split_table,
 )
+from code.evaluation.outputs.html_report import write_html_reports
 from code.evaluation.outputs.report import change_text, report_rows, write_report
 from code.evaluation.prediction.predictors import make_predictor
 from code.evaluation.table import FeatureTable, read_feature_files
@@ -307,6 +308,8 @@ def run(cfg) -> None:
     progress.finish()
     if len(all_predictions) > 1:
         write_hearing_aid_report(cfg, all_predictions, split.records)
+        write_html_reports([Path(cfg.results_dir) / f"submission_{w}_{cfg.split}.csv" for w in written],
+                           Path(cfg.results_dir), baseline=getattr(cfg, "baseline", "identity"))
     if written:
         results = shlex.quote(str(cfg.results_dir))
         how = (f"python compute_csvs.py {results}" if labelled(split.records, cfg.target)

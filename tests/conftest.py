@@ -78,3 +78,16 @@ def run_main(argv, caplog, capsys=None) -> tuple[int, str]:
         code = e.code
     text = caplog.text + (capsys.readouterr().err if capsys is not None else "")
     return code, text
+
+
+@pytest.fixture(scope="session")
+def demo_report_run(tmp_path_factory) -> Path:
+    """``python main.py --input unprocessed --models identity,NLR1`` on the whole demo, into a
+    results folder of its own (Stage 2 reads the demo's shipped values): the folder, which
+    holds ``report_valid_unprocessed.html``. Tests copy it before changing anything in it."""
+    import main
+
+    results = tmp_path_factory.mktemp("report_run") / "results"
+    code = main.main(["--input", "unprocessed", "--models", "identity,NLR1", "--results-dir", str(results)])
+    assert code == 0
+    return results

@@ -1,0 +1,279 @@
+"""One static HTML page per comparison of runs: the summary, every signal with its audio.
+
+``write_html_report(csvs, out)`` reads the runs behind the submission CSVs (their
+``.run.json``, scores files and audio: ``report_signals``) and writes ``out`` with, beside
+it, ``<stem>_files/`` (small spectrograms, and links to the data set's own audio, hard
+links where the file system allows, else copies), so that the page and the results
+folder can be copied elsewhere together and still play. Every link is relative.
+
+The page needs no server and fetches nothing: the signals are a JSON block drawn a
+page of rows at a time by ``report_page.js`` (sort, filter, pages), styled by
+``report_page.css``; both are inlined. Text from the data is escaped here (the static
+part) or set as text by the script (the rows).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+from code.evaluation.outputs.report_signals import RunFiles, load_run, page_name, records_of, signal_rows
+from code.errors import DataError
+from code.io_utils import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent  # report_page.css and report_page.js
+CHAINS = {"unprocessed": "unprocessed audio → model → hearing-loss simulation (MSBG) → Whisper",
+          "signals": "the listener's signals (hearing loss already in them) → model → Whisper"}
+COMPARISON_HOW = ("The comparison: each run's predictions against the listeners' labels (one dot a "
+                  "signal, the dashed line where they agree), then RMSE per hearing-loss category "
+                  "(lower is better).")
+SYNTHETIC_NAMES = ("demo", "demo_clip2")  # the shipped demo data sets: every label made up
+
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _num(x, digits: int = 1, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _href(target: Path, page_dir: Path) -> str:
+    # absolute, not resolved: a link inside the results folder stays inside it, symlink or not
+    return quote(os.path.relpath(os.path.abspath(target), os.path.abspath(page_dir)).replace(os.sep, "/"))
+
+
+def group_runs(csvs: list[Path]) -> dict[str, list[Path]]:
+    """Submission CSVs with provenance grouped into pages: ``{page name: [csv, ...]}``,
+    one page per split, input and settings (``page_name``); CSVs without provenance
+    are left out (logged)."""
+    groups: dict[str, list[Path]] = {}
+    for csv in csvs:
+        try:
+            run = load_run(csv)
+        except (DataError, KeyError, ValueError) as e:  # no provenance, or an unreadable CSV
+            logger.info("html report: %s left out: %s", csv, e)
+            continue
+        name = page_name(run.provenance)
+        groups.setdefault(name, [])
+        if run.csv not in groups[name]:
+            groups[name].append(run.csv)
+    return groups
+
+
+def is_synthetic(run: RunFiles) -> bool:
+    """Whether the run's labels are the shipped demo's made-up ones."""
+    return run.provenance.get("data_set", {}).get("name") in SYNTHETIC_NAMES
+
+
+def _local(src: Path, folder: Path) -> Path:
+    """``src`` reachable inside ``folder``: a hard link, else a copy (kept while its size
+    and modification time are the source's)."""
+    target = folder / src.name
+    if target.is_file():
+        have, want = target.stat(), src.stat()
+        if (have.st_size, have.st_mtime_ns) == (want.st_size, want.st_mtime_ns):
+            return target
+    folder.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(src, target)
+    except OSError:
+        shutil.copy2(src, target)
+    return target
+
+
+def _figures_html(figures: list[tuple[Path, str]], page_dir: Path) -> str:
+    parts = []
+    for path, how in figures:
+        if Path(path).is_file():
+            parts.append(f'<figure class="figure"><img src="{_href(path, page_dir)}" alt="{_e(Path(path).name)}">'
+                         f"<figcaption>{_e(how)}</figcaption></figure>")
+    return "".join(parts)
+
+
+def _summary_html(runs: list[RunFiles], records: list[dict], baseline: str) -> str:
+    from code.evaluation.outputs.report import report_rows
+
+    rows = report_rows({run.name: run.predictions for run in runs}, records,
+                       baseline=next((run.name for run in runs if run.model == baseline), baseline))
+    body = "".join(
+        f"<tr><td>{_e(r['model'])}</td><td>{_e(r['hearing_loss'])}</td><td>{r['n']}</td>"
+        f"<td>{_num(r['mean_intelligibility'])} [{_num(r['ci95_low'])}, {_num(r['ci95_high'])}]</td>"
+        + ("<td>(the baseline)</td></tr>" if r["model"] == r["baseline"] else
+           f"<td>{_num(r['change'], sign=True)} [{_num(r['change_ci95_low'], sign=True)}, "
+           f"{_num(r['change_ci95_high'], sign=True)}]</td></tr>") for r in rows)
+    text = ("<p>Mean predicted intelligibility (0..100) per run and hearing-loss category, with "
+            "the 95% interval of the mean, and the paired change against the baseline run on the "
+            "same signals (95% bootstrap interval, prompts resampled). Read the change's interval: "
+            "both runs share every signal, so it is far narrower than the means'. An interval "
+            "holding 0 is no clear difference. The runs' outputs hold no audio-quality figure "
+            "(HAAQI, HASPI), so none is shown.</p>")
+    return (f"<h2>Predicted intelligibility</h2>{text}<table class='summary'><thead><tr><th>run</th>"
+            f"<th>hearing loss</th><th>n</th><th>mean [95% CI]</th><th>change vs {_e(baseline)} "
+            f"[95% CI]</th></tr></thead><tbody>{body}</tbody></table>")
+
+
+def _listener_rows(runs: list[RunFiles], records: list[dict]) -> list[dict]:
+    """Each run's figures against its split's listeners (the rows ``plot_comparison``
+    draws); empty when the split has no labels."""
+    from code.evaluation.comparison.compare import Truth, metrics_by_category, overall_metrics
+
+    target = runs[0].provenance.get("target", "correctness")
+    truth = {r["signal"]: Truth(100.0 * float(r[target]), r["hearing_loss"], r["prompt"])
+             for r in records if r.get(target) is not None}
+    if not truth:
+        return []
+    return [{"name": run.name, "model": run.model, "split": run.split, "predictions": run.predictions,
+             "truth": truth, **overall_metrics(run.predictions, truth),
+             "per_hearing_loss": metrics_by_category(run.predictions, truth)} for run in runs]
+
+
+def _listeners_html(rows: list[dict], baseline: str) -> str:
+    from code.evaluation.comparison.compare import paired_difference
+
+    if not rows:
+        return "<h2>Against the listeners</h2><p>This split has no listener labels.</p>"
+    base = next((r for r in rows if r["model"] == baseline), None)
+    lines = []
+    for m in rows:
+        by = ", ".join(f"{_e(k)} {v['RMSE']:.2f}" for k, v in m["per_hearing_loss"].items())
+        d = (paired_difference(m["predictions"], base["predictions"], m["truth"])
+             if base is not None and m is not base else None)
+        paired = (f"{d.d_rmse:+.2f} [{d.d_rmse_ci[0]:+.2f}, {d.d_rmse_ci[1]:+.2f}]; "
+                  f"{d.d_ncc:+.3f} [{d.d_ncc_ci[0]:+.3f}, {d.d_ncc_ci[1]:+.3f}]" if d else "–")
+        lines.append(f"<tr><td>{_e(m['name'])}</td><td>{m['n']}</td><td>{_num(m['RMSE'], 2)}</td>"
+                     f"<td>{_num(m['NCC'], 3)}</td><td>{_num(m['KT'], 3)}</td><td>{by}</td>"
+                     f"<td>{paired}</td></tr>")
+    return ("<h2>Against the listeners</h2><p>Each run's predictions against the listeners' "
+            "labels of its split (correctness × 100): RMSE (lower is better), normalised "
+            "cross-correlation NCC and Kendall's tau KT (higher is better), RMSE per hearing-loss "
+            f"category, and the paired dRMSE; dNCC against {_e(baseline)} (95% bootstrap "
+            "interval, prompts resampled; dRMSE &lt; 0 and dNCC &gt; 0: better).</p>"
+            "<table class='summary'><thead><tr><th>run</th><th>n</th><th>RMSE</th><th>NCC</th>"
+            "<th>KT</th><th>RMSE by hearing loss</th><th>dRMSE; dNCC vs baseline</th></tr></thead>"
+            f"<tbody>{''.join(lines)}</tbody></table>")
+
+
+def _provenance_html(runs: list[RunFiles]) -> str:
+    items = []
+    for run in runs:
+        p = run.provenance
+        data, code = p.get("data_set", {}), p.get("code_version", {})
+        items.append(
+            f"<li><b>{_e(run.name)}</b> ({_e(run.csv.name)}): data set {_e(data.get('name', '?'))} "
+            f"({_e(p.get('challenge', '?'))}), metadata {_e(data.get('metadata_file', '?'))} "
+            f"(digest {_e(data.get('metadata_digest', '?'))}); code: commit "
+            f"{_e(code.get('git_commit') or 'none')}, sources {_e(code.get('sources_digest', '?'))}; "
+            f"differs from the defaults in: {_e(json.dumps(p.get('differs_from_defaults', {})))}"
+            f"<details><summary>the whole provenance (.run.json)</summary><pre>"
+            f"{_e(json.dumps(p, indent=1, sort_keys=True))}</pre></details></li>")
+    return f"<h2>What made it</h2><ul class='provenance'>{''.join(items)}</ul>"
+
+
+def _table_data(runs: list[RunFiles], rows: list[dict], page_dir: Path, files: Path, *,
+                baseline: str, spectrograms: bool) -> dict:
+    from code.evaluation.outputs.spectrogram import write_row_spectrograms
+
+    results_dirs = {Path(os.path.abspath(run.csv.parent)) for run in runs}
+    used: set[Path] = set()
+    for row in rows:
+        audio = []
+        for label, path in row["audio"]:
+            inside = any(d in Path(os.path.abspath(path)).parents for d in results_dirs)
+            audio.append([label, path if inside else _local(Path(path), files / "audio")])
+        specs = write_row_spectrograms([p for _, p in audio], files / "spec") if spectrograms else []
+        used |= set(specs)
+        row["audio"] = [{"label": label, "src": _href(path, page_dir),
+                         "spec": _href(specs[i], page_dir) if specs else None}
+                        for i, (label, path) in enumerate(audio)]
+    for old in (files / "spec").glob("*.png") if (files / "spec").is_dir() else []:
+        if old not in used:  # images of files no longer shown
+            old.unlink()
+    return {"runs": [{"name": run.name, "model": run.model} for run in runs],
+            "baseline": next((i for i, run in enumerate(runs) if run.model == baseline), None),
+            "rows": rows}
+
+
+def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity",
+                      figures: list[tuple[Path, str]] = (), spectrograms: bool = True) -> Path:
+    """Write the page of the runs behind ``csvs`` (one split and input; see ``group_runs``)
+    at ``out``. ``figures``: ``(png, how to read it)`` shown in the summary where the file
+    exists (the hearing-aid report of the same name is added when it is there).
+
+    Raises:
+        DataError: when a run's provenance or metadata cannot be read.
+    """
+    out = Path(out)
+    page_dir = out.parent
+    page_dir.mkdir(parents=True, exist_ok=True)
+    runs = sorted((load_run(csv) for csv in csvs), key=lambda run: run.model != baseline)  # baseline first
+    records = records_of(runs[0])
+    name = page_name(runs[0].provenance)
+    figure_list = [(runs[0].csv.parent / f"hearing_aid_{name}.png",
+                    "The hearing-aid report: bars are each run's mean predicted intelligibility per "
+                    "hearing-loss category with its 95% interval; the numbers over a bar are the "
+                    "change against the baseline with its 95% interval.")] + list(figures)
+    listeners = _listener_rows(runs, records)
+    files = page_dir / f"{out.stem}_files"
+    if listeners:
+        from code.evaluation.comparison.plot import plot_comparison
+
+        files.mkdir(parents=True, exist_ok=True)
+        plot_comparison(listeners, files / "comparison.png")
+        figure_list.append((files / "comparison.png", COMPARISON_HOW))
+    rows = signal_rows(runs, baseline=baseline)
+    data = _table_data(runs, rows, page_dir, files, baseline=baseline,
+                       spectrograms=spectrograms)
+    blob = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    split, input_kind = runs[0].split, runs[0].input
+    warning = ("<p class='warning' role='alert'><b>SYNTHETIC labels.</b> This is the shipped demo: "
+               "every listener label was made up from how the audio was built (README, \"The demo "
+               "data\"), so the figures show the machinery working, not how real listeners hear "
+               "these models.</p>" if any(is_synthetic(run) for run in runs) else "")
+    page = (ASSETS / "report_page.html").read_text(encoding="utf-8").format(
+        title=_e(f"{name}: {', '.join(run.name for run in runs)}"),
+        heading=_e(f"{split} split, {input_kind} input: {', '.join(run.name for run in runs)}"),
+        chain=_e(CHAINS.get(input_kind, input_kind)), warning=warning,
+        summary=_summary_html(runs, records, baseline), listeners=_listeners_html(listeners, baseline),
+        figures=_figures_html(figure_list, page_dir), provenance=_provenance_html(runs),
+        css=(ASSETS / "report_page.css").read_text(encoding="utf-8"),
+        js=(ASSETS / "report_page.js").read_text(encoding="utf-8"), data=blob)
+    write_text_atomic(out, page)
+    logger.info("html report: %s (%d signals, %d runs): open it in a browser; to share it, copy "
+                "the whole folder %s", out, len(rows), len(runs), page_dir)
+    return out
+
+
+def write_html_reports(csvs: list[Path], target: Path, *, baseline: str = "identity",
+                       figures: list[tuple[Path, str]] = (), spectrograms: bool = True) -> list[Path]:
+    """One page per group of runs (``group_runs``): ``<target>/<page name>.html`` when
+    ``target`` is a folder; when it is a file name, that file for a single group, and
+    ``<stem>_<page name>.html`` beside it for each of several. Returns the pages written."""
+    target = Path(target)
+    groups = group_runs(csvs)
+    if not groups:
+        logger.warning("html report: no run with its provenance among %d CSV(s); nothing written", len(csvs))
+        return []
+    is_file = target.suffix.lower() in (".html", ".htm")
+    pages = []
+    for name, members in groups.items():
+        if not is_file:
+            out = target / f"{name}.html"
+        elif len(groups) == 1:
+            out = target
+        else:
+            out = target.with_name(f"{target.stem}_{name}{target.suffix}")
+        pages.append(write_html_report(members, out, baseline=baseline, figures=figures,
+                                       spectrograms=spectrograms))
+    return pages
