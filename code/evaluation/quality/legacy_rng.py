@@ -51,6 +51,24 @@ def _next32(key: np.ndarray, pos: int) -> tuple[int, np.uint32]:
 
 
 @numba.njit(cache=True, nogil=True)
+def _polar_point(key: np.ndarray, pos: int) -> tuple[int, float, float, float]:
+    # The polar method: two uniforms in (-1, 1) until they fall inside the unit circle;
+    # returns the new position, the point and its squared radius.
+    while True:
+        pos, w0 = _next32(key, pos)
+        pos, w1 = _next32(key, pos)
+        pos, w2 = _next32(key, pos)
+        pos, w3 = _next32(key, pos)
+        u1 = ((w0 >> np.uint32(5)) * 67108864.0 + (w1 >> np.uint32(6))) * _TWO_M53
+        u2 = ((w2 >> np.uint32(5)) * 67108864.0 + (w3 >> np.uint32(6))) * _TWO_M53
+        x1 = 2.0 * u1 - 1.0
+        x2 = 2.0 * u2 - 1.0
+        r2 = x1 * x1 + x2 * x2
+        if r2 < 1.0 and r2 != 0.0:
+            return pos, x1, x2, r2
+
+
+@numba.njit(cache=True, nogil=True)
 def _add_gaussian(out: np.ndarray, scale: float, key: np.ndarray, pos: int,
                   has_gauss: bool, gauss: float) -> tuple[int, bool, float]:
     """Add ``scale`` times the next ``out.size`` legacy normals to ``out`` (C order, in place).
@@ -66,19 +84,7 @@ def _add_gaussian(out: np.ndarray, scale: float, key: np.ndarray, pos: int,
         gauss = 0.0
         i = 1
     while i < n:
-        # The polar method: two uniforms in (-1, 1) until they fall inside the unit circle.
-        while True:
-            pos, w0 = _next32(key, pos)
-            pos, w1 = _next32(key, pos)
-            pos, w2 = _next32(key, pos)
-            pos, w3 = _next32(key, pos)
-            u1 = ((w0 >> np.uint32(5)) * 67108864.0 + (w1 >> np.uint32(6))) * _TWO_M53
-            u2 = ((w2 >> np.uint32(5)) * 67108864.0 + (w3 >> np.uint32(6))) * _TWO_M53
-            x1 = 2.0 * u1 - 1.0
-            x2 = 2.0 * u2 - 1.0
-            r2 = x1 * x1 + x2 * x2
-            if r2 < 1.0 and r2 != 0.0:
-                break
+        pos, x1, x2, r2 = _polar_point(key, pos)
         f = np.sqrt(-2.0 * np.log(r2) / r2)
         flat[i] += scale * (f * x2)
         i += 1
@@ -130,18 +136,7 @@ def _skip_gaussian(count: int, key: np.ndarray, pos: int, has_gauss: bool,
         gauss = 0.0
         i = 1
     while i < count:
-        while True:
-            pos, w0 = _next32(key, pos)
-            pos, w1 = _next32(key, pos)
-            pos, w2 = _next32(key, pos)
-            pos, w3 = _next32(key, pos)
-            u1 = ((w0 >> np.uint32(5)) * 67108864.0 + (w1 >> np.uint32(6))) * _TWO_M53
-            u2 = ((w2 >> np.uint32(5)) * 67108864.0 + (w3 >> np.uint32(6))) * _TWO_M53
-            x1 = 2.0 * u1 - 1.0
-            x2 = 2.0 * u2 - 1.0
-            r2 = x1 * x1 + x2 * x2
-            if r2 < 1.0 and r2 != 0.0:
-                break
+        pos, x1, x2, r2 = _polar_point(key, pos)
         i += 2
         if i > count:
             has_gauss = True
