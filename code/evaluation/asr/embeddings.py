@@ -51,8 +51,7 @@ def embedding_key(audio_digest: str, settings: ASRSettings, sample_rate: int) ->
     """The store key of one audio file's vectors: its content, the model (by content
     for a path), engine and compute type, the rate it is read at, and the code."""
     return key_of("embedding", audio=audio_digest, asr=settings.cache_key(), sample_rate=sample_rate,
-                  code=code_digest(encode_ears, make_engine, split_ears, read_audio,
-                                    packages=ENGINE_PACKAGES[settings.engine]))
+                  code=code_digest(*EMBEDDING_CODE, packages=ENGINE_PACKAGES[settings.engine]))
 
 
 def _openai_whisper_encode(model, ears: list[np.ndarray]) -> np.ndarray:
@@ -88,6 +87,11 @@ def encode_ears(engine: ASREngine, ears: list[np.ndarray]) -> np.ndarray:
         raise TypeError(f"cannot take encoder output from engine {type(engine).__name__}")
     assert encoded.shape[:2] == (len(ears), ENCODER_FRAMES), f"encoder output {encoded.shape}"
     return np.stack([encoded[i, :audio_frames(len(ear))].mean(axis=0) for i, ear in enumerate(ears)])
+
+
+# The code that makes the stored vectors (code.keys.code_digest covers these and what they
+# call), taken when the module is imported.
+EMBEDDING_CODE = (encode_ears, make_engine, split_ears, read_audio)
 
 
 def _pack(vector: np.ndarray) -> str:
