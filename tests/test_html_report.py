@@ -17,6 +17,8 @@ from code.evaluation.outputs.report_signals import load_run, page_name
 from code.io_utils import read_jsonl
 from tests.report_browser import page_data
 
+pytestmark = pytest.mark.slow  # most tests read a demo run made by main.py (seconds)
+
 PAGE = "report_valid_unprocessed.html"
 
 # (lyric line, transcript, the normalised words the scorer counted heard)

@@ -24,7 +24,8 @@ MISSING = rb.browser_missing()
 # CI sets CLIP_REQUIRE_BROWSER=1: there a missing browser fails instead of skipping.
 if MISSING and os.environ.get("CLIP_REQUIRE_BROWSER") == "1":
     raise RuntimeError(f"CLIP_REQUIRE_BROWSER=1 but {MISSING}")
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "browser present")
+pytestmark = [pytest.mark.slow,  # a demo run and a browser: seconds
+              pytest.mark.skipif(bool(MISSING), reason=MISSING or "browser present")]
 
 
 @pytest.fixture(scope="module")
