@@ -162,41 +162,48 @@ def report(metric: str, label: str, ref_title: str, fast_title: str, data, secon
     print(f"{metric}_speedup={t_theirs / t_mine:.1f} max_abs_diff={float(np.max(diffs)):.2e}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def benchmark_cases(description: str) -> tuple[list, float, list, float]:
+    """Parse ``--signals``; return the signals, their seconds of audio, the (signal x audiogram)
+    cases and the load average before any work."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--signals", type=int, default=5, help="signals (each x 3 audiograms)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     data = signals(args.signals)
     seconds = sum(len(r) / rate for _, _, r, rate in data)
     cases = [(name, p, r, rate, category) for name, p, r, rate in data for category in AUDIOGRAMS]
+    return data, seconds, cases, load_before
+
+
+def timed_side(cases: list, score, owner, stages: list[str]) -> tuple[list[float], tuple]:
+    """``score(processed, reference, rate, audiogram)`` of every case, numpy's global generator
+    seeded with the case's index first (both sides draw from it); and (per-stage times of
+    ``owner.<stage>``, wall seconds, CPU seconds)."""
+    times: dict[str, float] = {}
+    out, start, cpu = [], time.perf_counter(), time.process_time()
+    with stage_timers(times, owner, stages):
+        for i, (_, p, r, rate, category) in enumerate(cases):
+            np.random.seed(i)
+            out.append(score(p, r, rate, AUDIOGRAMS[category]))
+    return out, (times, time.perf_counter() - start, time.process_time() - cpu)
+
+
+def main() -> None:
+    data, seconds, cases, load_before = benchmark_cases(__doc__.split("\n")[0])
 
     # Warm both once: pyclarity's numba helpers compile, the fast kernels load from cache.
     _, p, r, rate = data[0]
     compute_haaqi(p[:rate // 2], r[:rate // 2], rate, rate, AUDIOGRAM_MILD)
     haaqi(p[:rate // 2], r[:rate // 2], rate, rate, AUDIOGRAM_MILD)
 
-    ref_stages: dict[str, float] = {}
-    theirs, start, cpu = [], time.perf_counter(), time.process_time()
-    with stage_timers(ref_stages, pyclarity_haaqi.eb,
-                      ["ear_model", "env_smooth", "melcor9", "bm_covary", "ave_covary2"]):
-        for i, (_, p, r, rate, category) in enumerate(cases):
-            np.random.seed(i)
-            theirs.append(compute_haaqi(p, r, rate, rate, AUDIOGRAMS[category],
-                                        level1=level1_of(r)))
-    t_theirs, c_theirs = time.perf_counter() - start, time.process_time() - cpu
-
-    fast_stages: dict[str, float] = {}
-    mine, start, cpu = [], time.perf_counter(), time.process_time()
-    with stage_timers(fast_stages, fast_haaqi,
-                      ["ear_model", "env_smooth", "melcor9", "bm_covary"]):
-        for i, (_, p, r, rate, category) in enumerate(cases):
-            np.random.seed(i)
-            mine.append(haaqi(p, r, rate, rate, AUDIOGRAMS[category], level1=level1_of(r)))
-    t_mine, c_mine = time.perf_counter() - start, time.process_time() - cpu
-
+    theirs, ref = timed_side(
+        cases, lambda p, r, rate, a: compute_haaqi(p, r, rate, rate, a, level1=level1_of(r)),
+        pyclarity_haaqi.eb, ["ear_model", "env_smooth", "melcor9", "bm_covary", "ave_covary2"])
+    mine, fast = timed_side(
+        cases, lambda p, r, rate, a: haaqi(p, r, rate, rate, a, level1=level1_of(r)),
+        fast_haaqi, ["ear_model", "env_smooth", "melcor9", "bm_covary"])
     report("haaqi", "HAAQI", "pyclarity compute_haaqi", "fast haaqi", data, seconds, cases, theirs, mine,
-           (ref_stages, t_theirs, c_theirs), (fast_stages, t_mine, c_mine), load_before)
+           ref, fast, load_before)
 
 
 if __name__ == "__main__":

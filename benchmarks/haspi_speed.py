@@ -18,10 +18,8 @@ functions. Last line: ``haspi_speedup=X max_abs_diff=Y``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrix products; no BLAS threads
@@ -32,24 +30,17 @@ if __name__ == "__main__" and not __package__:
     os.execve(sys.executable, [sys.executable, "-m", "benchmarks.haspi_speed", *sys.argv[1:]],
               {**os.environ, "PYTHONPATH": str(root)})
 
-import numpy as np
 from clarity.evaluator.haspi import haspi as pyclarity_haspi
 from clarity.evaluator.haspi import haspi_v2 as pyclarity_haspi_v2
 from clarity.utils.audiogram import AUDIOGRAM_MILD
 
-from benchmarks.haaqi_speed import AUDIOGRAMS, level1_of, report, signals, stage_timers
+from benchmarks.haaqi_speed import benchmark_cases, level1_of, report, timed_side
 from code.evaluation.quality import haspi as fast_haspi
 from code.evaluation.quality.haspi import haspi_v2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--signals", type=int, default=5, help="signals (each x 3 audiograms)")
-    args = parser.parse_args()
-    load_before = os.getloadavg()[0]
-    data = signals(args.signals)
-    seconds = sum(len(r) / rate for _, _, r, rate in data)
-    cases = [(name, p, r, rate, category) for name, p, r, rate in data for category in AUDIOGRAMS]
+    data, seconds, cases, load_before = benchmark_cases(__doc__.split("\n")[0])
 
     # Warm both once: pyclarity's numba helpers compile, the fast kernels load from cache.
     _, p, r, rate = data[0]
@@ -58,25 +49,14 @@ def main() -> None:
 
     stages = ["ear_model", "env_filter", "cepstral_correlation_coef", "fir_modulation_filter",
               "modulation_cross_correlation"]
-    ref_stages: dict[str, float] = {}
-    theirs, start, cpu = [], time.perf_counter(), time.process_time()
-    with stage_timers(ref_stages, pyclarity_haspi, stages):
-        for i, (_, p, r, rate, category) in enumerate(cases):
-            np.random.seed(i)
-            theirs.append(pyclarity_haspi_v2(r, rate, p, rate, AUDIOGRAMS[category],
-                                             level1=level1_of(r))[0])
-    t_theirs, c_theirs = time.perf_counter() - start, time.process_time() - cpu
-
-    fast_stages: dict[str, float] = {}
-    mine, start, cpu = [], time.perf_counter(), time.process_time()
-    with stage_timers(fast_stages, fast_haspi, stages):
-        for i, (_, p, r, rate, category) in enumerate(cases):
-            np.random.seed(i)
-            mine.append(haspi_v2(r, rate, p, rate, AUDIOGRAMS[category], level1=level1_of(r))[0])
-    t_mine, c_mine = time.perf_counter() - start, time.process_time() - cpu
-
+    theirs, ref = timed_side(
+        cases, lambda p, r, rate, a: pyclarity_haspi_v2(r, rate, p, rate, a, level1=level1_of(r))[0],
+        pyclarity_haspi, stages)
+    mine, fast = timed_side(
+        cases, lambda p, r, rate, a: haspi_v2(r, rate, p, rate, a, level1=level1_of(r))[0],
+        fast_haspi, stages)
     report("haspi", "HASPI v2", "pyclarity haspi_v2", "fast haspi_v2", data, seconds, cases, theirs, mine,
-           (ref_stages, t_theirs, c_theirs), (fast_stages, t_mine, c_mine), load_before)
+           ref, fast, load_before)
 
 
 if __name__ == "__main__":
