@@ -223,8 +223,6 @@ def _is_project(obj) -> bool:
 
 
 def _qualified_name(obj) -> str:
-    if isinstance(obj, types.ModuleType):
-        return obj.__name__
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(type(obj)))}"
 
 
@@ -237,9 +235,6 @@ def _globals_of(obj) -> dict:
 
 def _describe(obj) -> tuple[str, list[tuple[str, Any]]]:
     """``obj``'s normalised code and the (qualified name, value) of each global it names."""
-    if isinstance(obj, types.ModuleType):
-        source_file = getattr(obj, "__file__", None)
-        return (Path(source_file).read_text(encoding="utf-8") if source_file else obj.__name__), []
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
     except (OSError, TypeError, SyntaxError):  # no source file (exec, a REPL): the bytecode
