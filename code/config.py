@@ -33,6 +33,7 @@ TARGETS = ("correctness", "phoneme_correctness")  # ground-truth fields, 0..1
 ENGINES = ("faster-whisper", "openai-whisper")
 SIMULATORS = ("fast", "reference", "torch")
 RECOMPUTE = ("none", "1", "2", "all")
+QUALITY_METRICS = ("haaqi", "none")
 COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int16")
 
 AUDIOGRAM_LEVELS_DB_HL = (-10.0, 120.0)  # plausible hearing thresholds (dB HL) an audiogram may give
@@ -57,6 +58,8 @@ class ExperimentConfig:
     model: str = "NLR1"  # the hearing-aid model, a name registered in code/models/hearing_aid_models.py MODELS
     models: str = ""  # comma-separated models to compare (overrides --model); writes a hearing-aid report
     baseline: str = "identity"  # the model the hearing-aid report gives every other model's change against (one of --models)
+    quality: str = "haaqi"  # music quality in the hearing-aid report of --input unprocessed --models runs: haaqi (each output against the unprocessed audio) or none
+    alpha: float = 0.5  # the report's combined score: alpha * intelligibility (0..1) + (1 - alpha) * HAAQI, as CAD2's recipe code
     # Audiogram per hearing-loss category, {"Mild": {"levels": [...], "frequencies": [...]}}.
     # Categories left out use pyclarity's AUDIOGRAM_REF / AUDIOGRAM_MILD / AUDIOGRAM_MODERATE.
     audiograms: dict = field(default_factory=dict)
@@ -372,6 +375,10 @@ def check_config(cfg: ExperimentConfig) -> str | None:
         return f"--stoi-max-lag-s must be within 0..1 seconds, got {cfg.stoi_max_lag_s}"
     if cfg.batch_size < 1 or cfg.asr_batch_size < 1:
         return "--batch-size and --asr-batch-size must be at least 1"
+    if cfg.quality not in QUALITY_METRICS:
+        return _one_of("--quality", cfg.quality, QUALITY_METRICS)
+    if not 0.0 <= cfg.alpha <= 1.0:
+        return f"--alpha must be within 0..1 (the weight of intelligibility in the combined score), got {cfg.alpha}"
     if cfg.scores and cfg.shard:
         return "--scores and --shard do not go together (--scores needs no audio work)"
     if cfg.input == "unprocessed" and cfg.sample_rate != SAMPLE_RATE:

@@ -78,10 +78,16 @@ def output_dir(results_dir: Path, model_name: str, input_kind: str, tag: str = "
     return base if input_kind == "signals" else base / "from_unprocessed"
 
 
+def model_output_path(out_dir: Path, signal: str) -> Path:
+    """The file the model's own output for ``signal`` is written to (for ``unprocessed``
+    input: before the hearing-loss simulation; what HAAQI judges)."""
+    return out_dir / f"{signal}.wav"
+
+
 def scored_path(out_dir: Path, signal: str, input_kind: str) -> Path:
     """The file Stage 2 transcribes for ``signal``."""
     if input_kind == "signals":
-        return out_dir / f"{signal}.wav"
+        return model_output_path(out_dir, signal)
     return out_dir / "heard" / f"{signal}.wav"
 
 
@@ -169,7 +175,7 @@ def plan_tasks(split_data: SplitData, *, model_name: str, audiograms: dict[str, 
         parts = {**fixed_parts, "audiogram": settings_digest(audiogram_to_dict(audiogram)),
                  "input": input_digests[i]}
         task = EnhanceTask(
-            signal, inputs[i], out_dir / f"{signal}.wav",
+            signal, inputs[i], model_output_path(out_dir, signal),
             scored_path(out_dir, signal, input_kind) if input_kind == "unprocessed" else None,
             tuple(float(x) for x in audiogram.levels),
             tuple(float(x) for x in audiogram.frequencies), key, records[i], parts, input_stats[i])

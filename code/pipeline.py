@@ -45,14 +45,15 @@ from code.evaluation.evaluation_helper import (
     split_table,
 )
 from code.evaluation.outputs.html_report import write_html_reports
-from code.evaluation.outputs.report import change_text, report_rows, write_report
 from code.evaluation.prediction.predictors import make_predictor
 from code.evaluation.table import FeatureTable, read_feature_files
 from code.io_utils import write_json_atomic
 from code.keys import settings_digest
 from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels, common_frequencies
 from code.models.hearing_aid_models import unknown_model
-from code.runs import run_name, run_suffix
+from code.evaluation.quality.aid_quality import quality_audiogram_problem
+from code.pipeline_report import model_quality, quality_wanted, write_hearing_aid_report
+from code.runs import run_name
 from code.training.train import train_models
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,10 @@ def preflight(cfg) -> None:
     except ValueError as e:
         raise ConfigError(f"--audiograms: {e}; the categories it leaves out keep pyclarity's "
                           "audiograms") from e
+    if quality_wanted(cfg) and not cfg.scores:  # HAAQI needs the listeners' 250..6000 Hz, in Stage 2
+        problem = quality_audiogram_problem(audiogram_table(cfg))
+        if problem:
+            raise ConfigError(problem)
     check_writable(Path(cfg.results_dir))
     wanted = stages(cfg)
     needs_asr = "2" in wanted and not cfg.scores
@@ -260,6 +265,7 @@ def run(cfg) -> None:
         fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work
     progress = RecomputeProgress(cfg)
     all_predictions: dict[str, dict[str, float]] = {}
+    quality: dict[str, dict[str, float]] = {}  # {model: {signal: HAAQI}}, with quality_wanted
     fits: FitSet | None = None
     shared_fit = False
     written: list[str] = []
@@ -287,6 +293,9 @@ def run(cfg) -> None:
         paths = {r["signal"]: scored_path(out_dir, r["signal"], cfg.input) for r in split.records}
         features = split_table(progress.cfg_for("2", model), split, paths, cache_folder=out_dir,
                                desc=f"Stage 2: {model}")
+        if quality_wanted(cfg):
+            quality[model] = model_quality(cfg, split, table, out_dir, model,
+                                           recompute=recompute_stage(progress.cfg_for("2", model), "2"))
         progress.mark("2", model)
         if cfg.shard:  # this job's share of the fit set too; the final run fits and writes
             if not shared_fit:
@@ -307,7 +316,7 @@ def run(cfg) -> None:
         written.append(name)
     progress.finish()
     if len(all_predictions) > 1:
-        write_hearing_aid_report(cfg, all_predictions, split.records)
+        write_hearing_aid_report(cfg, all_predictions, split.records, quality or None)
         write_html_reports([Path(cfg.results_dir) / f"submission_{w}_{cfg.split}.csv" for w in written],
                            Path(cfg.results_dir), baseline=getattr(cfg, "baseline", "identity"))
     if written:
@@ -318,28 +327,3 @@ def run(cfg) -> None:
                     f"{results} (split {cfg.split!r} has no labels)")
         logger.info("done: %d submission(s) in %s (%s); to compare with listeners: %s",
                     len(written), cfg.results_dir, ", ".join(f"submission_{w}_{cfg.split}.csv" for w in written), how)
-
-
-def write_hearing_aid_report(cfg, predictions: dict[str, dict[str, float]], records: list[dict]) -> None:
-    """``results/hearing_aid_report_<split>_<input>[_<tag>][_<run suffix>].csv`` and ``.png``:
-    models by hearing loss, with each model's paired change against ``cfg.baseline`` (95%
-    bootstrap interval over prompts). Named by input kind and run, so no two runs share it."""
-    baseline = getattr(cfg, "baseline", "identity")
-    rows = report_rows(predictions, records, baseline=baseline)
-    suffix = run_suffix(cfg)
-    name = (f"hearing_aid_report_{cfg.split}_{cfg.input}" + (f"_{cfg.tag}" if cfg.tag else "")
-            + (f"_{suffix}" if suffix else ""))
-    base = Path(cfg.results_dir) / name
-    chain = ("unprocessed -> model -> hearing-loss simulation -> Whisper" if cfg.input == "unprocessed"
-             else "signals -> model -> Whisper")
-    write_report(rows, base.with_suffix(".csv"), base.with_suffix(".png"), f"{cfg.split}: {chain}")
-    if baseline not in predictions:
-        logger.warning("report: no change against %r: it is not among --models %s (add it, e.g. "
-                       "--models %s)", baseline, ",".join(predictions), ",".join([baseline, *predictions]))
-    for row in rows:
-        if row["model"] != baseline and row["baseline"]:
-            logger.info("report: %s %-8s n=%d mean %.1f [%.1f, %.1f]; change vs %s %s (95%% CI, "
-                        "prompts resampled)", row["model"], row["hearing_loss"], row["n"],
-                        row["mean_intelligibility"], row["ci95_low"], row["ci95_high"], baseline,
-                        change_text(row))
-    logger.info("wrote %s.csv and %s.png", base, base)

@@ -4,7 +4,7 @@
 
 Runs the README's demo commands (``COMMANDS``: the default experiment, the compare
 recipe, the hearing-aid chain) into a fresh results folder and copies the values
-they stored (transcripts, scores, STOI/eSTOI; not the path-bound file digests)
+they stored (transcripts, scores, STOI/eSTOI, HAAQI; not the path-bound file digests)
 beside the demo's metadata. A newcomer's first ``python main.py`` then finds the
 fit set's (and the models' outputs') values there instead of running Whisper on
 them; values of audio whose bytes differ on another machine are simply computed.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "data" / "demo" / "cadenza_data" / "stage2_store"
-KINDS = ("transcript", "score", "intrusive")
+KINDS = ("transcript", "score", "intrusive", "haaqi")
 COMMANDS = (
     [],  # python main.py
     ["--split", "train", "--models", "identity,NLR1"],  # the compare recipe

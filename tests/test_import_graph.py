@@ -34,7 +34,7 @@ LAYERS = [
     ("Stage 2: prediction", ("code.evaluation.prediction.",)),
     ("Stage 2: outputs", ("code.evaluation.outputs.",)),
     ("Stage 2: the Judge", ("code.evaluation.evaluation_helper",)),
-    ("the pipeline", ("code.pipeline",)),
+    ("the pipeline", ("code.pipeline_report", "code.pipeline")),
 ]
 
 

@@ -76,6 +76,14 @@ BAD_INPUTS = [
     ("audiogram JSON nested deeply", None, ["--audiograms", '{"Mild": ' + "[" * 100_000 + "]" * 100_000 + "}"],
      "nests its JSON too deeply"),
     ("audiogram category unknown", None, ["--audiograms", '{"Severe": {}}'], "unknown category 'Severe'"),
+    ("audiogram without HAAQI's 6000 Hz", None,
+     ["--input", "unprocessed", "--models", "identity,NLR1", "--audiograms", json.dumps(
+         {c: {"levels": [10, 20, 30, 40, 50, 60], "frequencies": [125, 250, 500, 1000, 2000, 4000]}
+          for c in ("No Loss", "Mild", "Moderate")})],
+     "HAAQI needs an audiogram spanning 250..6000 Hz"),
+    # music quality in the hearing-aid report
+    ("quality metric unknown", None, ["--quality", "haqi"], "--quality must be one of ['haaqi', 'none']"),
+    ("alpha outside 0..1", None, ["--alpha", "1.5"], "--alpha must be within 0..1"),
     # other options
     ("gbm learning rate -5", None, ["--predictor", "gbm", "--predictor-options", '{"learning_rate": -5}'],
      "the gbm predictor refuses them: The 'learning_rate' parameter"),

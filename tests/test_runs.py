@@ -144,7 +144,7 @@ def test_a_new_users_sequence_overwrites_nothing_and_compares_like_with_like(
     clip2 = next(n for n in names if "demo_clip2" in n)
     assert json.loads((results / clip2.replace(".csv", ".run.json")).read_text())["challenge"] == "clip2"
     report = (results / "hearing_aid_report_valid_unprocessed.csv").read_text().splitlines()
-    assert report[0].endswith("baseline,change,change_ci95_low,change_ci95_high")
+    assert report[0].endswith("combined_change,combined_change_ci95_low,combined_change_ci95_high")  # with HAAQI
 
     capsys.readouterr()
     assert compute_csvs.main([str(results), "--json", str(tmp_path / "f.json")]) == 0
