@@ -69,13 +69,19 @@ def test_a_stored_value_is_the_documented_pyclarity_call(tmp_path):
     audio as soundfile reads them, equalisation 1, level1 100, after np.random.seed(0)."""
     from clarity.evaluator.haaqi import compute_haaqi
 
-    reference, audio = _reference_excerpt(tmp_path, 1)
+    import soxr
+
+    _, audio = _reference_excerpt(tmp_path, 1)
+    reference = tmp_path / "ref16k.flac"  # at another rate than the run's, as the demo's
+    sf.write(reference, soxr.resample(audio.T, RATE, 16000), 16000, subtype="PCM_24")
     rng = np.random.default_rng(0)
     output = _output(tmp_path, "out", np.clip(1.5 * audio + 0.002 * rng.standard_normal(audio.shape), -1, 1))
     ours = aid_quality([QualityItem("s", output, reference, AUDIOGRAM_MILD)],
                        store=Store(tmp_path / "store"), sample_rate=RATE)["s"]
     out, out_rate = sf.read(output, dtype="float32", always_2d=True)
     ref, ref_rate = sf.read(reference, dtype="float32", always_2d=True)
+    if ref_rate != out_rate:
+        ref, ref_rate = soxr.resample(ref, ref_rate, out_rate, quality="HQ"), out_rate
     for ear, channel in (("left", 0), ("right", 1)):
         np.random.seed(0)
         theirs = compute_haaqi(out[:, channel].astype(np.float64), ref[:, channel].astype(np.float64),

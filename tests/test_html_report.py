@@ -96,6 +96,19 @@ def test_the_page_fetches_nothing_and_warns_of_synthetic_labels(demo_report_run)
     assert "git_commit" in text and "metadata_digest" in text  # what made it
 
 
+def test_the_page_shows_music_quality_beside_intelligibility(demo_report_run):
+    """The hearing-aid chain's page has the HAAQI table of the report's CSV and both figures."""
+    import csv
+
+    text = (demo_report_run / PAGE).read_text(encoding="utf-8")
+    assert "<h2>Music quality (HAAQI)</h2>" in text
+    assert 'src="hearing_aid_report_valid_unprocessed_tradeoff.png"' in text
+    with (demo_report_run / "hearing_aid_report_valid_unprocessed.csv").open(newline="") as f:
+        nlr1 = next(r for r in csv.DictReader(f) if r["model"] == "NLR1" and r["hearing_loss"] == "All")
+    assert f"{float(nlr1['mean_haaqi']):.3f} [{float(nlr1['haaqi_ci95_low']):.3f}" in text
+    assert 0.0 < float(nlr1["mean_haaqi"]) <= 1.0 and int(nlr1["haaqi_n"]) == 24
+
+
 def test_text_from_the_data_is_escaped(demo_report_run, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(demo_report_run, results, ignore=shutil.ignore_patterns(".cache"))

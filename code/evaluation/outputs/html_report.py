@@ -117,11 +117,41 @@ def _summary_html(runs: list[RunFiles], records: list[dict], baseline: str) -> s
             "the 95% interval of the mean, and the paired change against the baseline run on the "
             "same signals (95% bootstrap interval, prompts resampled). Read the change's interval: "
             "both runs share every signal, so it is far narrower than the means'. An interval "
-            "holding 0 is no clear difference. The runs' outputs hold no audio-quality figure "
-            "(HAAQI, HASPI), so none is shown.</p>")
+            "holding 0 is no clear difference.</p>")
     return (f"<h2>Predicted intelligibility</h2>{text}<table class='summary'><thead><tr><th>run</th>"
             f"<th>hearing loss</th><th>n</th><th>mean [95% CI]</th><th>change vs {_e(baseline)} "
             f"[95% CI]</th></tr></thead><tbody>{body}</tbody></table>")
+
+
+def _quality_html(report_csv: Path) -> str:
+    """The music-quality table from the hearing-aid report's CSV when it has HAAQI columns
+    (``--input unprocessed --models`` runs; docs/quality.md), else a sentence saying why not."""
+    import csv
+
+    try:
+        with Path(report_csv).open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        rows = []
+    if not rows or "mean_haaqi" not in rows[0]:
+        return ("<p>No music-quality figure: HAAQI is computed for <code>--input unprocessed "
+                "--models</code> runs, against the unprocessed audio (docs/quality.md).</p>")
+    number = (lambda v, sign=False: _num(float(v), 3, sign) if v not in ("", None) else "–")
+    body = "".join(
+        f"<tr><td>{_e(r['model'])}</td><td>{_e(r['hearing_loss'])}</td><td>{_e(r['haaqi_n'])}</td>"
+        f"<td>{number(r['mean_haaqi'])} [{number(r['haaqi_ci95_low'])}, {number(r['haaqi_ci95_high'])}]</td>"
+        + ("<td>(the baseline)</td>" if r["model"] == r["baseline"] else
+           f"<td>{number(r['haaqi_change'], True)} [{number(r['haaqi_change_ci95_low'], True)}, "
+           f"{number(r['haaqi_change_ci95_high'], True)}]</td>")
+        + f"<td>{number(r['combined'])}</td></tr>" for r in rows)
+    alpha = rows[0].get("alpha", "")
+    return ("<h2>Music quality (HAAQI)</h2><p>Mean HAAQI (0..1) of each model's output against the "
+            "unprocessed audio (the listener's NAL-R added by HAAQI), with the 95% interval of the "
+            "mean, its paired change against the baseline (95% bootstrap interval, prompts "
+            f"resampled), and the combined score alpha &times; intelligibility + (1 &minus; alpha) "
+            f"&times; HAAQI with alpha {_e(alpha)}.</p><table class='summary quality'><thead><tr>"
+            "<th>model</th><th>hearing loss</th><th>n</th><th>HAAQI [95% CI]</th><th>change "
+            f"[95% CI]</th><th>combined</th></tr></thead><tbody>{body}</tbody></table>")
 
 
 def _listener_rows(runs: list[RunFiles], records: list[dict]) -> list[dict]:
@@ -223,7 +253,12 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
     figure_list = [(runs[0].csv.parent / f"hearing_aid_{name}.png",
                     "The hearing-aid report: bars are each run's mean predicted intelligibility per "
                     "hearing-loss category with its 95% interval; the numbers over a bar are the "
-                    "change against the baseline with its 95% interval.")] + list(figures)
+                    "change against the baseline with its 95% interval; with music quality, the "
+                    "right panel is HAAQI (0..1) drawn the same way."),
+                   (runs[0].csv.parent / f"hearing_aid_{name}_tradeoff.png",
+                    "Words against music: each model's intelligibility change (x) against its HAAQI "
+                    "change (y) versus the baseline, with 95% intervals, per hearing-loss category. "
+                    "Right and down means words were bought with music quality.")] + list(figures)
     listeners = _listener_rows(runs, records)
     files = page_dir / f"{out.stem}_files"
     if listeners:
@@ -245,7 +280,8 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
         title=_e(f"{name}: {', '.join(run.name for run in runs)}"),
         heading=_e(f"{split} split, {input_kind} input: {', '.join(run.name for run in runs)}"),
         chain=_e(CHAINS.get(input_kind, input_kind)), warning=warning,
-        summary=_summary_html(runs, records, baseline), listeners=_listeners_html(listeners, baseline),
+        summary=_summary_html(runs, records, baseline)
+        + _quality_html(runs[0].csv.parent / f"hearing_aid_{name}.csv"), listeners=_listeners_html(listeners, baseline),
         figures=_figures_html(figure_list, page_dir), provenance=_provenance_html(runs),
         css=(ASSETS / "report_page.css").read_text(encoding="utf-8"),
         js=(ASSETS / "report_page.js").read_text(encoding="utf-8"), data=blob)
