@@ -75,6 +75,7 @@ class ExperimentConfig:
     asr_compute_type: str = "float32"  # faster-whisper only: float32 (reproducible across CPUs) or int8 (faster)
     asr_device: str = "cpu"  # cpu, cuda or cuda:N, for Whisper
     asr_batch_size: int = 8  # ears per batched first-window decode
+    haspi: bool = False  # add HASPI v2 features (haspi.left/right/better_ear, 0..1) of the scored audio against the unprocessed audio, beside STOI (when every signal has it)
     stoi_max_lag_s: float = 0.05  # STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference
     # prediction
     predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/prediction/predictors.py PREDICTORS)

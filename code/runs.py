@@ -43,6 +43,7 @@ _LABELS = {
     "audiograms": lambda v: "audiograms",
     "msbg": lambda v: f"msbg={v}",
     "stoi_max_lag_s": lambda v: f"stoi-lag{v}",
+    "haspi": lambda v: "haspi",
     "asr_engine": lambda v: v,
     "asr_models": lambda v: "asr=" + "+".join(Path(m).stem if os.sep in m else m for m in v),
     "asr_compute_type": lambda v: v,

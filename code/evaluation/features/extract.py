@@ -246,38 +246,62 @@ def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, fl
     return out
 
 
-def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
-                      recompute: bool, max_lag_s: float) -> dict[str, dict[str, float]]:
-    """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference), kept in the
-    store under both files' content, the rate, and the code that computes them."""
-    from code.evaluation.features.intrusive import intrusive_features
-
-    code = intrusive_code()
+def _against_reference(kind: str, label: str, items: list[tuple[str, Path, Path]], store: Store,
+                       sample_rate: int, recompute: bool, settings: dict, code: str,
+                       compute) -> dict[str, dict[str, float]]:
+    """``compute(audio, reference, sample_rate)`` (a dict of features) for each (signal, heard
+    audio, unprocessed reference), kept in the store under both files' content, the rate,
+    ``settings`` and ``code``; NaN values are stored as null."""
     out: dict[str, dict[str, float]] = {}
     todo: dict[str, list] = {}  # key -> [paths, signals with that audio and reference]
     for signal, path, reference in items:
-        key = key_of("intrusive", audio=store.digest(path), reference=store.digest(reference),
-                     sample_rate=sample_rate, max_lag_s=max_lag_s, code=code)
-        cached = None if recompute or key in todo else store.get("intrusive", key)
+        key = key_of(kind, audio=store.digest(path), reference=store.digest(reference),
+                     sample_rate=sample_rate, code=code, **settings)
+        cached = None if recompute or key in todo else store.get(kind, key)
         if cached is not None:
-            out[signal] = cached["features"]
+            out[signal] = {k: np.nan if v is None else float(v) for k, v in cached["features"].items()}
         else:
             todo.setdefault(key, [(path, reference), []])[1].append(signal)
     if items:
-        logger.info("STOI/eSTOI: %d signal(s) to compute, %d reused", len(todo), len(out))
-    for key, ((path, reference), signals) in tqdm(list(todo.items()), desc="Stage 2: STOI/eSTOI",
+        logger.info("%s: %d signal(s) to compute, %d reused", label, len(todo), len(out))
+    for key, ((path, reference), signals) in tqdm(list(todo.items()), desc=f"Stage 2: {label}",
                                                   unit="signal", disable=not todo):
-        features = intrusive_features(read_audio(path, sample_rate), read_audio(reference, sample_rate),
-                                      sample_rate, max_lag_s=max_lag_s)
-        store.put("intrusive", key, {"features": features})
+        features = compute(read_audio(path, sample_rate), read_audio(reference, sample_rate), sample_rate)
+        store.put(kind, key, {"features": {k: None if np.isnan(v) else v for k, v in features.items()}})
         for signal in signals:
             out[signal] = features
     return out
 
 
+def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
+                      recompute: bool, max_lag_s: float) -> dict[str, dict[str, float]]:
+    """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference)."""
+    from code.evaluation.features.intrusive import intrusive_features
+
+    return _against_reference("intrusive", "STOI/eSTOI", items, store, sample_rate, recompute,
+                              {"max_lag_s": max_lag_s}, intrusive_code(),
+                              lambda a, r, rate: intrusive_features(a, r, rate, max_lag_s=max_lag_s))
+
+
+def haspi_code() -> str:
+    """The code key of HASPI features (imports the fast HASPI on first use)."""
+    from code.evaluation.quality.haspi_features import HASPI_PACKAGES, haspi_features
+
+    return code_digest(haspi_features, read_audio, packages=HASPI_PACKAGES)
+
+
+def _haspi_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
+                  recompute: bool) -> dict[str, dict[str, float]]:
+    """HASPI v2 per ear and better ear of (signal, heard audio, unprocessed reference)."""
+    from code.evaluation.quality.haspi_features import haspi_features, haspi_settings
+
+    return _against_reference("haspi", "HASPI", items, store, sample_rate, recompute,
+                              {"haspi": haspi_settings()}, haspi_code(), haspi_features)
+
+
 def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings], cache_folder: Path,
                    store: Store, sample_rate: int = 44100, shard: str = "", recompute: bool = False,
-                   desc: str = "Stage 2", stoi_max_lag_s: float = 0.05) -> FeatureTable:
+                   desc: str = "Stage 2", stoi_max_lag_s: float = 0.05, haspi: bool = False) -> FeatureTable:
     """Every per-signal feature of a split's audio, as one table, also written to
     ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads)
     and, per ASR model, ``<cache_folder>/scores.<split>.<digest>.jsonl`` (both ears'
@@ -288,7 +312,8 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     compression_ratio_right,repetition_left,repetition_right,words_heard}`` (see
     ``asr_features``; missing values are NaN, written as null); and,
     when every signal has its unprocessed audio, ``stoi.{left,right}`` and
-    ``estoi.{left,right}`` of the audio against it; with several ASR models, their
+    ``estoi.{left,right}`` of the audio against it (and with ``haspi``,
+    ``haspi.{left,right,better_ear}``: ``code.evaluation.quality.haspi_features``); with several ASR models, their
     ``asr.chorus.*`` summaries (``code.evaluation.features.chorus``, not in the file).
     """
     items = [ScoreItem(r["signal"], r["prompt"], paths[r["signal"]]) for r in split.records]
@@ -307,9 +332,12 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
             rows[signal].update(values)
     references = {r["signal"]: split.layout.audio_path(r["signal"], "unprocessed") for r in split.records}
     if references and all(p.is_file() for p in references.values()):
-        intrusive = _intrusive_cached([(s, paths[s], references[s]) for s in rows], store,
-                                      sample_rate, recompute, stoi_max_lag_s)
+        against = [(s, paths[s], references[s]) for s in rows]
+        intrusive = _intrusive_cached(against, store, sample_rate, recompute, stoi_max_lag_s)
         for signal, values in intrusive.items():
+            rows[signal].update(values)
+        for signal, values in (_haspi_cached(against, store, sample_rate, recompute) if haspi
+                               else {}).items():
             rows[signal].update(values)
     else:
         logger.info("no unprocessed audio for every signal of %r: no STOI/eSTOI features",
@@ -343,4 +371,4 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
                           cache_folder=cache_folder, store=store, sample_rate=cfg.sample_rate,
                           shard=cfg.shard, recompute=recompute, desc=desc,
-                          stoi_max_lag_s=cfg.stoi_max_lag_s)
+                          stoi_max_lag_s=cfg.stoi_max_lag_s, haspi=cfg.haspi)
