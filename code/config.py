@@ -100,6 +100,7 @@ class ExperimentConfig:
     train_epochs: int = 4  # at most this many passes over the training signals (early stopping on held-out prompts)
     train_lr: float = 0.01  # Adam learning rate of the training
     train_batch_size: int = 2  # signals per training step
+    train_quality_weight: float = 0.0  # the quality guard's weight: training maximises the Whisper objective minus this times the output's spectral departure from the listener's NAL-R (a stand-in for HAAQI; docs/training.md)
 
 
 DEFAULTS = ExperimentConfig()
@@ -368,6 +369,8 @@ def check_config(cfg: ExperimentConfig) -> str | None:
     if cfg.predictor == "whisper-head" and len(asr_models(cfg)) > 1:
         return (f"--predictor whisper-head reads one Whisper encoder; --asr-models names "
                 f"{len(asr_models(cfg))} ({cfg.asr_models!r}): give one")
+    if not (math.isfinite(cfg.train_quality_weight) and cfg.train_quality_weight >= 0):
+        return f"--train-quality-weight must be a number >= 0, got {cfg.train_quality_weight}"
     if cfg.train_epochs < 1 or cfg.train_batch_size < 1 or not cfg.train_lr > 0:
         return "--train-epochs and --train-batch-size must be at least 1 and --train-lr above 0"
     if cfg.folds < 2:

@@ -45,7 +45,9 @@ from code.models.audiograms import audiogram_to_dict, common_frequencies
 from code.models.hearing_aid_models import MODELS, make_model
 from code.models.weights import trained_weights_path, training_record, weights_stem
 from code.resources import torch_device
+from code.models.prescriptions import NALR
 from code.training.objective import WhisperObjective, resample_to_16k
+from code.training.quality_guard import spectral_departure
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,7 @@ def _settings(cfg, asr_model: str) -> dict:
     """The options a user chose for a training (what a tag keeps apart), by option name."""
     return {"--train-lr": cfg.train_lr, "--train-epochs": cfg.train_epochs,
             "--train-batch-size": cfg.train_batch_size, "--seed": cfg.seed, "--train-asr-model": asr_model,
+            "--train-quality-weight": cfg.train_quality_weight,
             "--fit-split": cfg.fit_split, "--data-root": str(Path(cfg.data_root).resolve())}
 
 
@@ -152,14 +155,18 @@ def load_items(cfg) -> list[TrainItem]:
     return items
 
 
-def objective_of(model, objective: WhisperObjective, items: list[TrainItem], ears: list[int],
-                 levels: dict[str, torch.Tensor], designs: dict, device: torch.device) -> torch.Tensor:
-    """The objective of each item's ear ``ears[i]`` after ``model`` and the listener's MSBG: ``[B]``."""
+def _batch_audio(items: list[TrainItem], device: torch.device) -> torch.Tensor:
+    """The items' unprocessed audio, zero-padded to the longest: ``[B, 2, T]``."""
     longest = max(item.audio.shape[-1] for item in items)
     x = torch.zeros(len(items), 2, longest, device=device)
     for i, item in enumerate(items):
         x[i, :, :item.audio.shape[-1]] = torch.from_numpy(item.audio)
-    y = model(x, torch.stack([levels[item.category] for item in items]).to(device))
+    return x
+
+
+def _heard_scores(y: torch.Tensor, objective: WhisperObjective, items: list[TrainItem], ears: list[int],
+                  designs: dict) -> torch.Tensor:
+    """The objective of each item's ear ``ears[i]`` of the aid output ``y`` after the listener's MSBG."""
     heard = []
     for i, (item, ear) in enumerate(zip(items, ears)):
         n = item.audio.shape[-1]
@@ -171,14 +178,38 @@ def objective_of(model, objective: WhisperObjective, items: list[TrainItem], ear
     return objective.ear_scores(audio, [item.line for item in items])
 
 
+def objective_of(model, objective: WhisperObjective, items: list[TrainItem], ears: list[int],
+                 levels: dict[str, torch.Tensor], designs: dict, device: torch.device) -> torch.Tensor:
+    """The objective of each item's ear ``ears[i]`` after ``model`` and the listener's MSBG: ``[B]``."""
+    return step_values(model, objective, items, ears, levels, designs, device)[0]
+
+
+def step_values(model, objective: WhisperObjective, items: list[TrainItem], ears: list[int],
+                levels: dict[str, torch.Tensor], designs: dict, device: torch.device,
+                prescription: NALR | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(objective [B], quality departure [B] or None)``: the objective as ``objective_of``, and
+    with ``prescription`` (the listener's NAL-R) the output's ``spectral_departure`` from the
+    prescribed unprocessed audio (both ears; ``code.training.quality_guard``)."""
+    x = _batch_audio(items, device)
+    audiogram = torch.stack([levels[item.category] for item in items]).to(device)
+    y = model(x, audiogram)
+    departure = None
+    if prescription is not None:
+        with torch.no_grad():
+            prescribed = prescription(x, audiogram)
+        departure = spectral_departure(y, prescribed, SAMPLE_RATE)
+    return _heard_scores(y, objective, items, ears, designs), departure
+
+
 def _training_key(cfg, name: str, items: list[TrainItem], asr_model: str, audiograms: dict) -> dict:
     """Everything a training's result depends on (its digest decides whether to train again)."""
     asr = {"file": file_digest(Path(asr_model))} if Path(asr_model).is_file() else {"name": asr_model}
     return {"model": name, "model_code": code_digest(MODELS[name]),
-            "training_code": code_digest(train_model, load_items),
+            "training_code": code_digest(train_model, load_items, step_values),
             "options": {"epochs": cfg.train_epochs, "lr": cfg.train_lr, "batch_size": cfg.train_batch_size,
                         "seed": cfg.seed, "window_s": TRAIN_WINDOW_S, "held_out": HELD_OUT_SHARE,
-                        "patience": PATIENCE, "lr_decay": LR_DECAY, "categories": TRAIN_CATEGORIES},
+                        "patience": PATIENCE, "lr_decay": LR_DECAY, "categories": TRAIN_CATEGORIES,
+                        "quality_weight": cfg.train_quality_weight},
             "audiograms": {c: audiogram_to_dict(audiograms[c]) for c in TRAIN_CATEGORIES},
             "asr": asr,
             "data": [[i.signal, i.line, i.category, bytes_digest([np.ascontiguousarray(i.audio).tobytes()])] for i in items]}
@@ -216,16 +247,25 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.train_lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=LR_DECAY)
 
-    def held_out() -> float:
+    weight = cfg.train_quality_weight
+    prescription = NALR(cfg.sample_rate, audiogram_frequencies=freqs)  # the guard's reference
+
+    def held_out() -> dict:
+        """The held-out objective, quality departure and the two combined (what early stopping keeps)."""
         with torch.no_grad():
-            return float(torch.cat([objective_of(model, objective, held_items[k:k + cfg.train_batch_size],
-                                                 held_ears[k:k + cfg.train_batch_size], levels, designs, device)
-                                    for k in range(0, len(held_items), cfg.train_batch_size)]).mean())
+            parts = [step_values(model, objective, held_items[k:k + cfg.train_batch_size],
+                                 held_ears[k:k + cfg.train_batch_size], levels, designs, device, prescription)
+                     for k in range(0, len(held_items), cfg.train_batch_size)]
+        score = float(torch.cat([p[0] for p in parts]).mean())
+        departure = float(torch.cat([p[1] for p in parts]).mean())
+        return {"held_out": score, "held_out_departure": departure, "held_out_guarded": score - weight * departure}
 
     start = time.time()
-    best = held_out()
-    curve = [{"epoch": 0, "train": None, "held_out": best, "seconds": round(time.time() - start, 1)}]
-    logger.info("training %s epoch 0 (the untrained model): held-out objective %.4f", name, best)
+    first = held_out()
+    best = first["held_out_guarded"]
+    curve = [{"epoch": 0, "train": None, **first, "seconds": round(time.time() - start, 1)}]
+    logger.info("training %s epoch 0 (the untrained model): held-out objective %.4f, quality departure %.4f "
+                "(guard weight %g)", name, first["held_out"], first["held_out_departure"], weight)
     best_state, stale = copy.deepcopy(model.state_dict()), 0
     for epoch in range(1, cfg.train_epochs + 1):
         began = time.time()
@@ -235,20 +275,24 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
         values = []
         bar = tqdm(batches, desc=f"training {name} epoch {epoch}/{cfg.train_epochs}", unit="batch")
         for batch in bar:
-            score = objective_of(model, objective, [train_items[i] for i in batch], [int(ears[i]) for i in batch],
-                                 levels, designs, device)
+            score, departure = step_values(model, objective, [train_items[i] for i in batch],
+                                           [int(ears[i]) for i in batch], levels, designs, device,
+                                           prescription if weight > 0 else None)
             optimiser.zero_grad()
-            (-score.mean()).backward()
+            loss = -score.mean() + (weight * departure.mean() if weight > 0 else 0.0)
+            loss.backward()
             optimiser.step()
             values.extend(score.detach().cpu().tolist())
             bar.set_postfix(objective=f"{np.mean(values):.3f}")
         schedule.step()
-        value = held_out()
+        now = held_out()
+        value = now["held_out_guarded"]
         improved = value > best
-        curve.append({"epoch": epoch, "train": float(np.mean(values)), "held_out": value,
+        curve.append({"epoch": epoch, "train": float(np.mean(values)), **now,
                       "seconds": round(time.time() - began, 1)})
-        logger.info("training %s epoch %d/%d: train objective %.4f, held-out %.4f (best %.4f%s), %.0f s",
-                    name, epoch, cfg.train_epochs, np.mean(values), value, max(best, value),
+        logger.info("training %s epoch %d/%d: train objective %.4f, held-out %.4f, departure %.4f, guarded "
+                    "%.4f (best %.4f%s), %.0f s", name, epoch, cfg.train_epochs, np.mean(values),
+                    now["held_out"], now["held_out_departure"], value, max(best, value),
                     ", kept" if improved else "", time.time() - began)
         if improved:
             best, best_state, stale = value, copy.deepcopy(model.state_dict()), 0
@@ -259,13 +303,13 @@ def train_model(cfg, name: str, audiograms: dict) -> Path:
                 break
     with atomic_path(out) as tmp:
         torch.save({k: v.detach().cpu() for k, v in best_state.items()}, tmp)
-    best_epoch = max(curve, key=lambda c: c["held_out"])["epoch"]
+    best_epoch = max(curve, key=lambda c: c["held_out_guarded"])["epoch"]
     write_json_atomic(record_path, {"key": key, "model": name, "settings": settings, "asr_model": asr_model,
                                     "device": str(device),
                                     "best_epoch": best_epoch, "curve": curve,
                                     "seconds": round(time.time() - start, 1),
                                     "train_signals": [i.signal for i in train_items],
                                     "held_out_signals": [i.signal for i in held_items]})
-    logger.info("training %s: kept epoch %d (held-out objective %.4f, untrained %.4f); wrote %s",
-                name, best_epoch, best, curve[0]["held_out"], out)
+    logger.info("training %s: kept epoch %d (held-out guarded objective %.4f, untrained %.4f); wrote %s",
+                name, best_epoch, best, curve[0]["held_out_guarded"], out)
     return out
