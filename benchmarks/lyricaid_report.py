@@ -7,8 +7,12 @@ output level check (each signal's RMS over both ears against the baseline's, and
 
 Reads ``submission_<Model>[-<tag>]-unprocessed*_<split>.csv`` (the one run of that name; with
 ``--tag``, the runs made with ``--tag T``) and ``<Model>[-<tag>]/from_unprocessed/<signal>.wav``
-(the model's output, before the simulator) in ``--results-dir``. Last line:
-``pooled_change=X ci95=[L, H] max_level_db=Y max_peak=Z``.
+(the model's output, before the simulator) in ``--results-dir``. With ``--held-out``, only the
+signals the model's training held out (``_training/<Model>[-<tag>].json``: run the report on
+``--split train``). Music quality: HAAQI of both models' outputs as the hearing-aid report
+computes it (read from the results folder's store, computed when missing), its pooled paired
+change. Last line: ``pooled_change=X ci95=[L, H] haaqi_change=Q ci95=[L, H] max_level_db=Y
+max_peak=Z``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ if __name__ == "__main__" and not __package__:
 import numpy as np
 import soundfile
 
+from code.evaluation.cache import results_store
 from code.evaluation.outputs.report import report_rows
+from code.evaluation.quality.aid_quality import QualityItem, aid_quality
+from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 
 def _predictions(path: Path) -> dict[str, float]:
@@ -58,20 +65,34 @@ def main() -> None:
     parser.add_argument("--model", default="LyricAid")
     parser.add_argument("--baseline", default="NLR1")
     parser.add_argument("--tag", default="", help="the runs' --tag (and the trained weights')")
+    parser.add_argument("--held-out", action="store_true", help="only the signals the training held out")
     args = parser.parse_args()
     results = Path(args.results_dir)
     records = json.loads((Path(args.data_root) / "metadata" / f"{args.split}_metadata.json").read_text())
     folder = {m: f"{m}-{args.tag}" if args.tag else m for m in (args.baseline, args.model)}
+    if args.held_out:
+        kept = set(json.loads((results / "_training" / f"{folder[args.model]}.json").read_text())["held_out_signals"])
+        records = [r for r in records if r["signal"] in kept]
     predictions = {m: _predictions(_submission(results, folder[m], args.split, tagged=bool(args.tag)))
                    for m in (args.baseline, args.model)}
+    quality = {m: {s: v["haaqi"] for s, v in aid_quality(
+        [QualityItem(r["signal"], results / folder[m] / "from_unprocessed" / f"{r['signal']}.wav",
+                     Path(args.data_root) / args.split / "unprocessed" / f"{r['signal']}_unproc.flac",
+                     DEFAULT_AUDIOGRAMS[r["hearing_loss"]]) for r in records],
+        store=results_store(results), sample_rate=44100, desc=f"HAAQI {m}").items()}
+        for m in (args.baseline, args.model)}
     for name, categories in (("Mild", ("Mild",)), ("Moderate", ("Moderate",)), ("Mild+Moderate", ("Mild", "Moderate")),
                              ("No Loss", ("No Loss",))):
         members = [r for r in records if r["hearing_loss"] in categories]
-        row = next(r for r in report_rows(predictions, members, baseline=args.baseline)
+        if not members:
+            continue
+        row = next(r for r in report_rows(predictions, members, baseline=args.baseline, quality=quality)
                    if r["model"] == args.model and r["hearing_loss"] == "All")
         base = np.mean([predictions[args.baseline][r["signal"]] for r in members])
         print(f"{name:14s} n={row['n']:2d} {args.baseline} {base:5.1f} {args.model} {row['mean_intelligibility']:5.1f} "
-              f"change {row['change']:+.2f} [{row['change_ci95_low']:+.2f}, {row['change_ci95_high']:+.2f}]")
+              f"change {row['change']:+.2f} [{row['change_ci95_low']:+.2f}, {row['change_ci95_high']:+.2f}]; "
+              f"HAAQI {row['mean_haaqi']:.3f} change {row['haaqi_change']:+.4f} "
+              f"[{row['haaqi_change_ci95_low']:+.4f}, {row['haaqi_change_ci95_high']:+.4f}]")
         if name == "Mild+Moderate":
             pooled = row
     levels, peaks = [], []
@@ -87,7 +108,8 @@ def main() -> None:
     print(f"level vs {args.baseline} (dB, RMS over both ears, per signal): mean {levels.mean():+.2f} "
           f"min {levels.min():+.2f} max {levels.max():+.2f}; largest peak {max(peaks):.4f}")
     print(f"pooled_change={pooled['change']:+.2f} ci95=[{pooled['change_ci95_low']:+.2f}, "
-          f"{pooled['change_ci95_high']:+.2f}] max_level_db={levels.max():+.3f} max_peak={max(peaks):.4f}")
+          f"{pooled['change_ci95_high']:+.2f}] haaqi_change={pooled['haaqi_change']:+.4f} "
+          f"ci95=[{pooled['haaqi_change_ci95_low']:+.4f}, {pooled['haaqi_change_ci95_high']:+.4f}] max_level_db={levels.max():+.3f} max_peak={max(peaks):.4f}")
 
 
 if __name__ == "__main__":
