@@ -20,63 +20,92 @@ from code.evaluation.quality.pairwise import pairwise_sum
 _LN10 = math.log(10.0)
 
 
-@numba.njit(cache=True, nogil=True)
-def gammatone(x: np.ndarray, center_freq: float, a: float, tpt: float, env: np.ndarray,
-              bm: np.ndarray, want_bm: bool, gain: np.ndarray, squares: np.ndarray) -> None:
-    """Envelope (and BM motion) of one gammatone band of ``x`` into ``env`` (and ``bm``).
-
-    The 4th-order complex gammatone as one real IIR filter on the demodulated
-    signal, as pyclarity's ``gammatone_basilar_membrane``. ``a`` is the pole radius
-    ``exp(-tpt * 1.019 * bandwidth * erb)``, computed with numpy by the caller: the
-    fourfold pole makes the output sensitive to its last bit. ``tpt`` = 2 pi / rate.
-    ``squares`` gets the squared envelope (for its RMS); with a non-empty ``gain``
-    the envelope and BM motion are then multiplied by it sample by sample (the OHC
-    compression, as pyclarity applies it after the filter).
-    """
+@numba.njit(cache=True, nogil=True, inline="always")
+def _coefficients(a: float) -> tuple:
+    # The gammatone's scipy lfilter coefficients, b = [1, b1, b2, 0, 0], a = [1, c1, .., c4],
+    # and its gain, from the pole radius a, as pyclarity's gammatone_basilar_membrane
     a_1 = 4.0 * a
     a_2 = -6.0 * a * a
     a_3 = 4.0 * a * a * a
     a_4 = -a * a * a * a
     a_5 = 4.0 * a * a
     scale = 2.0 * (1 - a_1 - a_2 - a_3 - a_4) / (1 + a_1 + a_5)
-    # lfilter's coefficients: b = [1, a_1, a_5, 0, 0], a = [1, -a_1, ..., -a_4]
-    b1, b2 = a_1, a_5
-    c1, c2, c3, c4 = -a_1, -a_2, -a_3, -a_4
-    cos_n = math.cos(tpt * center_freq)
-    sin_n = math.sin(tpt * center_freq)
+    return a_1, a_5, -a_1, -a_2, -a_3, -a_4, scale
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lfilter_step(x, z0, z1, z2, z3, b1, b2, c1, c2, c3, c4):
+    # One sample of scipy's lfilter (transposed direct form II), same order of operations
+    y = x + z0
+    return y, z1 + x * b1 - y * c1, z2 + x * b2 - y * c2, z3 - y * c3, -y * c4
+
+
+@numba.njit(cache=True, nogil=True)
+def gammatone_pair(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt: float,
+                   env: np.ndarray, bm: np.ndarray, want_bm: bool, gain: np.ndarray,
+                   lp: np.ndarray, squares: np.ndarray) -> None:
+    """Envelopes (and BM motions) of one gammatone band of two signals, interleaved.
+
+    Row ``s`` of ``x`` (``[2, samples]``) goes through the band with centre
+    ``center_freq[s]`` and pole radius ``pole[s]`` into row ``s`` of ``env`` (and ``bm``).
+    The 4th-order complex gammatone is one real IIR filter on the demodulated signal,
+    as pyclarity's ``gammatone_basilar_membrane``; ``pole`` is ``exp(-tpt * 1.019 *
+    bandwidth * erb)``, computed with numpy by the caller (the fourfold pole makes the
+    output sensitive to its last bit); ``tpt`` = 2 pi / rate. The two signals' recursions
+    are independent, so one loop runs both at once (each is latency-bound).
+    ``squares`` (``[2, samples]``) gets the squared envelopes (for their RMS). With a
+    non-empty ``gain`` (``[2, samples]``, the OHC gain), the gain is low-passed (scipy's
+    ``lfilter`` with ``lp`` = (b0, b1, a1)) and multiplies the envelope and BM motion,
+    as pyclarity applies it after the filter.
+    """
+    pb1, pb2, pc1, pc2, pc3, pc4, pscale = _coefficients(pole[0])
+    qb1, qb2, qc1, qc2, qc3, qc4, qscale = _coefficients(pole[1])
+    pcos, psin = math.cos(tpt * center_freq[0]), math.sin(tpt * center_freq[0])
+    qcos, qsin = math.cos(tpt * center_freq[1]), math.sin(tpt * center_freq[1])
     with_gain = gain.shape[0] > 0
-    cold = 1.0
-    sold = 0.0
-    zr0 = zr1 = zr2 = zr3 = 0.0
-    zi0 = zi1 = zi2 = zi3 = 0.0
-    for n in range(x.shape[0]):
+    g0, g1, ga1 = (lp[0], lp[1], lp[2]) if with_gain else (0.0, 0.0, 0.0)
+    x0, x1 = x[0], x[1]
+    pcold, psold, qcold, qsold = 1.0, 0.0, 1.0, 0.0
+    pr0 = pr1 = pr2 = pr3 = pi0 = pi1 = pi2 = pi3 = 0.0
+    qr0 = qr1 = qr2 = qr3 = qi0 = qi1 = qi2 = qi3 = 0.0
+    pz = qz = 0.0
+    for n in range(x.shape[1]):
         if n > 0:
-            # The carrier by rotation, as pyclarity's gammatone_bandwidth_demodulation
-            arg = cold * cos_n + sold * sin_n
-            sold = sold * cos_n - cold * sin_n
-            cold = arg
-        # scipy's lfilter (transposed direct form II), same order of operations
-        xr = x[n] * cold
-        xi = x[n] * sold
-        yr = xr + zr0
-        zr0 = zr1 + xr * b1 - yr * c1
-        zr1 = zr2 + xr * b2 - yr * c2
-        zr2 = zr3 - yr * c3
-        zr3 = -yr * c4
-        yi = xi + zi0
-        zi0 = zi1 + xi * b1 - yi * c1
-        zi1 = zi2 + xi * b2 - yi * c2
-        zi2 = zi3 - yi * c3
-        zi3 = -yi * c4
-        e = scale * math.sqrt(yr * yr + yi * yi)
-        squares[n] = e * e
-        b = scale * (yr * cold + yi * sold)
+            # The carriers by rotation, as pyclarity's gammatone_bandwidth_demodulation
+            arg = pcold * pcos + psold * psin
+            psold = psold * pcos - pcold * psin
+            pcold = arg
+            arg = qcold * qcos + qsold * qsin
+            qsold = qsold * qcos - qcold * qsin
+            qcold = arg
+        yr, pr0, pr1, pr2, pr3 = _lfilter_step(x0[n] * pcold, pr0, pr1, pr2, pr3,
+                                               pb1, pb2, pc1, pc2, pc3, pc4)
+        yi, pi0, pi1, pi2, pi3 = _lfilter_step(x0[n] * psold, pi0, pi1, pi2, pi3,
+                                               pb1, pb2, pc1, pc2, pc3, pc4)
+        wr, qr0, qr1, qr2, qr3 = _lfilter_step(x1[n] * qcold, qr0, qr1, qr2, qr3,
+                                               qb1, qb2, qc1, qc2, qc3, qc4)
+        wi, qi0, qi1, qi2, qi3 = _lfilter_step(x1[n] * qsold, qi0, qi1, qi2, qi3,
+                                               qb1, qb2, qc1, qc2, qc3, qc4)
+        pe = pscale * math.sqrt(yr * yr + yi * yi)
+        qe = qscale * math.sqrt(wr * wr + wi * wi)
+        squares[0, n] = pe * pe
+        squares[1, n] = qe * qe
+        pb = pscale * (yr * pcold + yi * psold)
+        qb = qscale * (wr * qcold + wi * qsold)
         if with_gain:
-            e = gain[n] * e
-            b = gain[n] * b
-        env[n] = e
+            g = gain[0, n]
+            y = pz + g0 * g
+            pz = g * g1 - y * ga1
+            pe, pb = y * pe, y * pb
+            g = gain[1, n]
+            y = qz + g0 * g
+            qz = g * g1 - y * ga1
+            qe, qb = y * qe, y * qb
+        env[0, n] = pe
+        env[1, n] = qe
         if want_bm:
-            bm[n] = b
+            bm[0, n] = pb
+            bm[1, n] = qb
 
 
 @numba.njit(cache=True, nogil=True)
@@ -126,16 +155,18 @@ def control_filters(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tp
     """
     nchan = center_freq.shape[1]
     nsamp = x.shape[1]
-    empty = np.empty(0)
-    for j in numba.prange(2 * nchan):
-        s, k = j // nchan, j % nchan
-        squares = np.empty(nsamp)
-        row = control[s, k]
-        gammatone(x[s], center_freq[s, k], pole[s, k], tpt, row, empty, False, empty,
-                  squares)
-        control_rms[s, k] = math.sqrt(pairwise_sum(squares) / nsamp)
-        for i in range(nsamp):
-            row[i] = max(row[i], small)
+    empty = np.empty((0, 0))
+    no_lp = np.empty(0)
+    for k in numba.prange(nchan):
+        squares = np.empty((2, nsamp))
+        rows = control[:, k]
+        gammatone_pair(x, center_freq[:, k], pole[:, k], tpt, rows, rows, False, empty, no_lp,
+                       squares)
+        for s in range(2):
+            control_rms[s, k] = math.sqrt(pairwise_sum(squares[s]) / nsamp)
+            row = rows[s]
+            for i in range(nsamp):
+                row[i] = max(row[i], small)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -166,7 +197,7 @@ def compressed_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, t
 
     ``gains`` (``[2, bands, samples]``) is the OHC gain before its low-pass, which is
     applied here: scipy's ``lfilter(b, a)`` with ``lp`` = (b0, b1, a1) (transposed
-    direct form II, ``a[0] = 1``); ``gains`` is overwritten with the smoothed gain.
+    direct form II, ``a[0] = 1``). Band k of both signals runs in one interleaved loop.
     ``env`` and ``bm`` are ``[2, bands, nfft]`` (``bm`` unused without ``want_bm``): the
     first ``samples`` values of each row get the compressed envelope (BM motion), the
     rest zeros (for the alignment's FFT). ``average[s, k]`` is the RMS of the envelope
@@ -175,26 +206,18 @@ def compressed_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, t
     nchan = center_freq.shape[1]
     nsamp = x.shape[1]
     nfft = env.shape[2]
-    b0, b1, a1 = lp[0], lp[1], lp[2]
-    for j in numba.prange(2 * nchan):
-        s, k = j // nchan, j % nchan
-        squares = np.empty(nsamp)
-        gain = gains[s, k]
-        z = 0.0
-        for n in range(nsamp):
-            g = gain[n]
-            y = z + b0 * g
-            z = g * b1 - y * a1
-            gain[n] = y
-        env_row = env[s, k]
-        bm_row = bm[s, k] if want_bm else env_row
-        gammatone(x[s], center_freq[s, k], pole[s, k], tpt, env_row, bm_row, want_bm, gain,
-                  squares)
-        average[s, k] = math.sqrt(pairwise_sum(squares) / nsamp)
-        for i in range(nsamp, nfft):
-            env_row[i] = 0.0
-            if want_bm:
-                bm_row[i] = 0.0
+    for k in numba.prange(nchan):
+        squares = np.empty((2, nsamp))
+        env_rows = env[:, k]
+        bm_rows = bm[:, k] if want_bm else env_rows
+        gammatone_pair(x, center_freq[:, k], pole[:, k], tpt, env_rows, bm_rows, want_bm,
+                       gains[:, k], lp, squares)
+        for s in range(2):
+            average[s, k] = math.sqrt(pairwise_sum(squares[s]) / nsamp)
+            for i in range(nsamp, nfft):
+                env_rows[s, i] = 0.0
+                if want_bm:
+                    bm_rows[s, i] = 0.0
 
 
 @numba.njit(cache=True, nogil=True)
