@@ -18,12 +18,12 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import scipy.fft
 from clarity.enhancer.nalr import NALR
 from clarity.evaluator.haspi import eb
 from clarity.utils.audiogram import Audiogram
 from scipy.signal import butter, group_delay
 
+from code.evaluation.quality.alignment import fft_length, peak_delays
 from code.evaluation.quality.ear_kernels import (aligned_levels, compressed_bands, control_filters,
                                                  hair_cells, ohc_exponents)
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
@@ -114,53 +114,19 @@ def _adjusted_bandwidth(control_rms: np.ndarray, bandwidth_min: np.ndarray,
     return out
 
 
-def alignment_fft_length(npts: int) -> int:
-    """FFT length for ``alignment_delays`` of ``npts``-sample bands: no wrap-around in range."""
-    lags = min(int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE)), npts)
-    return scipy.fft.next_fast_len(npts + lags, real=True)
-
-
-def alignment_spectrum(bands: np.ndarray, nfft: int, workers: int = 1) -> np.ndarray:
-    """Real FFT of every band, length ``nfft`` (no copy when the rows already have it)."""
-    return scipy.fft.rfft(bands, nfft, axis=1, workers=workers)
-
-
-def delays_from_spectra(reference: np.ndarray, output: np.ndarray, npts: int,
-                        nfft: int, workers: int = 1) -> np.ndarray:
-    """``alignment_delays`` from the bands' ``alignment_spectrum`` (``output``'s is overwritten)."""
-    lags = min(int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE)), npts)
-    np.conjugate(output, out=output)
-    output *= reference
-    corr = scipy.fft.irfft(output, nfft, axis=1, overwrite_x=True, workers=workers)
-    # pyclarity's window of the full correlation covers lags -lags+1 .. lags (lags-1 if
-    # the signal is that short), first index = most negative lag.
-    top = lags if lags < npts else npts - 1
-    window = np.concatenate((corr[:, nfft - lags + 1:], corr[:, :top + 1]), axis=1)
-    return (lags - np.argmax(window, axis=1) - 1).astype(np.int64)
+def _max_lag() -> int:
+    # envelope_align's lag range in samples at the model's rate
+    return int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE))
 
 
 def alignment_delays(reference: np.ndarray, output: np.ndarray) -> np.ndarray:
     """Per band, the shift ``envelope_align`` applies to ``output`` (``[bands, samples]``).
 
     pyclarity takes the argmax of the full cross-correlation within +/-100 ms; here
-    one batched real FFT per array gives the same lags (exact up to rounding: the
-    FFT length leaves no wrap-around in the searched range).
+    float32 FFTs find the candidate lags and float64 dot products decide among them
+    (``alignment.peak_delays``): the same lags, up to float64 rounding.
     """
-    npts = reference.shape[1]
-    nfft = alignment_fft_length(npts)
-    return delays_from_spectra(alignment_spectrum(reference, nfft),
-                               alignment_spectrum(output, nfft), npts, nfft)
-
-
-def alignment_delays_padded(padded: np.ndarray, npts: int, workers: int = 2) -> np.ndarray:
-    """``alignment_delays`` of ``padded[1]`` against ``padded[0]`` (``[2, bands, nfft]``).
-
-    The rows hold ``npts`` samples and then zeros, to ``alignment_fft_length(npts)``:
-    both signals' bands go through one batched real FFT, on ``workers`` threads.
-    """
-    nchan, nfft = padded.shape[1], padded.shape[2]
-    spectra = alignment_spectrum(padded.reshape(2 * nchan, nfft), nfft, workers)
-    return delays_from_spectra(spectra[:nchan], spectra[nchan:], npts, nfft, workers)
+    return peak_delays(reference, output, _max_lag())
 
 
 def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> np.ndarray:
@@ -178,26 +144,33 @@ def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> 
     return delays.max() - delays
 
 
-def _log10(x: np.ndarray) -> None:
+def _log10(pair: tuple) -> None:
     # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower)
-    np.log10(x, out=x)
+    for x in pair:
+        np.log10(x, out=x)
 
 
-def _exp(x: np.ndarray) -> None:
+def _exp(pair: tuple) -> None:
     # numpy's exp in place
-    np.exp(x, out=x)
+    for x in pair:
+        np.exp(x, out=x)
 
 
-def _threshold_noise(shape: tuple[int, int, int], gain: float, want_bm: bool,
-                     random_state: np.random.RandomState | None) -> np.ndarray:
+def _pair(shape: tuple, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    # One uninitialised array per signal (reference, processed)
+    return np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
+
+
+def _threshold_noise(shape: tuple[int, int], gain: float, want_bm: bool,
+                     random_state: np.random.RandomState | None) -> tuple:
     # The BM threshold noise of the reference, then of the processed signal, as
-    # pyclarity draws it (``gain * np.random.standard_normal((bands, samples))`` twice,
-    # here in one [2, bands, samples] array: the same numbers in the same order);
+    # pyclarity draws it (``gain * np.random.standard_normal((bands, samples))`` twice);
     # without the BM only the generator is advanced.
     if not want_bm:
-        skip_standard_normal(shape[0] * shape[1] * shape[2], random_state)
-        return np.zeros((1, 1, 1))
-    return add_standard_normal(np.zeros(shape), gain, random_state)
+        skip_standard_normal(2 * shape[0] * shape[1], random_state)
+        return np.zeros((1, 1)), np.zeros((1, 1))
+    return (add_standard_normal(np.zeros(shape), gain, random_state),
+            add_standard_normal(np.zeros(shape), gain, random_state))
 
 
 def _stacked(ref_params: dict, params: dict, name: str) -> np.ndarray:
@@ -234,19 +207,19 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
     ref_mid, proc_mid = _prepare_inputs(reference, reference_sr, processed, processed_sr,
                                         hearing_loss, itype)
     nsamp = len(ref_mid)
-    signals = np.ascontiguousarray(np.stack((ref_mid, proc_mid)))
+    signals = (ref_mid, proc_mid)
     stacked = {name: _stacked(ref_params, params, name) for name in params}
 
     b, a = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
-    nfft = alignment_fft_length(nsamp)
+    nfft = fft_length(nsamp, _max_lag())
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
     with ThreadPoolExecutor(1) as pool:
         # The threshold noise does not depend on the signals: draw it meanwhile
-        noise_job = pool.submit(_threshold_noise, (2, nchan, nsamp), noise_gain, want_bm,
+        noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
                                 random_state)
 
         # Control filters: their levels set the bandwidths and the OHC gains
-        gains = np.empty((2, nchan, nsamp))
+        gains = _pair((nchan, nsamp))
         control_average = np.empty((2, nchan))
         control_filters(signals, stacked["center_freq_control"],
                         _pole(stacked["bandwidth_control"], stacked["center_freq_control"]),
@@ -259,28 +232,33 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         bandwidth = _adjusted_bandwidth(control_average, stacked["bandwidth_min"],
                                         stacked["bandwidth_control"], level1)
 
-        # Adjusted filters times the OHC gains, padded for the alignment's FFTs
-        env = np.empty((2, nchan, nfft))
-        bm = np.empty((2, nchan, nfft)) if want_bm else np.empty((1, 1, 1))
+        # Adjusted filters times the OHC gains, and float32 copies padded for the
+        # alignment's FFTs
+        env = _pair((nchan, nsamp))
+        bm = _pair((nchan, nsamp) if want_bm else (1, 1))
+        env32 = _pair((nchan, nfft), np.float32)
+        bm32 = _pair((nchan, nfft) if want_bm else (1, 1), np.float32)
         average = np.empty((2, nchan))
         compressed_bands(signals, stacked["center_freq"], _pole(bandwidth, stacked["center_freq"]),
-                         _TPT, gains, np.array([b[0], b[1], a[1]]), want_bm, env, bm, average)
+                         _TPT, gains, np.array([b[0], b[1], a[1]]), want_bm, env, bm, env32, bm32,
+                         average)
         env_delay = np.zeros((2, nchan), dtype=np.int64)
         bm_delay = np.zeros((2, nchan), dtype=np.int64)
-        env_delay[1] = alignment_delays_padded(env, nsamp)
-        bm_delay[1] = alignment_delays_padded(bm, nsamp) if want_bm else env_delay[1]
-        level = gains  # reused: [2, bands, samples]
+        env_delay[1] = peak_delays(env[0], env[1], _max_lag(), reference32=env32[0],
+                                   output32=env32[1])
+        bm_delay[1] = (peak_delays(bm[0], bm[1], _max_lag(), reference32=bm32[0],
+                                   output32=bm32[1]) if want_bm else env_delay[1])
+        del env32, bm32
+        level = gains  # reused
         aligned_levels(env, bm, env_delay, bm_delay, want_bm, _SMALL, level)
         _log10(level)
         noise = noise_job.result()
 
     correct = _group_delay_correction(bandwidth[0], params["center_freq"]).astype(np.int64)
-    env_out = np.empty((2, nchan, nsamp))
-    bm_out = np.empty((2, nchan, nsamp)) if want_bm else np.empty((1, 1, 1))
     hair_cells(env, bm, level, level1 - stacked["attn_ihc"], _SMALL, SAMPLE_RATE, want_bm,
-               noise, correct, env_out, bm_out)
+               noise, correct)
     sl = [eb.convert_rms_to_sl(average[s], control_average[s], p["attn_ohc"], p["low_knee"],
                                p["compression_ratio"], p["attn_ihc"], level1)
           for s, p in enumerate((ref_params, params))]
-    return EarOutput(env_out[0], bm_out[0] if want_bm else None, env_out[1],
-                     bm_out[1] if want_bm else None, sl[0], sl[1], SAMPLE_RATE)
+    return EarOutput(env[0], bm[0] if want_bm else None, env[1], bm[1] if want_bm else None,
+                     sl[0], sl[1], SAMPLE_RATE)

@@ -41,20 +41,21 @@ def _lfilter_step(x, z0, z1, z2, z3, b1, b2, c1, c2, c3, c4):
 
 
 @numba.njit(cache=True, nogil=True)
-def gammatone_pair(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt: float,
-                   env: np.ndarray, bm: np.ndarray, want_bm: bool, gain: np.ndarray,
-                   lp: np.ndarray, squares: np.ndarray) -> None:
+def gammatone_pair(x0: np.ndarray, x1: np.ndarray, center_freq: np.ndarray, pole: np.ndarray,
+                   tpt: float, env0: np.ndarray, env1: np.ndarray, bm0: np.ndarray,
+                   bm1: np.ndarray, want_bm: bool, gain0: np.ndarray, gain1: np.ndarray,
+                   lp: np.ndarray, squares0: np.ndarray, squares1: np.ndarray) -> None:
     """Envelopes (and BM motions) of one gammatone band of two signals, interleaved.
 
-    Row ``s`` of ``x`` (``[2, samples]``) goes through the band with centre
-    ``center_freq[s]`` and pole radius ``pole[s]`` into row ``s`` of ``env`` (and ``bm``).
+    Signal ``x<s>`` (s = 0, 1) goes through the band with centre ``center_freq[s]`` and
+    pole radius ``pole[s]`` into ``env<s>`` (and ``bm<s>``).
     The 4th-order complex gammatone is one real IIR filter on the demodulated signal,
     as pyclarity's ``gammatone_basilar_membrane``; ``pole`` is ``exp(-tpt * 1.019 *
     bandwidth * erb)``, computed with numpy by the caller (the fourfold pole makes the
     output sensitive to its last bit); ``tpt`` = 2 pi / rate. The two signals' recursions
     are independent, so one loop runs both at once (each is latency-bound).
-    ``squares`` (``[2, samples]``) gets the squared envelopes (for their RMS). With a
-    non-empty ``gain`` (``[2, samples]``, the OHC gain), the gain is low-passed (scipy's
+    ``squares<s>`` gets the squared envelope (for its RMS). With non-empty ``gain<s>``
+    (the OHC gains), each gain is low-passed (scipy's
     ``lfilter`` with ``lp`` = (b0, b1, a1)) and multiplies the envelope and BM motion,
     as pyclarity applies it after the filter.
     """
@@ -62,14 +63,13 @@ def gammatone_pair(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt
     qb1, qb2, qc1, qc2, qc3, qc4, qscale = _coefficients(pole[1])
     pcos, psin = math.cos(tpt * center_freq[0]), math.sin(tpt * center_freq[0])
     qcos, qsin = math.cos(tpt * center_freq[1]), math.sin(tpt * center_freq[1])
-    with_gain = gain.shape[0] > 0
+    with_gain = gain0.shape[0] > 0
     g0, g1, ga1 = (lp[0], lp[1], lp[2]) if with_gain else (0.0, 0.0, 0.0)
-    x0, x1 = x[0], x[1]
     pcold, psold, qcold, qsold = 1.0, 0.0, 1.0, 0.0
     pr0 = pr1 = pr2 = pr3 = pi0 = pi1 = pi2 = pi3 = 0.0
     qr0 = qr1 = qr2 = qr3 = qi0 = qi1 = qi2 = qi3 = 0.0
     pz = qz = 0.0
-    for n in range(x.shape[1]):
+    for n in range(x0.shape[0]):
         if n > 0:
             # The carriers by rotation, as pyclarity's gammatone_bandwidth_demodulation
             arg = pcold * pcos + psold * psin
@@ -88,24 +88,24 @@ def gammatone_pair(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt
                                                qb1, qb2, qc1, qc2, qc3, qc4)
         pe = pscale * math.sqrt(yr * yr + yi * yi)
         qe = qscale * math.sqrt(wr * wr + wi * wi)
-        squares[0, n] = pe * pe
-        squares[1, n] = qe * qe
+        squares0[n] = pe * pe
+        squares1[n] = qe * qe
         pb = pscale * (yr * pcold + yi * psold)
         qb = qscale * (wr * qcold + wi * qsold)
         if with_gain:
-            g = gain[0, n]
+            g = gain0[n]
             y = pz + g0 * g
             pz = g * g1 - y * ga1
             pe, pb = y * pe, y * pb
-            g = gain[1, n]
+            g = gain1[n]
             y = qz + g0 * g
             qz = g * g1 - y * ga1
             qe, qb = y * qe, y * qb
-        env[0, n] = pe
-        env[1, n] = qe
+        env0[n] = pe
+        env1[n] = qe
         if want_bm:
-            bm[0, n] = pb
-            bm[1, n] = qb
+            bm0[n] = pb
+            bm1[n] = qb
 
 
 @numba.njit(cache=True, nogil=True)
@@ -143,45 +143,50 @@ def ihc_adaptation(level_db: np.ndarray, out: np.ndarray, freq_sample: float) ->
         out[n] = max((v_0 - v_1) * r_1_inv, 0.0)
 
 
+# The stage kernels below take the per-signal arrays as pairs (reference, processed) of
+# ``[bands, samples]`` arrays: two arrays rather than one ``[2, bands, samples]``, each
+# small enough for the allocator to reuse its memory from call to call (a fresh
+# block above 32 MB is a fresh mapping, paid for in page faults).
+
+
 @numba.njit(cache=True, parallel=True)
-def control_filters(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt: float,
-                    small: float, control: np.ndarray, control_rms: np.ndarray) -> None:
+def control_filters(x, center_freq: np.ndarray, pole: np.ndarray, tpt: float, small: float,
+                    control, control_rms: np.ndarray) -> None:
     """Control filters of both signals: per (signal, band), the envelope and its RMS.
 
-    ``x`` is ``[2, samples]`` (reference, processed); the band arrays are ``[2, bands]``.
-    ``control_rms[s, k]`` equals ``np.sqrt(np.mean(envelope ** 2))`` to the bit (it sets
-    the band's bandwidth); ``control[s, k]`` (``[2, bands, samples]``) gets the
-    envelope floored at ``small``, ready for its logarithm (the OHC gain).
+    ``x`` is the pair of signals; the band arrays are ``[2, bands]``. ``control_rms[s, k]``
+    equals ``np.sqrt(np.mean(envelope ** 2))`` to the bit (it sets the band's
+    bandwidth); ``control[s][k]`` gets the envelope floored at ``small``, ready for its
+    logarithm (the OHC gain). Band k of both signals runs in one interleaved loop.
     """
     nchan = center_freq.shape[1]
-    nsamp = x.shape[1]
-    empty = np.empty((0, 0))
-    no_lp = np.empty(0)
+    nsamp = x[0].shape[0]
+    empty = np.empty(0)
     for k in numba.prange(nchan):
-        squares = np.empty((2, nsamp))
-        rows = control[:, k]
-        gammatone_pair(x, center_freq[:, k], pole[:, k], tpt, rows, rows, False, empty, no_lp,
-                       squares)
-        for s in range(2):
-            control_rms[s, k] = math.sqrt(pairwise_sum(squares[s]) / nsamp)
-            row = rows[s]
-            for i in range(nsamp):
-                row[i] = max(row[i], small)
+        squares0, squares1 = np.empty(nsamp), np.empty(nsamp)
+        row0, row1 = control[0][k], control[1][k]
+        gammatone_pair(x[0], x[1], center_freq[:, k], pole[:, k], tpt, row0, row1, row0, row1,
+                       False, empty, empty, empty, squares0, squares1)
+        control_rms[0, k] = math.sqrt(pairwise_sum(squares0) / nsamp)
+        control_rms[1, k] = math.sqrt(pairwise_sum(squares1) / nsamp)
+        for i in range(nsamp):
+            row0[i] = max(row0[i], small)
+            row1[i] = max(row1[i], small)
 
 
 @numba.njit(cache=True, parallel=True)
-def ohc_exponents(log_control: np.ndarray, level1: float, low_knee: np.ndarray,
-                  slope: np.ndarray, attn_ohc: np.ndarray, upper_knee: float) -> None:
+def ohc_exponents(log_control, level1: float, low_knee: np.ndarray, slope: np.ndarray,
+                  attn_ohc: np.ndarray, upper_knee: float) -> None:
     """In place: log10(control) -> OHC gain as ``x`` of ``exp(x)``, per (signal, band).
 
     As ``env_compress_basilar_membrane``: the level ``level1 + 20 log10(control)`` is
     clipped to [low knee, upper knee], the gain in dB is ``-attn_ohc - (level -
     low_knee) * slope``; ``10 ** (dB / 20)`` is left to numpy's ``exp`` of ``dB / 20 ln 10``.
     """
-    nchan = log_control.shape[1]
+    nchan = low_knee.shape[1]
     for j in numba.prange(2 * nchan):
         s, k = j // nchan, j % nchan
-        row = log_control[s, k]
+        row = log_control[s][k]
         lk, sl, attn = low_knee[s, k], slope[s, k], attn_ohc[s, k]
         for n in range(row.shape[0]):
             level = row[n] * 20 + level1
@@ -189,41 +194,52 @@ def ohc_exponents(log_control: np.ndarray, level1: float, low_knee: np.ndarray,
             row[n] = ((-attn - (level - lk) * sl) / 20) * _LN10
 
 
-@numba.njit(cache=True, parallel=True)
-def compressed_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt: float,
-                     gains: np.ndarray, lp: np.ndarray, want_bm: bool, env: np.ndarray,
-                     bm: np.ndarray, average: np.ndarray) -> None:
-    """Adjusted filters of both signals, times their OHC gains, into zero-padded rows.
+@numba.njit(cache=True, nogil=True)
+def _to_float32(row: np.ndarray, out: np.ndarray) -> None:
+    # out = float32(row), then zeros to the end of out
+    n = row.shape[0]
+    for i in range(n):
+        out[i] = np.float32(row[i])
+    for i in range(n, out.shape[0]):
+        out[i] = 0.0
 
-    ``gains`` (``[2, bands, samples]``) is the OHC gain before its low-pass, which is
-    applied here: scipy's ``lfilter(b, a)`` with ``lp`` = (b0, b1, a1) (transposed
-    direct form II, ``a[0] = 1``). Band k of both signals runs in one interleaved loop.
-    ``env`` and ``bm`` are ``[2, bands, nfft]`` (``bm`` unused without ``want_bm``): the
-    first ``samples`` values of each row get the compressed envelope (BM motion), the
-    rest zeros (for the alignment's FFT). ``average[s, k]`` is the RMS of the envelope
-    before compression, to the bit.
+
+@numba.njit(cache=True, parallel=True)
+def compressed_bands(x, center_freq: np.ndarray, pole: np.ndarray, tpt: float, gains,
+                     lp: np.ndarray, want_bm: bool, env, bm, env32, bm32,
+                     average: np.ndarray) -> None:
+    """Adjusted filters of both signals, times their OHC gains, and float32 padded copies.
+
+    ``gains[s]`` is the OHC gain before its low-pass, which is applied here: scipy's
+    ``lfilter(b, a)`` with ``lp`` = (b0, b1, a1) (transposed direct form II, ``a[0] = 1``).
+    ``env[s]`` and ``bm[s]`` (``[bands, samples]``, ``bm`` unused without ``want_bm``) get
+    the compressed envelope (BM motion); ``env32[s]`` and ``bm32[s]`` (``[bands, nfft]``)
+    the same in float32, then zeros (for the alignment's FFTs). ``average[s, k]`` is the
+    RMS of the envelope before compression, to the bit. Band k of both signals runs in
+    one interleaved loop.
     """
     nchan = center_freq.shape[1]
-    nsamp = x.shape[1]
-    nfft = env.shape[2]
+    nsamp = x[0].shape[0]
     for k in numba.prange(nchan):
-        squares = np.empty((2, nsamp))
-        env_rows = env[:, k]
-        bm_rows = bm[:, k] if want_bm else env_rows
-        gammatone_pair(x, center_freq[:, k], pole[:, k], tpt, env_rows, bm_rows, want_bm,
-                       gains[:, k], lp, squares)
-        for s in range(2):
-            average[s, k] = math.sqrt(pairwise_sum(squares[s]) / nsamp)
-            for i in range(nsamp, nfft):
-                env_rows[s, i] = 0.0
-                if want_bm:
-                    bm_rows[s, i] = 0.0
+        squares0, squares1 = np.empty(nsamp), np.empty(nsamp)
+        env0, env1 = env[0][k], env[1][k]
+        bm0, bm1 = (bm[0][k], bm[1][k]) if want_bm else (env0, env1)
+        gammatone_pair(x[0], x[1], center_freq[:, k], pole[:, k], tpt, env0, env1, bm0, bm1,
+                       want_bm, gains[0][k], gains[1][k], lp, squares0, squares1)
+        average[0, k] = math.sqrt(pairwise_sum(squares0) / nsamp)
+        average[1, k] = math.sqrt(pairwise_sum(squares1) / nsamp)
+        _to_float32(env0, env32[0][k])
+        _to_float32(env1, env32[1][k])
+        if want_bm:
+            _to_float32(bm0, bm32[0][k])
+            _to_float32(bm1, bm32[1][k])
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(row: np.ndarray, delay: int, nsamp: int) -> None:
-    # In place: row[:nsamp] advanced by ``delay`` samples (delayed when negative), zero-filled,
+def _advance(row: np.ndarray, delay: int) -> None:
+    # In place: row advanced by ``delay`` samples (delayed when negative), zero-filled,
     # as pyclarity's ``envelope_align`` shifts the processed signal.
+    nsamp = row.shape[0]
     if delay > 0:
         for i in range(nsamp):
             row[i] = row[i + delay] if i + delay < nsamp else 0.0
@@ -233,62 +249,58 @@ def _advance(row: np.ndarray, delay: int, nsamp: int) -> None:
 
 
 @numba.njit(cache=True, parallel=True)
-def aligned_levels(env: np.ndarray, bm: np.ndarray, env_delay: np.ndarray,
-                   bm_delay: np.ndarray, want_bm: bool, small: float,
-                   level: np.ndarray) -> None:
+def aligned_levels(env, bm, env_delay: np.ndarray, bm_delay: np.ndarray, want_bm: bool,
+                   small: float, level) -> None:
     """Shift each (signal, band) row by its alignment delay, in place; ``level`` = env + small.
 
-    ``env``/``bm`` are ``[2, bands, >= samples]``, ``level`` ``[2, bands, samples]`` (its
-    logarithm, numpy's, is the next step).
+    ``env``, ``bm`` and ``level`` are pairs of ``[bands, samples]`` arrays (the logarithm of
+    ``level``, numpy's, is the next step).
     """
-    nchan = env.shape[1]
-    nsamp = level.shape[2]
+    nchan = env_delay.shape[1]
     for j in numba.prange(2 * nchan):
         s, k = j // nchan, j % nchan
-        _advance(env[s, k], env_delay[s, k], nsamp)
+        row, out = env[s][k], level[s][k]
+        _advance(row, env_delay[s, k])
         if want_bm:
-            _advance(bm[s, k], bm_delay[s, k], nsamp)
-        row, out = env[s, k], level[s, k]
-        for i in range(nsamp):
+            _advance(bm[s][k], bm_delay[s, k])
+        for i in range(row.shape[0]):
             out[i] = row[i] + small
 
 
 @numba.njit(cache=True, parallel=True)
-def hair_cells(env: np.ndarray, bm: np.ndarray, log_level: np.ndarray, offset_db: np.ndarray,
-               small: float, freq_sample: float, want_bm: bool, noise: np.ndarray,
-               correct: np.ndarray, env_out: np.ndarray, bm_out: np.ndarray) -> None:
-    """dB SL, IHC adaptation, threshold noise and group-delay correction of aligned bands.
+def hair_cells(env, bm, log_level, offset_db: np.ndarray, small: float, freq_sample: float,
+               want_bm: bool, noise, correct: np.ndarray) -> None:
+    """dB SL, IHC adaptation, threshold noise and group-delay correction, in place.
 
-    Per (signal, band) row of ``env``/``bm`` (``[2, bands, >= samples]``, already
-    aligned), with ``log_level`` = log10(env + small): the level ``offset_db[s, k] + 20
+    Per (signal, band) row of the aligned ``env``/``bm`` (pairs of ``[bands, samples]``),
+    with ``log_level`` = log10(env + small): the level ``offset_db[s, k] + 20
     log_level`` floored at 0 (``envelope_sl``) is adapted
-    (``inner_hair_cell_adaptation``), with the same gains on the BM, to which
-    ``noise[s, k]`` is added. Finally band k is delayed by ``correct[k]`` samples
-    (zeros in front: ``group_delay_compensate``) into ``env_out``/``bm_out``
-    (``[2, bands, samples]``).
+    (``inner_hair_cell_adaptation``) and the BM gets the same gains, then
+    ``noise[s][k]``. Finally band k is delayed by ``correct[k]`` samples (zeros in
+    front: ``group_delay_compensate``). ``env``/``bm`` hold the results.
     """
-    nchan = env.shape[1]
-    nsamp = env_out.shape[2]
+    nchan = offset_db.shape[1]
     for j in numba.prange(2 * nchan):
         s, k = j // nchan, j % nchan
-        level = log_level[s, k]
+        level = log_level[s][k]
+        nsamp = level.shape[0]
         offset = offset_db[s, k]
         for i in range(nsamp):
             level[i] = max(offset + level[i] * 20, 0.0)
         c = correct[k]
-        out = env_out[s, k]
-        for i in range(c):
-            out[i] = 0.0
-        adapted = out[c:]
+        adapted = np.empty(nsamp - c)
         ihc_adaptation(level[:nsamp - c], adapted, freq_sample)
+        row = env[s][k]
         if want_bm:
-            row = env[s, k]
-            bm_row = bm[s, k]
-            noise_row = noise[s, k]
-            out = bm_out[s, k]
-            for i in range(c):
-                out[i] = 0.0
-            for i in range(nsamp - c):
+            # From the end, so that each sample is read before its delayed copy lands on it
+            bm_row = bm[s][k]
+            noise_row = noise[s][k]
+            for i in range(nsamp - c - 1, -1, -1):
                 sl_gain = (level[i] + small) / (row[i] + small)
-                out[i + c] = ((adapted[i] + small) / (level[i] + small)) * (sl_gain * bm_row[i]) \
+                bm_row[i + c] = ((adapted[i] + small) / (level[i] + small)) * (sl_gain * bm_row[i]) \
                     + noise_row[i]
+            for i in range(c):
+                bm_row[i] = 0.0
+        for i in range(c):
+            row[i] = 0.0
+        row[c:] = adapted
