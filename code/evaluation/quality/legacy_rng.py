@@ -108,15 +108,17 @@ def _gaussians(out: np.ndarray, count: int, write: bool, scale: float, key: np.n
             needed = (count - i + 1) // 2
             for t in range(attempts):
                 b = pos + 4 * t
-                x1s[t] = _uniform(words[b], words[b + 1])
-                x2s[t] = _uniform(words[b + 2], words[b + 3])
+                x1 = _uniform(words[b], words[b + 1])
+                x2 = _uniform(words[b + 2], words[b + 3])
+                x1s[t] = x1
+                x2s[t] = x2
+                r2s[t] = x1 * x1 + x2 * x2
             accepted = 0
             used = attempts
             for t in range(attempts):
-                x1, x2 = x1s[t], x2s[t]
-                r2 = x1 * x1 + x2 * x2
+                r2 = r2s[t]
                 if r2 < 1.0 and r2 != 0.0:
-                    x1s[accepted], x2s[accepted], r2s[accepted] = x1, x2, r2
+                    x1s[accepted], x2s[accepted], r2s[accepted] = x1s[t], x2s[t], r2
                     accepted += 1
                     if accepted == needed:
                         used = t + 1
