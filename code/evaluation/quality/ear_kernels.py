@@ -109,11 +109,13 @@ def gammatone_pair(x0: np.ndarray, x1: np.ndarray, center_freq: np.ndarray, pole
 
 
 @numba.njit(cache=True, nogil=True)
-def ihc_adaptation(level_db: np.ndarray, out: np.ndarray, freq_sample: float) -> None:
-    """Rapid (2 ms) and short-term (60 ms) IHC adaptation of a dB envelope, overshoot 2.
+def ihc_adaptation_pair(level0: np.ndarray, out0: np.ndarray, level1: np.ndarray,
+                        out1: np.ndarray, freq_sample: float) -> None:
+    """Rapid (2 ms) and short-term (60 ms) IHC adaptation of two dB envelopes, overshoot 2.
 
     pyclarity's ``inner_hair_cell_adaptation`` without its BM gain (applied by the
-    caller): ``out`` = max(adapted level, 0).
+    caller): ``out<s>`` = max(adapted ``level<s>``, 0). The two recursions are
+    independent and latency-bound, so one loop runs both.
     """
     delta = 2.0
     tau1 = 0.001 * 2
@@ -132,15 +134,20 @@ def ihc_adaptation(level_db: np.ndarray, out: np.ndarray, freq_sample: float) ->
     r_1_inv = 1 / r_1
     product_r1_r2_c1 = r_1 * r_2 * (c_1 / freq_sample_inverse)
     product_r2_r3_c2 = r_2 * r_3 * (c_2 / freq_sample_inverse)
-    v_1 = 0.0
-    v_2 = 0.0
-    for n in range(level_db.shape[0]):
-        v_0 = level_db[n]
-        b_1 = v_0 * r_2 + product_r1_r2_c1 * v_1
-        b_2 = product_r2_r3_c2 * v_2
-        v_1 = denom * (a22 * b_1 - a12 * b_2)
-        v_2 = denom * (-a21 * b_1 + a11 * b_2)
-        out[n] = max((v_0 - v_1) * r_1_inv, 0.0)
+    p_1 = p_2 = q_1 = q_2 = 0.0
+    for n in range(level0.shape[0]):
+        v_0 = level0[n]
+        b_1 = v_0 * r_2 + product_r1_r2_c1 * p_1
+        b_2 = product_r2_r3_c2 * p_2
+        p_1 = denom * (a22 * b_1 - a12 * b_2)
+        p_2 = denom * (-a21 * b_1 + a11 * b_2)
+        out0[n] = max((v_0 - p_1) * r_1_inv, 0.0)
+        w_0 = level1[n]
+        d_1 = w_0 * r_2 + product_r1_r2_c1 * q_1
+        d_2 = product_r2_r3_c2 * q_2
+        q_1 = denom * (a22 * d_1 - a12 * d_2)
+        q_2 = denom * (-a21 * d_1 + a11 * d_2)
+        out1[n] = max((w_0 - q_1) * r_1_inv, 0.0)
 
 
 # The stage kernels below take the per-signal arrays as pairs (reference, processed) of
@@ -267,6 +274,26 @@ def aligned_levels(env, bm, env_delay: np.ndarray, bm_delay: np.ndarray, want_bm
             out[i] = row[i] + small
 
 
+@numba.njit(cache=True, nogil=True)
+def _hair_cell_outputs(env: np.ndarray, bm: np.ndarray, level: np.ndarray,
+                       adapted: np.ndarray, noise: np.ndarray, small: float, c: int,
+                       want_bm: bool) -> None:
+    # One row's BM gains, noise and group delay of c samples, in place (see hair_cells)
+    nsamp = env.shape[0]
+    if want_bm:
+        # Into a scratch row first (a forward loop, vectorised), then shifted into place
+        out = np.empty(nsamp - c)
+        for i in range(nsamp - c):
+            sl_gain = (level[i] + small) / (env[i] + small)
+            out[i] = ((adapted[i] + small) / (level[i] + small)) * (sl_gain * bm[i]) + noise[i]
+        bm[c:] = out
+        for i in range(c):
+            bm[i] = 0.0
+    for i in range(c):
+        env[i] = 0.0
+    env[c:] = adapted
+
+
 @numba.njit(cache=True, parallel=True)
 def hair_cells(env, bm, log_level, offset_db: np.ndarray, small: float, freq_sample: float,
                want_bm: bool, noise, correct: np.ndarray) -> None:
@@ -277,30 +304,22 @@ def hair_cells(env, bm, log_level, offset_db: np.ndarray, small: float, freq_sam
     log_level`` floored at 0 (``envelope_sl``) is adapted
     (``inner_hair_cell_adaptation``) and the BM gets the same gains, then
     ``noise[s][k]``. Finally band k is delayed by ``correct[k]`` samples (zeros in
-    front: ``group_delay_compensate``). ``env``/``bm`` hold the results.
+    front: ``group_delay_compensate``). ``env``/``bm`` hold the results. Band k of both
+    signals adapts in one interleaved loop.
     """
     nchan = offset_db.shape[1]
-    for j in numba.prange(2 * nchan):
-        s, k = j // nchan, j % nchan
-        level = log_level[s][k]
-        nsamp = level.shape[0]
-        offset = offset_db[s, k]
-        for i in range(nsamp):
-            level[i] = max(offset + level[i] * 20, 0.0)
+    for k in numba.prange(nchan):
+        nsamp = log_level[0][k].shape[0]
+        for s in range(2):
+            level = log_level[s][k]
+            offset = offset_db[s, k]
+            for i in range(nsamp):
+                level[i] = max(offset + level[i] * 20, 0.0)
         c = correct[k]
-        adapted = np.empty(nsamp - c)
-        ihc_adaptation(level[:nsamp - c], adapted, freq_sample)
-        row = env[s][k]
-        if want_bm:
-            # From the end, so that each sample is read before its delayed copy lands on it
-            bm_row = bm[s][k]
-            noise_row = noise[s][k]
-            for i in range(nsamp - c - 1, -1, -1):
-                sl_gain = (level[i] + small) / (row[i] + small)
-                bm_row[i + c] = ((adapted[i] + small) / (level[i] + small)) * (sl_gain * bm_row[i]) \
-                    + noise_row[i]
-            for i in range(c):
-                bm_row[i] = 0.0
-        for i in range(c):
-            row[i] = 0.0
-        row[c:] = adapted
+        adapted0, adapted1 = np.empty(nsamp - c), np.empty(nsamp - c)
+        ihc_adaptation_pair(log_level[0][k][:nsamp - c], adapted0, log_level[1][k][:nsamp - c],
+                            adapted1, freq_sample)
+        for s in range(2):
+            _hair_cell_outputs(env[s][k], bm[s][k] if want_bm else env[s][k], log_level[s][k],
+                               adapted0 if s == 0 else adapted1,
+                               noise[s][k] if want_bm else env[s][k], small, c, want_bm)
