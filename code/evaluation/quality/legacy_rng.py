@@ -113,6 +113,16 @@ def _gaussians(out: np.ndarray, count: int, write: bool, scale: float, key: np.n
                 x1s[t] = x1
                 x2s[t] = x2
                 r2s[t] = x1 * x1 + x2 * x2
+            if not write:
+                # Skipping: a block that does not finish the draws only needs its count
+                # of accepted attempts (each gives two normals, none left cached)
+                block = 0
+                for t in range(attempts):
+                    block += (r2s[t] < 1.0) & (r2s[t] != 0.0)
+                if block < needed:
+                    i += 2 * block
+                    pos += 4 * attempts
+                    continue
             accepted = 0
             used = attempts
             for t in range(attempts):
