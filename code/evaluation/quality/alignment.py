@@ -46,14 +46,14 @@ def _dot_at(reference: np.ndarray, output: np.ndarray, m: int) -> float:
     return total
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: int, top: int,
             tolerance: float, max_candidates: int, delays: np.ndarray,
             fallback: np.ndarray) -> None:
     # Per row: float32 maximum over lags -lags+1 .. top, candidates within the error
     # bound, exact float64 values for them, first largest (ascending lag = argmax order)
     rows, nfft = corr.shape
-    for k in numba.prange(rows):
+    for k in range(rows):
         c = corr[k]
         best32 = -np.inf
         for m in range(-lags + 1, top + 1):

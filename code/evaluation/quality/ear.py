@@ -144,16 +144,30 @@ def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> 
     return delays.max() - delays
 
 
-def _log10(pair: tuple) -> None:
-    # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower)
-    for x in pair:
-        np.log10(x, out=x)
+def _log10(pool: ThreadPoolExecutor, pair: tuple) -> None:
+    # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower),
+    # the processed signal's in the pool meanwhile
+    job = pool.submit(np.log10, pair[1], out=pair[1])
+    np.log10(pair[0], out=pair[0])
+    job.result()
 
 
-def _exp(pair: tuple) -> None:
-    # numpy's exp in place
-    for x in pair:
-        np.exp(x, out=x)
+def _exp(pool: ThreadPoolExecutor, pair: tuple) -> None:
+    # numpy's exp in place, likewise
+    job = pool.submit(np.exp, pair[1], out=pair[1])
+    np.exp(pair[0], out=pair[0])
+    job.result()
+
+
+def _in_two_threads(pool: ThreadPoolExecutor, kernel, nchan: int, *args) -> None:
+    # kernel(*args, lo, hi) for the first half of the bands here and the second half in
+    # the pool at once (the kernels release the GIL); waits for both
+    half = nchan // 2
+    job = pool.submit(kernel, *args, half, nchan)
+    try:
+        kernel(*args, 0, half)
+    finally:
+        job.result()
 
 
 def _pair(shape: tuple, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
@@ -213,22 +227,23 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
     b, a = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
     nfft = fft_length(nsamp, _max_lag())
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
-    with ThreadPoolExecutor(1) as pool:
-        # The threshold noise does not depend on the signals: draw it meanwhile
+    with ThreadPoolExecutor(2) as pool:
+        # The threshold noise does not depend on the signals: draw it meanwhile (one
+        # thread), while the bands run in two halves (this thread and the other)
         noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
                                 random_state)
 
         # Control filters: their levels set the bandwidths and the OHC gains
         gains = _pair((nchan, nsamp))
         control_average = np.empty((2, nchan))
-        control_filters(signals, stacked["center_freq_control"],
+        _in_two_threads(pool, control_filters, nchan, signals, stacked["center_freq_control"],
                         _pole(stacked["bandwidth_control"], stacked["center_freq_control"]),
                         _TPT, _SMALL, gains, control_average)
-        _log10(gains)
-        ohc_exponents(gains, float(level1), stacked["low_knee"],
-                      1 - (1 / stacked["compression_ratio"]), stacked["attn_ohc"],
-                      float(UPPER_KNEE_DB))
-        _exp(gains)  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
+        _log10(pool, gains)
+        _in_two_threads(pool, ohc_exponents, nchan, gains, float(level1), stacked["low_knee"],
+                        1 - (1 / stacked["compression_ratio"]), stacked["attn_ohc"],
+                        float(UPPER_KNEE_DB))
+        _exp(pool, gains)  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
         bandwidth = _adjusted_bandwidth(control_average, stacked["bandwidth_min"],
                                         stacked["bandwidth_control"], level1)
 
@@ -239,9 +254,9 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         env32 = _pair((nchan, nfft), np.float32)
         bm32 = _pair((nchan, nfft) if want_bm else (1, 1), np.float32)
         average = np.empty((2, nchan))
-        compressed_bands(signals, stacked["center_freq"], _pole(bandwidth, stacked["center_freq"]),
-                         _TPT, gains, np.array([b[0], b[1], a[1]]), want_bm, env, bm, env32, bm32,
-                         average)
+        _in_two_threads(pool, compressed_bands, nchan, signals, stacked["center_freq"],
+                        _pole(bandwidth, stacked["center_freq"]), _TPT, gains,
+                        np.array([b[0], b[1], a[1]]), want_bm, env, bm, env32, bm32, average)
         env_delay = np.zeros((2, nchan), dtype=np.int64)
         bm_delay = np.zeros((2, nchan), dtype=np.int64)
         env_delay[1] = peak_delays(env[0], env[1], _max_lag(), reference32=env32[0],
@@ -250,13 +265,14 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
                                    output32=bm32[1]) if want_bm else env_delay[1])
         del env32, bm32
         level = gains  # reused
-        aligned_levels(env, bm, env_delay, bm_delay, want_bm, _SMALL, level)
-        _log10(level)
+        _in_two_threads(pool, aligned_levels, nchan, env, bm, env_delay, bm_delay, want_bm,
+                        _SMALL, level)
+        _log10(pool, level)
         noise = noise_job.result()
 
-    correct = _group_delay_correction(bandwidth[0], params["center_freq"]).astype(np.int64)
-    hair_cells(env, bm, level, level1 - stacked["attn_ihc"], _SMALL, SAMPLE_RATE, want_bm,
-               noise, correct)
+        correct = _group_delay_correction(bandwidth[0], params["center_freq"]).astype(np.int64)
+        _in_two_threads(pool, hair_cells, nchan, env, bm, level, level1 - stacked["attn_ihc"],
+                        _SMALL, SAMPLE_RATE, want_bm, noise, correct)
     sl = [eb.convert_rms_to_sl(average[s], control_average[s], p["attn_ohc"], p["low_knee"],
                                p["compression_ratio"], p["attn_ihc"], level1)
           for s, p in enumerate((ref_params, params))]

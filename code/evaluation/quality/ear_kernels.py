@@ -3,9 +3,9 @@
 The loops that numpy cannot vectorise: the gammatone filter, the OHC gain and the
 IHC adaptation. They follow pyclarity's order of operations (scipy's transposed
 direct-form II ``lfilter``, the recursive cosine/sine carrier) so that their
-outputs agree with pyclarity's to the last bits. Each stage runs as one parallel
-loop over every (signal, band) pair, ``prange`` over ``2 * nchan`` rows: the
-reference's bands and the processed signal's share the cores.
+outputs agree with pyclarity's to the last bits. Each stage is one compiled loop
+over the bands ``lo .. hi - 1`` of both signals that releases the GIL, so the
+caller runs two halves of the bands in two threads.
 """
 
 from __future__ import annotations
@@ -156,9 +156,9 @@ def ihc_adaptation_pair(level0: np.ndarray, out0: np.ndarray, level1: np.ndarray
 # block above 32 MB is a fresh mapping, paid for in page faults).
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def control_filters(x, center_freq: np.ndarray, pole: np.ndarray, tpt: float, small: float,
-                    control, control_rms: np.ndarray) -> None:
+                    control, control_rms: np.ndarray, lo: int, hi: int) -> None:
     """Control filters of both signals: per (signal, band), the envelope and its RMS.
 
     ``x`` is the pair of signals; the band arrays are ``[2, bands]``. ``control_rms[s, k]``
@@ -166,10 +166,9 @@ def control_filters(x, center_freq: np.ndarray, pole: np.ndarray, tpt: float, sm
     bandwidth); ``control[s][k]`` gets the envelope floored at ``small``, ready for its
     logarithm (the OHC gain). Band k of both signals runs in one interleaved loop.
     """
-    nchan = center_freq.shape[1]
     nsamp = x[0].shape[0]
     empty = np.empty(0)
-    for k in numba.prange(nchan):
+    for k in range(lo, hi):
         squares0, squares1 = np.empty(nsamp), np.empty(nsamp)
         row0, row1 = control[0][k], control[1][k]
         gammatone_pair(x[0], x[1], center_freq[:, k], pole[:, k], tpt, row0, row1, row0, row1,
@@ -181,24 +180,23 @@ def control_filters(x, center_freq: np.ndarray, pole: np.ndarray, tpt: float, sm
             row1[i] = max(row1[i], small)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def ohc_exponents(log_control, level1: float, low_knee: np.ndarray, slope: np.ndarray,
-                  attn_ohc: np.ndarray, upper_knee: float) -> None:
+                  attn_ohc: np.ndarray, upper_knee: float, lo: int, hi: int) -> None:
     """In place: log10(control) -> OHC gain as ``x`` of ``exp(x)``, per (signal, band).
 
     As ``env_compress_basilar_membrane``: the level ``level1 + 20 log10(control)`` is
     clipped to [low knee, upper knee], the gain in dB is ``-attn_ohc - (level -
     low_knee) * slope``; ``10 ** (dB / 20)`` is left to numpy's ``exp`` of ``dB / 20 ln 10``.
     """
-    nchan = low_knee.shape[1]
-    for j in numba.prange(2 * nchan):
-        s, k = j // nchan, j % nchan
-        row = log_control[s][k]
-        lk, sl, attn = low_knee[s, k], slope[s, k], attn_ohc[s, k]
-        for n in range(row.shape[0]):
-            level = row[n] * 20 + level1
-            level = max(min(level, upper_knee), lk)
-            row[n] = ((-attn - (level - lk) * sl) / 20) * _LN10
+    for k in range(lo, hi):
+        for s in range(2):
+            row = log_control[s][k]
+            lk, sl, attn = low_knee[s, k], slope[s, k], attn_ohc[s, k]
+            for n in range(row.shape[0]):
+                level = row[n] * 20 + level1
+                level = max(min(level, upper_knee), lk)
+                row[n] = ((-attn - (level - lk) * sl) / 20) * _LN10
 
 
 @numba.njit(cache=True, nogil=True)
@@ -211,10 +209,10 @@ def _to_float32(row: np.ndarray, out: np.ndarray) -> None:
         out[i] = 0.0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def compressed_bands(x, center_freq: np.ndarray, pole: np.ndarray, tpt: float, gains,
                      lp: np.ndarray, want_bm: bool, env, bm, env32, bm32,
-                     average: np.ndarray) -> None:
+                     average: np.ndarray, lo: int, hi: int) -> None:
     """Adjusted filters of both signals, times their OHC gains, and float32 padded copies.
 
     ``gains[s]`` is the OHC gain before its low-pass, which is applied here: scipy's
@@ -225,9 +223,8 @@ def compressed_bands(x, center_freq: np.ndarray, pole: np.ndarray, tpt: float, g
     RMS of the envelope before compression, to the bit. Band k of both signals runs in
     one interleaved loop.
     """
-    nchan = center_freq.shape[1]
     nsamp = x[0].shape[0]
-    for k in numba.prange(nchan):
+    for k in range(lo, hi):
         squares0, squares1 = np.empty(nsamp), np.empty(nsamp)
         env0, env1 = env[0][k], env[1][k]
         bm0, bm1 = (bm[0][k], bm[1][k]) if want_bm else (env0, env1)
@@ -255,23 +252,22 @@ def _advance(row: np.ndarray, delay: int) -> None:
             row[i] = row[i + delay] if i + delay >= 0 else 0.0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def aligned_levels(env, bm, env_delay: np.ndarray, bm_delay: np.ndarray, want_bm: bool,
-                   small: float, level) -> None:
+                   small: float, level, lo: int, hi: int) -> None:
     """Shift each (signal, band) row by its alignment delay, in place; ``level`` = env + small.
 
     ``env``, ``bm`` and ``level`` are pairs of ``[bands, samples]`` arrays (the logarithm of
     ``level``, numpy's, is the next step).
     """
-    nchan = env_delay.shape[1]
-    for j in numba.prange(2 * nchan):
-        s, k = j // nchan, j % nchan
-        row, out = env[s][k], level[s][k]
-        _advance(row, env_delay[s, k])
-        if want_bm:
-            _advance(bm[s][k], bm_delay[s, k])
-        for i in range(row.shape[0]):
-            out[i] = row[i] + small
+    for k in range(lo, hi):
+        for s in range(2):
+            row, out = env[s][k], level[s][k]
+            _advance(row, env_delay[s, k])
+            if want_bm:
+                _advance(bm[s][k], bm_delay[s, k])
+            for i in range(row.shape[0]):
+                out[i] = row[i] + small
 
 
 @numba.njit(cache=True, nogil=True)
@@ -294,9 +290,9 @@ def _hair_cell_outputs(env: np.ndarray, bm: np.ndarray, level: np.ndarray,
     env[c:] = adapted
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def hair_cells(env, bm, log_level, offset_db: np.ndarray, small: float, freq_sample: float,
-               want_bm: bool, noise, correct: np.ndarray) -> None:
+               want_bm: bool, noise, correct: np.ndarray, lo: int, hi: int) -> None:
     """dB SL, IHC adaptation, threshold noise and group-delay correction, in place.
 
     Per (signal, band) row of the aligned ``env``/``bm`` (pairs of ``[bands, samples]``),
@@ -307,8 +303,7 @@ def hair_cells(env, bm, log_level, offset_db: np.ndarray, small: float, freq_sam
     front: ``group_delay_compensate``). ``env``/``bm`` hold the results. Band k of both
     signals adapts in one interleaved loop.
     """
-    nchan = offset_db.shape[1]
-    for k in numba.prange(nchan):
+    for k in range(lo, hi):
         nsamp = log_level[0][k].shape[0]
         for s in range(2):
             level = log_level[s][k]
