@@ -144,19 +144,52 @@ def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> 
     return delays.max() - delays
 
 
-def _log10(pool: ThreadPoolExecutor, pair: tuple) -> None:
-    # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower),
-    # the processed signal's in the pool meanwhile
-    job = pool.submit(np.log10, pair[1], out=pair[1])
-    np.log10(pair[0], out=pair[0])
-    job.result()
+def _log10(rows: tuple) -> None:
+    # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower)
+    for row in rows:
+        np.log10(row, out=row)
 
 
-def _exp(pool: ThreadPoolExecutor, pair: tuple) -> None:
-    # numpy's exp in place, likewise
-    job = pool.submit(np.exp, pair[1], out=pair[1])
-    np.exp(pair[0], out=pair[0])
-    job.result()
+def _cochlea_bands(signals: tuple, stacked: dict, level1: float, want_bm: bool,
+                   lp: np.ndarray, a_control: np.ndarray, out: dict, lo: int, hi: int) -> None:
+    """Bands ``lo .. hi - 1`` of both signals through the cochlea (a thread's work).
+
+    Band by band, so that its rows stay in cache: the control filters, their OHC gains
+    (numpy's log10 and exp between the compiled steps), the bandwidth for the control
+    level, then the adjusted filters times the gains. Writes ``out``'s arrays' band rows.
+    """
+    slope = 1 - (1 / stacked["compression_ratio"])
+    for k in range(lo, hi):
+        control_filters(signals, stacked["center_freq_control"], a_control, _TPT, _SMALL,
+                        out["gains"], out["control_average"], k, k + 1)
+        gains = (out["gains"][0][k], out["gains"][1][k])
+        _log10(gains)
+        ohc_exponents(out["gains"], float(level1), stacked["low_knee"], slope,
+                      stacked["attn_ohc"], float(UPPER_KNEE_DB), k, k + 1)
+        for row in gains:
+            np.exp(row, out=row)  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
+        band = slice(k, k + 1)
+        out["bandwidth"][:, band] = _adjusted_bandwidth(
+            out["control_average"][:, band], stacked["bandwidth_min"][:, band],
+            stacked["bandwidth_control"][:, band], level1)
+        out["pole"][:, band] = _pole(out["bandwidth"][:, band], stacked["center_freq"][:, band])
+        compressed_bands(signals, stacked["center_freq"], out["pole"], _TPT, out["gains"], lp,
+                         want_bm, out["env"], out["bm"], out["env32"], out["bm32"],
+                         out["average"], k, k + 1)
+
+
+def _hair_cell_bands(out: dict, env_delay: np.ndarray, bm_delay: np.ndarray,
+                     offset_db: np.ndarray, want_bm: bool, noise: tuple, correct: np.ndarray,
+                     lo: int, hi: int) -> None:
+    # Bands lo .. hi - 1 of both signals, band by band (a thread's work): alignment shift,
+    # numpy's log10 of the level, dB SL, IHC adaptation, noise and group delay, in place
+    level = out["gains"]  # reused
+    for k in range(lo, hi):
+        aligned_levels(out["env"], out["bm"], env_delay, bm_delay, want_bm, _SMALL, level,
+                       k, k + 1)
+        _log10((level[0][k], level[1][k]))
+        hair_cells(out["env"], out["bm"], level, offset_db, _SMALL, SAMPLE_RATE, want_bm, noise,
+                   correct, k, k + 1)
 
 
 def _in_two_threads(pool: ThreadPoolExecutor, kernel, nchan: int, *args) -> None:
@@ -233,46 +266,34 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
                                 random_state)
 
-        # Control filters: their levels set the bandwidths and the OHC gains
-        gains = _pair((nchan, nsamp))
-        control_average = np.empty((2, nchan))
-        _in_two_threads(pool, control_filters, nchan, signals, stacked["center_freq_control"],
-                        _pole(stacked["bandwidth_control"], stacked["center_freq_control"]),
-                        _TPT, _SMALL, gains, control_average)
-        _log10(pool, gains)
-        _in_two_threads(pool, ohc_exponents, nchan, gains, float(level1), stacked["low_knee"],
-                        1 - (1 / stacked["compression_ratio"]), stacked["attn_ohc"],
-                        float(UPPER_KNEE_DB))
-        _exp(pool, gains)  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
-        bandwidth = _adjusted_bandwidth(control_average, stacked["bandwidth_min"],
-                                        stacked["bandwidth_control"], level1)
-
-        # Adjusted filters times the OHC gains, and float32 copies padded for the
-        # alignment's FFTs
-        env = _pair((nchan, nsamp))
-        bm = _pair((nchan, nsamp) if want_bm else (1, 1))
-        env32 = _pair((nchan, nfft), np.float32)
-        bm32 = _pair((nchan, nfft) if want_bm else (1, 1), np.float32)
-        average = np.empty((2, nchan))
-        _in_two_threads(pool, compressed_bands, nchan, signals, stacked["center_freq"],
-                        _pole(bandwidth, stacked["center_freq"]), _TPT, gains,
-                        np.array([b[0], b[1], a[1]]), want_bm, env, bm, env32, bm32, average)
+        # The cochlea, band by band in two threads: control filters, OHC gains,
+        # bandwidths, adjusted filters times the gains, and float32 copies padded for
+        # the alignment's FFTs
+        out = {"gains": _pair((nchan, nsamp)), "control_average": np.empty((2, nchan)),
+               "bandwidth": np.empty((2, nchan)), "pole": np.empty((2, nchan)),
+               "env": _pair((nchan, nsamp)), "bm": _pair((nchan, nsamp) if want_bm else (1, 1)),
+               "env32": _pair((nchan, nfft), np.float32),
+               "bm32": _pair((nchan, nfft) if want_bm else (1, 1), np.float32),
+               "average": np.empty((2, nchan))}
+        _in_two_threads(pool, _cochlea_bands, nchan, signals, stacked, level1, want_bm,
+                        np.array([b[0], b[1], a[1]]),
+                        _pole(stacked["bandwidth_control"], stacked["center_freq_control"]), out)
+        env, bm = out["env"], out["bm"]
         env_delay = np.zeros((2, nchan), dtype=np.int64)
         bm_delay = np.zeros((2, nchan), dtype=np.int64)
-        env_delay[1] = peak_delays(env[0], env[1], _max_lag(), reference32=env32[0],
-                                   output32=env32[1])
-        bm_delay[1] = (peak_delays(bm[0], bm[1], _max_lag(), reference32=bm32[0],
-                                   output32=bm32[1]) if want_bm else env_delay[1])
-        del env32, bm32
-        level = gains  # reused
-        _in_two_threads(pool, aligned_levels, nchan, env, bm, env_delay, bm_delay, want_bm,
-                        _SMALL, level)
-        _log10(pool, level)
+        env_delay[1] = peak_delays(env[0], env[1], _max_lag(), reference32=out["env32"][0],
+                                   output32=out["env32"][1])
+        bm_delay[1] = (peak_delays(bm[0], bm[1], _max_lag(), reference32=out["bm32"][0],
+                                   output32=out["bm32"][1]) if want_bm else env_delay[1])
+        del out["env32"], out["bm32"]
         noise = noise_job.result()
 
-        correct = _group_delay_correction(bandwidth[0], params["center_freq"]).astype(np.int64)
-        _in_two_threads(pool, hair_cells, nchan, env, bm, level, level1 - stacked["attn_ihc"],
-                        _SMALL, SAMPLE_RATE, want_bm, noise, correct)
+        # The hair cells, band by band in two threads
+        correct = _group_delay_correction(out["bandwidth"][0],
+                                          params["center_freq"]).astype(np.int64)
+        _in_two_threads(pool, _hair_cell_bands, nchan, out, env_delay, bm_delay,
+                        level1 - stacked["attn_ihc"], want_bm, noise, correct)
+    average, control_average = out["average"], out["control_average"]
     sl = [eb.convert_rms_to_sl(average[s], control_average[s], p["attn_ohc"], p["low_knee"],
                                p["compression_ratio"], p["attn_ihc"], level1)
           for s, p in enumerate((ref_params, params))]
