@@ -33,17 +33,30 @@ def _dot_at(reference: np.ndarray, output: np.ndarray, m: int) -> float:
     npts = reference.shape[0]
     lo = max(0, -m)
     hi = min(npts, npts - m)
-    acc = np.zeros(8)
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
     i = lo
     while i + 8 <= hi:
-        for j in range(8):
-            acc[j] += reference[i + m + j] * output[i + j]
+        j = i + m
+        a0 += reference[j] * output[i]
+        a1 += reference[j + 1] * output[i + 1]
+        a2 += reference[j + 2] * output[i + 2]
+        a3 += reference[j + 3] * output[i + 3]
+        a4 += reference[j + 4] * output[i + 4]
+        a5 += reference[j + 5] * output[i + 5]
+        a6 += reference[j + 6] * output[i + 6]
+        a7 += reference[j + 7] * output[i + 7]
         i += 8
-    total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
     while i < hi:
         total += reference[i + m] * output[i]
         i += 1
     return total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _at(c: np.ndarray, m: int, nfft: int) -> float:
+    # The circular correlation at lag m (|m| < nfft), without an integer modulo
+    return c[m] if m >= 0 else c[nfft + m]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -57,15 +70,12 @@ def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: i
         c = corr[k]
         best32 = -np.inf
         for m in range(-lags + 1, top + 1):
-            v = c[m % nfft]
-            if v > best32:
-                best32 = v
-        norm = np.sqrt(np.sum(reference[k] ** 2) * np.sum(output[k] ** 2))
-        floor = best32 - tolerance * norm
+            best32 = max(best32, _at(c, m, nfft))
+        energy = _dot_at(reference[k], reference[k], 0) * _dot_at(output[k], output[k], 0)
+        floor = best32 - tolerance * np.sqrt(energy)
         count = 0
         for m in range(-lags + 1, top + 1):
-            if c[m % nfft] >= floor:
-                count += 1
+            count += _at(c, m, nfft) >= floor
         if count > max_candidates or not np.isfinite(best32):
             fallback[k] = True
             continue
@@ -73,7 +83,7 @@ def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: i
         best = -np.inf
         best_m = 0
         for m in range(-lags + 1, top + 1):
-            if c[m % nfft] >= floor:
+            if _at(c, m, nfft) >= floor:
                 v = _dot_at(reference[k], output[k], m)
                 if v > best:
                     best = v
