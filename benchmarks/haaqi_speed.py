@@ -26,6 +26,7 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from unittest import mock
@@ -112,15 +113,20 @@ def level1_of(reference: np.ndarray) -> float:
     return 65.0 - 20 * np.log10(np.sqrt(np.mean(reference ** 2)))
 
 
+_TIMES_LOCK = threading.Lock()  # the fast side's stages also run in worker threads
+
+
 def timing(times: dict, name: str, func):
-    """``func`` adding its wall time to ``times[name]``."""
+    """``func`` adding its wall time to ``times[name]`` (from any thread)."""
     @functools.wraps(func)
     def timed(*args, **kwargs):
         start = time.perf_counter()
         try:
             return func(*args, **kwargs)
         finally:
-            times[name] = times.get(name, 0.0) + time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            with _TIMES_LOCK:
+                times[name] = times.get(name, 0.0) + seconds
     return timed
 
 
