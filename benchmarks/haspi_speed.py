@@ -34,7 +34,8 @@ from clarity.evaluator.haspi import haspi as pyclarity_haspi
 from clarity.evaluator.haspi import haspi_v2 as pyclarity_haspi_v2
 from clarity.utils.audiogram import AUDIOGRAM_MILD
 
-from benchmarks.haaqi_speed import benchmark_cases, level1_of, report, timed_side
+from benchmarks.haaqi_speed import EAR_PARTS, benchmark_cases, level1_of, report, timed_side
+from code.evaluation.quality import ear as fast_ear
 from code.evaluation.quality import haspi as fast_haspi
 from code.evaluation.quality.haspi import haspi_v2
 
@@ -54,7 +55,7 @@ def main() -> None:
         pyclarity_haspi, stages)
     mine, fast = timed_side(
         cases, lambda p, r, rate, a: haspi_v2(r, rate, p, rate, a, level1=level1_of(r))[0],
-        fast_haspi, stages)
+        fast_haspi, stages, (fast_ear, EAR_PARTS))
     report("haspi", "HASPI v2", "pyclarity haspi_v2", "fast haspi_v2", data, seconds, cases, theirs, mine,
            ref, fast, load_before)
 

@@ -147,6 +147,23 @@ def test_alignment_delays_shift_as_envelope_align():
     assert list(delays) == shifts
 
 
+def test_alignment_delays_of_envelopes_and_flat_rows_are_pyclaritys():
+    # Smooth positive envelopes (near-equal lags around the peak: several candidates),
+    # and a zero row (all lags tie: the float64 fallback, argmax's first lag)
+    rng = np.random.default_rng(31)
+    ref = 1.0 + np.abs(lfilter(*butter(2, 0.01), rng.standard_normal((5, 9000)), axis=1))
+    out = np.array([np.roll(r, s) for r, s in zip(ref, [-2000, -3, 0, 40, 2399])])
+    out = out * (1 + 0.05 * rng.random(out.shape))
+    out[4] = 0.0  # a zero row: every lag ties
+    delays = alignment_delays(ref, out)
+    for k in range(len(ref)):
+        shifted = eb.envelope_align(ref[k], out[k])
+        d = delays[k]
+        mine = np.concatenate((out[k][d:], np.zeros(d))) if d > 0 else np.concatenate(
+            (np.zeros(-d), out[k][:len(out[k]) + d]))
+        np.testing.assert_array_equal(mine, shifted, err_msg=f"row {k}")
+
+
 @pytest.mark.parametrize("npts", [2000, 2096, 2143])
 def test_env_smooth_matches_pyclarity(npts):
     envelopes = 40 * np.random.default_rng(npts).random((32, npts))
@@ -218,6 +235,25 @@ def test_legacy_draws_equal_numpys(skip_first, shape):
     np.random.standard_normal(skip_first)
     skip_standard_normal(int(np.prod(shape)))
     np.testing.assert_array_equal(np.random.standard_normal(2), expected_next)
+
+
+@pytest.mark.parametrize("uniforms_first,count", [(0, 0), (1, 5), (155, 312), (311, 623),
+                                                   (3, 100_003)])
+def test_legacy_draws_from_any_position_equal_numpys(uniforms_first, count):
+    # Uniform draws first move the generator to any word of its state, so that the
+    # normals' four-word attempts straddle the 624-word blocks in every way
+    np.random.seed(12)
+    np.random.random(uniforms_first)
+    expected = np.random.standard_normal(count)
+    expected_next = np.random.standard_normal(3)
+    np.random.seed(12)
+    np.random.random(uniforms_first)
+    np.testing.assert_array_equal(add_standard_normal(np.zeros(count), 1.0), expected)
+    np.testing.assert_array_equal(np.random.standard_normal(3), expected_next)
+    np.random.seed(12)
+    np.random.random(uniforms_first)
+    skip_standard_normal(count)
+    np.testing.assert_array_equal(np.random.standard_normal(3), expected_next)
 
 
 @pytest.mark.parametrize("n", [0, 5, 128, 129, 1000, 54321])

@@ -4,30 +4,30 @@ Same stages and numbers as ``clarity.evaluator.haspi.eb.ear_model``: resampling 
 24 kHz, bulk alignment, optional NAL-R, middle ear, a 32-band gammatone filterbank
 with level-dependent bandwidths, OHC compression, envelope alignment, dB SL
 conversion, IHC adaptation, threshold noise on the BM motion and group-delay
-compensation. The per-band loops are compiled (``ear_kernels``) and the reference
-and processed signals run in two threads; the envelope alignment's
-cross-correlations are batched FFTs over the bands; the threshold noise is drawn
-from numpy's legacy generator in compiled code (``legacy_rng``), the same numbers
-pyclarity draws with ``np.random.standard_normal``. Cheap stages (resampling, bulk
+compensation. The per-band loops are compiled (``ear_kernels``): band k of the
+reference and of the processed signal in one interleaved loop, and two threads
+each taking half the bands, one band at a time. The envelope alignment finds its
+lags with float32 FFTs checked exactly in float64 (``alignment``). The threshold
+noise is drawn in a third thread from numpy's legacy generator in compiled code
+(``legacy_rng``), the same numbers pyclarity draws with ``np.random.standard_normal``. Cheap stages (resampling, bulk
 alignment, NAL-R, middle ear, loss parameters) call pyclarity's own functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import scipy.fft
 from clarity.enhancer.nalr import NALR
 from clarity.evaluator.haspi import eb
 from clarity.utils.audiogram import Audiogram
 from scipy.signal import butter, group_delay
 
-from code.evaluation.quality.ear_kernels import (apply_smoothed_gain, gammatone, ohc_exponent,
-                                                 shifted_plus_small, sl_and_adaptation)
+from code.evaluation.quality.alignment import fft_length, peak_delays
+from code.evaluation.quality.ear_kernels import (aligned_levels, compressed_bands, control_filters,
+                                                 hair_cells, ohc_exponents)
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
-from code.evaluation.quality.pairwise import rms
 
 SAMPLE_RATE = 24000.0  # the cochlear model's sampling rate (Hz)
 AUDIOGRAM_FREQUENCIES = np.array([250, 500, 1000, 2000, 4000, 6000])  # of ``hearing_loss``
@@ -38,7 +38,6 @@ UPPER_KNEE_DB = 100  # OHC compression stops above this level (dB SPL)
 OHC_LOWPASS_HZ = 800  # the OHC gain is smoothed by a 1st-order Butterworth at this cutoff
 _SMALL = 1e-30  # pyclarity's guard against log(0) and division by 0
 _TPT = 2 * np.pi / SAMPLE_RATE
-_LN10 = np.log(10.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,19 +89,22 @@ def _prepare_inputs(reference: np.ndarray, reference_sr: float, processed: np.nd
 
 
 def _pole(bandwidth: np.ndarray, center_freq: np.ndarray) -> np.ndarray:
-    # The gammatone's pole radius per band, with numpy's exp as pyclarity computes it
-    # (the filters' fourfold pole turns a last-bit difference into 1e-10 relative).
+    # The gammatone's pole radius per band (any shape), with numpy's exp of each scalar
+    # as pyclarity computes it (the filters' fourfold pole turns a last-bit difference
+    # into 1e-10 relative).
     erb = 24.7 + (center_freq / 9.26449)
     tpt = 2 * np.pi / SAMPLE_RATE
-    return np.array([np.exp(-(bw * tpt * e * 1.019)) for bw, e in zip(bandwidth, erb)])
+    return np.array([np.exp(-(bw * tpt * e * 1.019))
+                     for bw, e in zip(bandwidth.ravel(), erb.ravel())]).reshape(bandwidth.shape)
 
 
 def _adjusted_bandwidth(control_rms: np.ndarray, bandwidth_min: np.ndarray,
                         bandwidth_max: np.ndarray, level1: float) -> np.ndarray:
     # pyclarity's bandwidth_adjust per band: from the minimum (below 50 dB SPL) to the
-    # maximum (above 100 dB SPL), linear in dB between.
-    out = np.empty(len(control_rms))
-    for k, control in enumerate(control_rms):
+    # maximum (above 100 dB SPL), linear in dB between. Any shape, band by band.
+    out = np.empty(control_rms.shape)
+    for k in np.ndindex(control_rms.shape):
+        control = control_rms[k]
         control_db = 20 * np.log10(control) + level1
         if control_db < 50:
             out[k] = bandwidth_min[k]
@@ -113,42 +115,19 @@ def _adjusted_bandwidth(control_rms: np.ndarray, bandwidth_min: np.ndarray,
     return out
 
 
-def alignment_fft_length(npts: int) -> int:
-    """FFT length for ``alignment_delays`` of ``npts``-sample bands: no wrap-around in range."""
-    lags = min(int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE)), npts)
-    return scipy.fft.next_fast_len(npts + lags, real=True)
-
-
-def alignment_spectrum(bands: np.ndarray, nfft: int, workers: int = 1) -> np.ndarray:
-    """Real FFT of every band, length ``nfft`` (no copy when the rows already have it)."""
-    return scipy.fft.rfft(bands, nfft, axis=1, workers=workers)
-
-
-def delays_from_spectra(reference: np.ndarray, output: np.ndarray, npts: int,
-                        nfft: int) -> np.ndarray:
-    """``alignment_delays`` from the bands' ``alignment_spectrum`` (``output``'s is overwritten)."""
-    lags = min(int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE)), npts)
-    np.conjugate(output, out=output)
-    output *= reference
-    corr = scipy.fft.irfft(output, nfft, axis=1, overwrite_x=True)
-    # pyclarity's window of the full correlation covers lags -lags+1 .. lags (lags-1 if
-    # the signal is that short), first index = most negative lag.
-    top = lags if lags < npts else npts - 1
-    window = np.concatenate((corr[:, nfft - lags + 1:], corr[:, :top + 1]), axis=1)
-    return (lags - np.argmax(window, axis=1) - 1).astype(np.int64)
+def _max_lag() -> int:
+    # envelope_align's lag range in samples at the model's rate
+    return int(np.rint(0.001 * ALIGN_RANGE_MS * SAMPLE_RATE))
 
 
 def alignment_delays(reference: np.ndarray, output: np.ndarray) -> np.ndarray:
     """Per band, the shift ``envelope_align`` applies to ``output`` (``[bands, samples]``).
 
     pyclarity takes the argmax of the full cross-correlation within +/-100 ms; here
-    one batched real FFT per array gives the same lags (exact up to rounding: the
-    FFT length leaves no wrap-around in the searched range).
+    float32 FFTs find the candidate lags and float64 dot products decide among them
+    (``alignment.peak_delays``): the same lags, up to float64 rounding.
     """
-    npts = reference.shape[1]
-    nfft = alignment_fft_length(npts)
-    return delays_from_spectra(alignment_spectrum(reference, nfft),
-                               alignment_spectrum(output, nfft), npts, nfft)
+    return peak_delays(reference, output, _max_lag())
 
 
 def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> np.ndarray:
@@ -166,98 +145,85 @@ def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> 
     return delays.max() - delays
 
 
-def _delay_rows(signal: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    # Delay band k by correct[k] samples in place, zeros in front.
-    for k, c in enumerate(correct):
-        if c > 0:
-            signal[k, c:] = signal[k, :-c].copy()
-            signal[k, :c] = 0.0
-    return signal
+def _log10(rows: tuple) -> None:
+    # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower)
+    for row in rows:
+        np.log10(row, out=row)
 
 
-def _cochlea(x: np.ndarray, p: dict, level1: float, want_bm: bool,
-             lp: tuple[np.ndarray, np.ndarray], nfft: int) -> dict:
-    """Filterbank and OHC compression of one signal (a thread's work).
+def _cochlea_bands(signals: tuple, stacked: dict, level1: float, want_bm: bool,
+                   lp: np.ndarray, a_control: np.ndarray, out: dict, lo: int, hi: int) -> None:
+    """Bands ``lo .. hi - 1`` of both signals through the cochlea (a thread's work).
 
-    Per band: the control envelope (wide filter), the bandwidth for its level, the
-    envelope and BM motion of the adjusted filter, both times the OHC gain. The
-    recursions are compiled; the level-to-gain maps use numpy's own functions with
-    pyclarity's expressions (``bandwidth_adjust``, ``env_compress_basilar_membrane``).
+    Band by band, so that its rows stay in cache: the control filters, their OHC gains
+    (numpy's log10 and exp between the compiled steps), the bandwidth for the control
+    level, then the adjusted filters times the gains. Writes ``out``'s arrays' band rows.
     """
-    nchan, nsamp = len(p["center_freq"]), len(x)
-    # Envelope and BM rows padded with zeros to the alignment's FFT length
-    env_padded = np.zeros((nchan, nfft))
-    bm_padded = np.zeros((nchan, nfft)) if want_bm else np.zeros((1, 1))
-    out = {"env_padded": env_padded, "env": env_padded[:, :nsamp],
-           "bm_padded": bm_padded, "bm": bm_padded[:, :nsamp] if want_bm else bm_padded,
-           "bandwidth": np.empty(nchan), "average": np.empty(nchan),
-           "control_average": np.empty(nchan)}
-    control = np.empty(nsamp)
-    level = np.empty(nsamp)
-    scratch = np.empty(nsamp)
-    dummy = np.empty(1)
-    a_control = _pole(p["bandwidth_control"], p["center_freq_control"])
-    for k in range(nchan):
-        gammatone(x, p["center_freq_control"][k], a_control[k], _TPT, control, dummy, False)
-        out["control_average"][k] = rms(control, scratch)
-        bandwidth = _adjusted_bandwidth(out["control_average"][k:k + 1], p["bandwidth_min"][k:k + 1],
-                                        p["bandwidth_control"][k:k + 1], level1)
-        out["bandwidth"][k] = bandwidth[0]
-        env = out["env"][k]
-        bm = out["bm"][k] if want_bm else dummy
-        gammatone(x, p["center_freq"][k], _pole(bandwidth, p["center_freq"][k:k + 1])[0], _TPT,
-                  env, bm, want_bm)
-        out["average"][k] = rms(env, scratch)
-        # OHC gain from the control level: level1 + 20 log10(control), clipped to
-        # [low knee, 100 dB], compressed above the knee, in dB -> linear, low-passed
-        np.maximum(control, _SMALL, out=level)
-        np.log10(level, out=level)
-        ohc_exponent(level, float(level1), p["low_knee"][k],
-                     1 - (1 / p["compression_ratio"][k]), p["attn_ohc"][k], UPPER_KNEE_DB)
-        level *= _LN10  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
-        np.exp(level, out=level)
-        apply_smoothed_gain(level, lp[0][0], lp[0][1], lp[1][1], env, bm, want_bm)
-    return out
+    slope = 1 - (1 / stacked["compression_ratio"])
+    for k in range(lo, hi):
+        control_filters(signals, stacked["center_freq_control"], a_control, _TPT, _SMALL,
+                        out["gains"], out["control_average"], k, k + 1)
+        gains = (out["gains"][0][k], out["gains"][1][k])
+        _log10(gains)
+        ohc_exponents(out["gains"], float(level1), stacked["low_knee"], slope,
+                      stacked["attn_ohc"], float(UPPER_KNEE_DB), k, k + 1)
+        for row in gains:
+            np.exp(row, out=row)  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
+        band = slice(k, k + 1)
+        out["bandwidth"][:, band] = _adjusted_bandwidth(
+            out["control_average"][:, band], stacked["bandwidth_min"][:, band],
+            stacked["bandwidth_control"][:, band], level1)
+        out["pole"][:, band] = _pole(out["bandwidth"][:, band], stacked["center_freq"][:, band])
+        compressed_bands(signals, stacked["center_freq"], out["pole"], _TPT, out["gains"], lp,
+                         want_bm, out["env"], out["bm"], out["env32"], out["bm32"],
+                         out["average"], k, k + 1)
 
 
-def _hair_cells(o: dict, env_delay: np.ndarray, bm_delay: np.ndarray, p: dict, level1: float,
-                want_bm: bool) -> None:
-    """Alignment shift, dB SL and IHC adaptation of one signal's bands, in place (a thread's work).
-
-    Band k of the envelope (BM motion) is first advanced by ``env_delay[k]``
-    (``bm_delay[k]``) samples, as pyclarity's ``envelope_align`` shifts it; then
-    ``envelope_sl`` and ``inner_hair_cell_adaptation``, with the same gains on the BM.
-    """
-    nsamp = o["env"].shape[1]
-    level = np.empty(nsamp)
-    env = np.empty(nsamp)
-    bm = np.empty(nsamp)
-    for k in range(o["env"].shape[0]):
-        shifted_plus_small(o["env"][k], int(env_delay[k]), _SMALL, level, env)
-        np.log10(level, out=level)
-        if want_bm:
-            shifted_plus_small(o["bm"][k], int(bm_delay[k]), 0.0, bm, bm)
-        sl_and_adaptation(level, env, bm, level1 - p["attn_ihc"][k], _SMALL, SAMPLE_RATE,
-                          want_bm, o["env"][k], o["bm"][k] if want_bm else bm)
+def _hair_cell_bands(out: dict, env_delay: np.ndarray, bm_delay: np.ndarray,
+                     offset_db: np.ndarray, want_bm: bool, noise: tuple, correct: np.ndarray,
+                     lo: int, hi: int) -> None:
+    # Bands lo .. hi - 1 of both signals, band by band (a thread's work): alignment shift,
+    # numpy's log10 of the level, dB SL, IHC adaptation, noise and group delay, in place
+    level = out["gains"]  # reused
+    for k in range(lo, hi):
+        aligned_levels(out["env"], out["bm"], env_delay, bm_delay, want_bm, _SMALL, level,
+                       k, k + 1)
+        _log10((level[0][k], level[1][k]))
+        hair_cells(out["env"], out["bm"], level, offset_db, _SMALL, SAMPLE_RATE, want_bm, noise,
+                   correct, k, k + 1)
 
 
-def _spectra(out: dict, want_bm: bool, nfft: int) -> tuple:
-    # The alignment spectra of one signal's compressed envelope and BM rows (padded)
-    env = alignment_spectrum(out.pop("env_padded"), nfft)
-    bm = alignment_spectrum(out.pop("bm_padded"), nfft) if want_bm else None
-    return env, bm
+def _in_two_threads(pool: ThreadPoolExecutor, kernel, nchan: int, *args) -> None:
+    # kernel(*args, lo, hi) for the first half of the bands here and the second half in
+    # the pool at once (the kernels release the GIL); waits for both
+    half = nchan // 2
+    job = pool.submit(kernel, *args, half, nchan)
+    try:
+        kernel(*args, 0, half)
+    finally:
+        job.result()
+
+
+def _pair(shape: tuple, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    # One uninitialised array per signal (reference, processed)
+    return np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
 
 
 def _threshold_noise(shape: tuple[int, int], gain: float, want_bm: bool,
-                     random_state: np.random.RandomState | None) -> tuple | None:
+                     random_state: np.random.RandomState | None) -> tuple:
     # The BM threshold noise of the reference, then of the processed signal, as
-    # pyclarity draws it (``gain * np.random.standard_normal(shape)`` twice); without
-    # the BM only the generator is advanced.
+    # pyclarity draws it (``gain * np.random.standard_normal((bands, samples))`` twice);
+    # without the BM only the generator is advanced.
     if not want_bm:
         skip_standard_normal(2 * shape[0] * shape[1], random_state)
-        return None
+        return np.zeros((1, 1)), np.zeros((1, 1))
     return (add_standard_normal(np.zeros(shape), gain, random_state),
             add_standard_normal(np.zeros(shape), gain, random_state))
+
+
+def _stacked(ref_params: dict, params: dict, name: str) -> np.ndarray:
+    # A band parameter of the reference's ear and the processed signal's, [2, bands]
+    return np.ascontiguousarray(np.stack((ref_params[name], params[name])))
 
 
 def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
@@ -289,54 +255,48 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
     ref_mid, proc_mid = _prepare_inputs(reference, reference_sr, processed, processed_sr,
                                         hearing_loss, itype)
     nsamp = len(ref_mid)
+    signals = (ref_mid, proc_mid)
+    stacked = {name: _stacked(ref_params, params, name) for name in params}
 
-    lp = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
-    nfft = alignment_fft_length(nsamp)
+    b, a = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
+    nfft = fft_length(nsamp, _max_lag())
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
-    zero = np.zeros(nchan, dtype=np.int64)
-    ref_spectra: Future = Future()
-
-    def reference_side() -> dict:
-        # The reference's filterbank, its spectra for the alignment (handed over as
-        # soon as they exist), then its hair cells: it needs no alignment itself.
-        out = _cochlea(ref_mid, ref_params, level1, want_bm, lp, nfft)
-        try:
-            ref_spectra.set_result(_spectra(out, want_bm, nfft))
-        except BaseException as e:
-            ref_spectra.set_exception(e)
-            raise
-        _hair_cells(out, zero, zero, ref_params, level1, want_bm)
-        return out
-
     with ThreadPoolExecutor(2) as pool:
-        # The threshold noise does not depend on the signals: draw it meanwhile
+        # The threshold noise does not depend on the signals: draw it meanwhile (one
+        # thread), while the bands run in two halves (this thread and the other)
         noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
                                 random_state)
-        ref_job = pool.submit(reference_side)
-        proc = _cochlea(proc_mid, params, level1, want_bm, lp, nfft)
-        proc_spectra = _spectra(proc, want_bm, nfft)
-        ref_env_spectrum, ref_bm_spectrum = ref_spectra.result()
-        env_delay = delays_from_spectra(ref_env_spectrum, proc_spectra[0], nsamp, nfft)
-        bm_delay = (delays_from_spectra(ref_bm_spectrum, proc_spectra[1], nsamp, nfft)
-                    if want_bm else env_delay)
-        del ref_env_spectrum, ref_bm_spectrum, proc_spectra
-        _hair_cells(proc, env_delay, bm_delay, params, level1, want_bm)
-        ref = ref_job.result()
-        noise = noise_job.result()
-    if want_bm:
-        ref["bm"] += noise[0]
-        proc["bm"] += noise[1]
 
-    correct = _group_delay_correction(ref["bandwidth"], params["center_freq"])
-    for signal in ("env", "bm") if want_bm else ("env",):
-        _delay_rows(ref[signal], correct)
-        _delay_rows(proc[signal], correct)
-    reference_sl = eb.convert_rms_to_sl(ref["average"], ref["control_average"],
-                                        ref_params["attn_ohc"], ref_params["low_knee"],
-                                        ref_params["compression_ratio"], ref_params["attn_ihc"],
-                                        level1)
-    processed_sl = eb.convert_rms_to_sl(proc["average"], proc["control_average"],
-                                        params["attn_ohc"], params["low_knee"],
-                                        params["compression_ratio"], params["attn_ihc"], level1)
-    return EarOutput(ref["env"], ref["bm"] if want_bm else None, proc["env"],
-                     proc["bm"] if want_bm else None, reference_sl, processed_sl, SAMPLE_RATE)
+        # The cochlea, band by band in two threads: control filters, OHC gains,
+        # bandwidths, adjusted filters times the gains, and float32 copies padded for
+        # the alignment's FFTs
+        out = {"gains": _pair((nchan, nsamp)), "control_average": np.empty((2, nchan)),
+               "bandwidth": np.empty((2, nchan)), "pole": np.empty((2, nchan)),
+               "env": _pair((nchan, nsamp)), "bm": _pair((nchan, nsamp) if want_bm else (1, 1)),
+               "env32": _pair((nchan, nfft), np.float32),
+               "bm32": _pair((nchan, nfft) if want_bm else (1, 1), np.float32),
+               "average": np.empty((2, nchan))}
+        _in_two_threads(pool, _cochlea_bands, nchan, signals, stacked, level1, want_bm,
+                        np.array([b[0], b[1], a[1]]),
+                        _pole(stacked["bandwidth_control"], stacked["center_freq_control"]), out)
+        env, bm = out["env"], out["bm"]
+        env_delay = np.zeros((2, nchan), dtype=np.int64)
+        bm_delay = np.zeros((2, nchan), dtype=np.int64)
+        env_delay[1] = peak_delays(env[0], env[1], _max_lag(), reference32=out["env32"][0],
+                                   output32=out["env32"][1])
+        bm_delay[1] = (peak_delays(bm[0], bm[1], _max_lag(), reference32=out["bm32"][0],
+                                   output32=out["bm32"][1]) if want_bm else env_delay[1])
+        del out["env32"], out["bm32"]
+        noise = noise_job.result()
+
+        # The hair cells, band by band in two threads
+        correct = _group_delay_correction(out["bandwidth"][0],
+                                          params["center_freq"]).astype(np.int64)
+        _in_two_threads(pool, _hair_cell_bands, nchan, out, env_delay, bm_delay,
+                        level1 - stacked["attn_ihc"], want_bm, noise, correct)
+    average, control_average = out["average"], out["control_average"]
+    sl = [eb.convert_rms_to_sl(average[s], control_average[s], p["attn_ohc"], p["low_knee"],
+                               p["compression_ratio"], p["attn_ihc"], level1)
+          for s, p in enumerate((ref_params, params))]
+    return EarOutput(env[0], bm[0] if want_bm else None, env[1], bm[1] if want_bm else None,
+                     sl[0], sl[1], SAMPLE_RATE)

@@ -12,6 +12,8 @@ would have produced.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -36,64 +38,117 @@ def _twist(key: np.ndarray) -> None:
     key[_N - 1] = key[_M - 1] ^ (y >> np.uint32(1)) ^ (_MATRIX_A * (y & np.uint32(1)))
 
 
+@numba.njit(cache=True, nogil=True)
+def _temper_all(key: np.ndarray, words: np.ndarray) -> None:
+    # The tempered output of all 624 state words (one loop, vectorised)
+    for i in range(_N):
+        y = key[i]
+        y ^= y >> np.uint32(11)
+        y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
+        y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
+        y ^= y >> np.uint32(18)
+        words[i] = y
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _next32(key: np.ndarray, pos: int) -> tuple[int, np.uint32]:
-    # One tempered MT19937 word; regenerates the state when it is used up.
-    if pos >= _N:
-        _twist(key)
-        pos = 0
-    y = key[pos]
-    y ^= y >> np.uint32(11)
-    y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
-    y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
-    y ^= y >> np.uint32(18)
-    return pos + 1, y
+def _uniform(w0: np.uint32, w1: np.uint32) -> float:
+    # numpy's 53-bit double from two words, mapped to (-1, 1) as legacy_gauss does
+    return 2.0 * (((w0 >> np.uint32(5)) * 67108864.0 + (w1 >> np.uint32(6))) * _TWO_M53) - 1.0
 
 
 @numba.njit(cache=True, nogil=True)
-def _polar_point(key: np.ndarray, pos: int) -> tuple[int, float, float, float]:
-    # The polar method: two uniforms in (-1, 1) until they fall inside the unit circle;
-    # returns the new position, the point and its squared radius.
-    while True:
-        pos, w0 = _next32(key, pos)
-        pos, w1 = _next32(key, pos)
-        pos, w2 = _next32(key, pos)
-        pos, w3 = _next32(key, pos)
-        u1 = ((w0 >> np.uint32(5)) * 67108864.0 + (w1 >> np.uint32(6))) * _TWO_M53
-        u2 = ((w2 >> np.uint32(5)) * 67108864.0 + (w3 >> np.uint32(6))) * _TWO_M53
-        x1 = 2.0 * u1 - 1.0
-        x2 = 2.0 * u2 - 1.0
-        r2 = x1 * x1 + x2 * x2
-        if r2 < 1.0 and r2 != 0.0:
-            return pos, x1, x2, r2
+def _gaussians(out: np.ndarray, count: int, write: bool, scale: float, key: np.ndarray,
+               pos: int, has_gauss: bool, gauss: float) -> tuple[int, bool, float]:
+    """The next ``count`` legacy normals, times ``scale``, added to ``out`` (when ``write``).
 
-
-@numba.njit(cache=True, nogil=True)
-def _add_gaussian(out: np.ndarray, scale: float, key: np.ndarray, pos: int,
-                  has_gauss: bool, gauss: float) -> tuple[int, bool, float]:
-    """Add ``scale`` times the next ``out.size`` legacy normals to ``out`` (C order, in place).
-
-    Returns the generator's new ``(pos, has_gauss, gauss)``; ``key`` is updated in place.
+    numpy's ``legacy_gauss``: the cached value first, if any; then per pair, four
+    MT19937 words make two uniforms in (-1, 1), retried until they fall inside the unit
+    circle (r2 < 1, r2 != 0); the pair is ``f * x2`` then ``f * x1`` (cached when it is
+    not used), ``f = sqrt(-2 log(r2) / r2)``. Every attempt uses exactly four words, so
+    the attempts of a whole block of 624 tempered words are evaluated in one vectorised
+    loop and the accepted ones turned into normals in a second. Without ``write`` only
+    the generator advances (the logarithm is taken only for a value left cached).
+    Returns the new ``(pos, has_gauss, gauss)``; ``key`` is updated in place.
     """
-    flat = out.reshape(-1)
-    n = flat.shape[0]
+    words = np.empty(_N, dtype=np.uint32)
+    _temper_all(key, words)  # words[pos:] are the next outputs of the current state
+    x1s = np.empty(_N // 4)
+    x2s = np.empty(_N // 4)
+    r2s = np.empty(_N // 4)
     i = 0
-    if has_gauss and n > 0:
-        flat[0] += scale * gauss
+    if has_gauss and count > 0:
+        if write:
+            out[0] += scale * gauss
         has_gauss = False
         gauss = 0.0
         i = 1
-    while i < n:
-        pos, x1, x2, r2 = _polar_point(key, pos)
-        f = np.sqrt(-2.0 * np.log(r2) / r2)
-        flat[i] += scale * (f * x2)
-        i += 1
-        if i < n:
-            flat[i] += scale * (f * x1)
-            i += 1
+    while i < count:
+        if pos + 4 > _N:
+            # An attempt straddling the end of the state (or none left): word by word
+            w = np.empty(4, dtype=np.uint32)
+            for m in range(4):
+                if pos >= _N:
+                    _twist(key)
+                    _temper_all(key, words)
+                    pos = 0
+                w[m] = words[pos]
+                pos += 1
+            x1 = _uniform(w[0], w[1])
+            x2 = _uniform(w[2], w[3])
+            r2 = x1 * x1 + x2 * x2
+            if r2 < 1.0 and r2 != 0.0:
+                x1s[0], x2s[0], r2s[0] = x1, x2, r2
+                accepted = 1
+            else:
+                accepted = 0
         else:
-            has_gauss = True
-            gauss = f * x1
+            # All whole attempts left in this block, then keep the accepted ones, up to
+            # as many pairs as are still needed; pos moves past the last one used
+            attempts = (_N - pos) // 4
+            needed = (count - i + 1) // 2
+            for t in range(attempts):
+                b = pos + 4 * t
+                x1 = _uniform(words[b], words[b + 1])
+                x2 = _uniform(words[b + 2], words[b + 3])
+                x1s[t] = x1
+                x2s[t] = x2
+                r2s[t] = x1 * x1 + x2 * x2
+            if not write:
+                # Skipping: a block that does not finish the draws only needs its count
+                # of accepted attempts (each gives two normals, none left cached)
+                block = 0
+                for t in range(attempts):
+                    block += (r2s[t] < 1.0) & (r2s[t] != 0.0)
+                if block < needed:
+                    i += 2 * block
+                    pos += 4 * attempts
+                    continue
+            accepted = 0
+            used = attempts
+            for t in range(attempts):
+                r2 = r2s[t]
+                if r2 < 1.0 and r2 != 0.0:
+                    x1s[accepted], x2s[accepted], r2s[accepted] = x1s[t], x2s[t], r2
+                    accepted += 1
+                    if accepted == needed:
+                        used = t + 1
+                        break
+            pos += 4 * used
+        for t in range(accepted):
+            r2 = r2s[t]
+            if i + 1 < count:
+                if write:
+                    f = math.sqrt(-2.0 * math.log(r2) / r2)
+                    out[i] += scale * (f * x2s[t])
+                    out[i + 1] += scale * (f * x1s[t])
+                i += 2
+            else:
+                f = math.sqrt(-2.0 * math.log(r2) / r2)
+                if write:
+                    out[i] += scale * (f * x2s[t])
+                has_gauss = True
+                gauss = f * x1s[t]
+                i += 1
     return pos, has_gauss, gauss
 
 
@@ -119,29 +174,10 @@ def add_standard_normal(out: np.ndarray, scale: float,
     if name != "MT19937":
         raise ValueError(f"expected an MT19937 RandomState, got {name}")
     key = np.array(key, dtype=np.uint32)
-    pos, has_gauss, gauss = _add_gaussian(out, float(scale), key, int(pos), bool(has_gauss),
-                                          float(gauss))
+    pos, has_gauss, gauss = _gaussians(out.reshape(-1), out.size, True, float(scale), key,
+                                       int(pos), bool(has_gauss), float(gauss))
     rs.set_state((name, key, pos, int(has_gauss), gauss))
     return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _skip_gaussian(count: int, key: np.ndarray, pos: int, has_gauss: bool,
-                   gauss: float) -> tuple[int, bool, float]:
-    # Advance the generator past ``count`` normals: the same words, but the logarithm is
-    # only taken for a pair whose second value stays cached.
-    i = 0
-    if has_gauss and count > 0:
-        has_gauss = False
-        gauss = 0.0
-        i = 1
-    while i < count:
-        pos, x1, x2, r2 = _polar_point(key, pos)
-        i += 2
-        if i > count:
-            has_gauss = True
-            gauss = np.sqrt(-2.0 * np.log(r2) / r2) * x1
-    return pos, has_gauss, gauss
 
 
 def skip_standard_normal(count: int, random_state: np.random.RandomState | None = None) -> None:
@@ -153,6 +189,6 @@ def skip_standard_normal(count: int, random_state: np.random.RandomState | None 
     rs = np.random.mtrand._rand if random_state is None else random_state
     name, key, pos, has_gauss, gauss = rs.get_state(legacy=True)
     key = np.array(key, dtype=np.uint32)
-    pos, has_gauss, gauss = _skip_gaussian(int(count), key, int(pos), bool(has_gauss),
-                                           float(gauss))
+    pos, has_gauss, gauss = _gaussians(np.empty(0), int(count), False, 1.0, key, int(pos),
+                                       bool(has_gauss), float(gauss))
     rs.set_state((name, key, pos, int(has_gauss), gauss))
