@@ -100,7 +100,7 @@ class ExperimentConfig:
     train_epochs: int = 4  # at most this many passes over the training signals (early stopping on held-out prompts)
     train_lr: float = 0.01  # Adam learning rate of the training
     train_batch_size: int = 2  # signals per training step
-    train_quality_weight: float = 0.0  # the quality guard's weight: training maximises the Whisper objective minus this times the output's spectral departure from the listener's NAL-R (a stand-in for HAAQI; docs/training.md)
+    train_quality_weight: float = 3.0  # the quality guard's weight: training maximises the Whisper objective minus this times the output's spectral departure from the listener's NAL-R (a stand-in for HAAQI; docs/training.md)
 
 
 DEFAULTS = ExperimentConfig()
