@@ -71,9 +71,9 @@ class ASREngine(Protocol):
         ...
 
 
-def _confidence(segments: list) -> tuple[float, float]:
-    """(mean log-probability, first no-speech probability) of decoded segments;
-    both missing (NaN) when nothing was decoded."""
+def segment_confidence(segments: list) -> tuple[float, float]:
+    """(mean log-probability, first no-speech probability) of an engine's decoded segments
+    (objects or dicts), as a ``Transcript`` holds them; both missing (NaN) when nothing was decoded."""
     if not segments:
         return math.nan, math.nan
     get = (lambda seg, k: seg[k]) if isinstance(segments[0], dict) else getattr
@@ -164,7 +164,7 @@ class FasterWhisperEngine:
         out = []
         for start in range(0, len(ears), self.batch_size):
             for segments in faster_whisper_transcribe(self.model, ears[start: start + self.batch_size]):
-                out.append(Transcript("".join(seg.text for seg in segments), *_confidence(segments)))
+                out.append(Transcript("".join(seg.text for seg in segments), *segment_confidence(segments)))
         return out
 
 
@@ -196,7 +196,7 @@ class OpenAIWhisperEngine:
         out = []
         for start in range(0, len(ears), self.batch_size):
             for result in openai_transcribe(self.model, ears[start: start + self.batch_size]):
-                out.append(Transcript(result["text"], *_confidence(result["segments"])))
+                out.append(Transcript(result["text"], *segment_confidence(result["segments"])))
         return out
 
 
