@@ -8,7 +8,8 @@ order, with the engine's plain transcription (faster-whisper's ``WhisperModel.tr
 The ears: demo speech (left ears, then right ears, so a swap within a batch changes the
 order), digital silence (Whisper hears nothing), a demo clip tiled to 40 s (its transcript
 loops, and a second 30 s window is decoded) and an ear shorter than one mel frame. Seven
-ears, so a batch of 2 leaves one over.
+ears, so a batch of 2 leaves one over. With all seven in one batch, the segments (timestamps,
+text, tokens) are compared too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from tests.conftest import DEMO_ROOT, demo_records
 
 from code.data.audio import read_audio
+from code.evaluation.asr.batching import faster_whisper_transcribe, openai_transcribe
 from code.evaluation.asr.engines import is_repetition_loop, make_engine, split_ears
 from code.evaluation.asr.settings import ASRSettings
 
@@ -30,7 +32,7 @@ BATCH_SIZES = (1, 2, 8)
 CONFIDENCE_TOL = 1e-4  # absolute, on avg_logprob and no_speech_prob
 LOOP_TILES = 16  # the second demo signal's left ear tiled: 40 s of "your light and your light ..."
 
-pytestmark = pytest.mark.slow  # real Whisper inference, about a minute for both engines
+pytestmark = pytest.mark.slow  # real Whisper inference, about two minutes for both engines
 
 
 def _demo_ears(signal: str) -> list[np.ndarray]:
@@ -49,17 +51,34 @@ def ears() -> dict[str, np.ndarray]:
             "shorter than a frame": np.zeros(100, dtype=np.float32)}
 
 
-def _faster_plain(model, ear: np.ndarray) -> tuple[str, float, float]:
+def _faster_segments(segments) -> list[tuple]:
+    return [(s.start, s.end, s.text, tuple(s.tokens)) for s in segments]
+
+
+def _openai_segments(result: dict) -> list[tuple]:
+    return [(s["start"], s["end"], s["text"], tuple(s["tokens"])) for s in result["segments"]]
+
+
+def _faster_plain(model, ear: np.ndarray) -> tuple[tuple[str, float, float], list[tuple]]:
     segments = list(model.transcribe(ear, language="en", temperature=0.0, beam_size=1, best_of=1,
                                      vad_filter=False)[0])
-    return _summary([(s.text, s.avg_logprob, s.no_speech_prob) for s in segments])
+    return _summary([(s.text, s.avg_logprob, s.no_speech_prob) for s in segments]), _faster_segments(segments)
 
 
-def _openai_plain(model, ear: np.ndarray) -> tuple[str, float, float]:
+def _openai_plain(model, ear: np.ndarray) -> tuple[tuple[str, float, float], list[tuple]]:
     import whisper
 
     result = whisper.transcribe(model, ear, language="en", temperature=0.0, fp16=False)
-    return _summary([(s["text"], s["avg_logprob"], s["no_speech_prob"]) for s in result["segments"]])
+    return (_summary([(s["text"], s["avg_logprob"], s["no_speech_prob"]) for s in result["segments"]]),
+            _openai_segments(result))
+
+
+def _faster_batch_segments(model, ears: list[np.ndarray]) -> list[list[tuple]]:
+    return [_faster_segments(segments) for segments in faster_whisper_transcribe(model, ears)]
+
+
+def _openai_batch_segments(model, ears: list[np.ndarray]) -> list[list[tuple]]:
+    return [_openai_segments(result) for result in openai_transcribe(model, ears)]
 
 
 def _summary(segments: list[tuple[str, float, float]]) -> tuple[str, float, float]:
@@ -69,17 +88,18 @@ def _summary(segments: list[tuple[str, float, float]]) -> tuple[str, float, floa
     return ("".join(s[0] for s in segments), float(np.mean([s[1] for s in segments])), segments[0][2])
 
 
-def _check_batched_equal_plain(engine_of, plain_of, ears: dict[str, np.ndarray]) -> None:
+def _check_batched_equal_plain(engine_of, plain_of, batch_segments_of, ears: dict[str, np.ndarray]) -> None:
     names, arrays = list(ears), list(ears.values())
     engine = engine_of(BATCH_SIZES[0])
-    plain = [plain_of(engine.model, ear) for ear in arrays]
+    plain, plain_segments = zip(*(plain_of(engine.model, ear) for ear in arrays))
     texts = dict(zip(names, (p[0] for p in plain)))
     # the set is what it claims to be: speech that differs from its neighbours (so a swap
-    # within a batch shows), nothing heard, a loop
+    # within a batch shows), nothing heard, a loop that runs into a second 30 s window
     speech = [texts[n] for n in names if n.startswith("speech")]
     assert all(a and b and a != b for a, b in zip(speech, speech[1:])), texts
     assert texts["silence"] == "" and texts["shorter than a frame"] == ""
     assert is_repetition_loop(texts["loop"]), texts["loop"]
+    assert max(start for start, *_ in plain_segments[names.index("loop")]) >= 30.0
     for batch_size in BATCH_SIZES:
         batched = engine_of(batch_size).transcribe(arrays)
         assert [t.text for t in batched] == [p[0] for p in plain], f"batch {batch_size}"
@@ -87,14 +107,17 @@ def _check_batched_equal_plain(engine_of, plain_of, ears: dict[str, np.ndarray])
             for got, want in ((t.avg_logprob, logprob), (t.no_speech_prob, no_speech)):
                 assert (math.isnan(got) and math.isnan(want)) or abs(got - want) <= CONFIDENCE_TOL, \
                     f"batch {batch_size}, {name}: {t} against plain {logprob}, {no_speech}"
+    # all the ears in one batch: the same segments (timestamps, text, tokens) as ear by ear
+    assert batch_segments_of(engine.model, arrays) == list(plain_segments)
 
 
 def test_faster_whisper_batches_equal_ear_by_ear(ears):
-    _check_batched_equal_plain(lambda b: make_engine(ASRSettings(batch_size=b)), _faster_plain, ears)
+    _check_batched_equal_plain(lambda b: make_engine(ASRSettings(batch_size=b)), _faster_plain,
+                               _faster_batch_segments, ears)
 
 
 @pytest.mark.skipif(not CHECKPOINT, reason="set CLIP_OPENAI_CHECKPOINT to an openai-whisper .pt file")
 def test_openai_whisper_batches_equal_ear_by_ear(ears):
     _check_batched_equal_plain(
         lambda b: make_engine(ASRSettings(engine="openai-whisper", model=CHECKPOINT, batch_size=b)),
-        _openai_plain, ears)
+        _openai_plain, _openai_batch_segments, ears)
