@@ -80,9 +80,9 @@ def test_empty_transcript_has_missing_confidence_never_zero(tmp_path):
     import json
     import math
 
-    from code.evaluation.asr.engines import _confidence
+    from code.evaluation.asr.engines import segment_confidence
 
-    assert all(math.isnan(v) for v in _confidence([]))
+    assert all(math.isnan(v) for v in segment_confidence([]))
     engine = ScriptedEngine("", "the cat sat on the mat")
     engine.transcribe = lambda ears: [Transcript(""), Transcript("the cat sat on the mat", -0.3, 0.02)]
     record = _score([_item(tmp_path)], tmp_path / "store", engine)["s1"]

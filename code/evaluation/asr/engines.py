@@ -23,7 +23,8 @@ import soxr
 
 from code.config import WHISPER_SAMPLE_RATE
 from code.errors import ASRError
-from code.evaluation.asr.settings import OFFICIAL_DECODING, ASRSettings
+from code.evaluation.asr.batching import faster_whisper_transcribe, faster_whisper_windows, openai_transcribe
+from code.evaluation.asr.settings import ASRSettings
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,9 @@ class ASREngine(Protocol):
         ...
 
 
-def _confidence(segments: list) -> tuple[float, float]:
-    """(mean log-probability, first no-speech probability) of decoded segments;
-    both missing (NaN) when nothing was decoded."""
+def segment_confidence(segments: list) -> tuple[float, float]:
+    """(mean log-probability, first no-speech probability) of an engine's decoded segments
+    (objects or dicts), as a ``Transcript`` holds them; both missing (NaN) when nothing was decoded."""
     if not segments:
         return math.nan, math.nan
     get = (lambda seg, k: seg[k]) if isinstance(segments[0], dict) else getattr
@@ -148,79 +149,33 @@ class FasterWhisperEngine:
 
     def first_window_encodings(self, ears: list[np.ndarray]) -> np.ndarray:
         """``[B, 1500, D]`` float32: the encoder output of every ear's first 30 s window,
-        computed in one batch (built exactly as ``generate_segments`` builds its first
-        window). Transcription starts from it; the whisper-head's embeddings pool it."""
-        from faster_whisper.audio import pad_or_trim
+        computed in one batch (the window built as ``generate_segments`` builds it), on
+        the CPU. The whisper-head's embeddings pool it."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
-        extractor = self.model.feature_extractor
-        windows = []
-        for ear in ears:
-            features = extractor(ear)
-            content_frames = features.shape[-1] - 1
-            windows.append(pad_or_trim(features[:, :min(extractor.nb_max_frames, content_frames)]))
-        batch = get_ctranslate2_storage(np.ascontiguousarray(np.stack(windows), dtype=np.float32))
+        batch = get_ctranslate2_storage(faster_whisper_windows(self.model, ears))
         return np.asarray(np.array(self.model.model.encode(batch, to_cpu=True)), dtype=np.float32)
 
-    def _transcribe_one(self, ear: np.ndarray, encoded: np.ndarray | None) -> Transcript:
-        from faster_whisper.transcribe import get_ctranslate2_storage
-
-        if encoded is not None:  # the first encode call returns the batched result
-            real_encode, first = self.model.encode, [encoded]
-
-            def encode(features):
-                return get_ctranslate2_storage(first.pop()[None]) if first else real_encode(features)
-
-            self.model.encode = encode
-        try:
-            segments, _ = self.model.transcribe(
-                ear, language=OFFICIAL_DECODING["language"],
-                temperature=OFFICIAL_DECODING["temperature"], beam_size=1, best_of=1,
-                vad_filter=False)
-            segments = list(segments)
-        finally:
-            self.model.__dict__.pop("encode", None)
-        return Transcript("".join(seg.text for seg in segments), *_confidence(segments))
-
     def transcribe(self, ears: list[np.ndarray]) -> list[Transcript]:
-        """Transcribe ears; the first window of ``batch_size`` ears is encoded at once
-        on the CPU (encoding is most of the work), then each ear is decoded by
-        faster-whisper's own ``transcribe``."""
+        """Transcribe ears, ``batch_size`` at a time: their first windows are encoded and
+        greedily decoded in one batch on the model's device, then faster-whisper's own
+        ``transcribe`` finishes each ear from its batched result
+        (``batching.faster_whisper_transcribe``)."""
         out = []
         for start in range(0, len(ears), self.batch_size):
-            chunk = ears[start: start + self.batch_size]
-            batched = self.model.model.device == "cpu" and len(chunk) > 1
-            encodings = list(self.first_window_encodings(chunk)) if batched else [None] * len(chunk)
-            out += [self._transcribe_one(ear, enc) for ear, enc in zip(chunk, encodings)]
+            for segments in faster_whisper_transcribe(self.model, ears[start: start + self.batch_size]):
+                out.append(Transcript("".join(seg.text for seg in segments), *segment_confidence(segments)))
         return out
-
-
-class _FirstWindowDecoded:
-    """Stands in for a Whisper model inside ``whisper.transcribe``: its first
-    ``decode`` call returns a result computed beforehand (in a batch), later
-    calls decode as usual. Everything else is the real model."""
-
-    def __init__(self, model, first_result) -> None:
-        self._model = model
-        self._first = first_result
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def decode(self, segment, options):
-        if self._first is not None and not options.prompt and options.temperature == 0.0:
-            result, self._first = self._first, None
-            return result
-        return self._model.decode(segment, options)
 
 
 class OpenAIWhisperEngine:
     """openai-whisper with the official baseline's ``transcribe`` options.
 
     The first 30 s window of every ear in a batch is decoded in one batched
-    ``whisper.decode`` call (the costly part); ``whisper.transcribe`` then
-    runs as usual on each ear with that result, so segmenting, skipping and
-    any further windows follow the official code path exactly.
+    ``whisper.decode`` call on the model's device (the costly part);
+    ``whisper.transcribe`` then runs as usual on each ear with that result, so
+    segmenting, skipping and any further windows follow the official code path
+    exactly (``batching.openai_transcribe``).
     """
 
     def __init__(self, settings: ASRSettings) -> None:
@@ -237,31 +192,11 @@ class OpenAIWhisperEngine:
             ) from e
         self.batch_size = max(1, settings.batch_size)
 
-    def _first_windows(self, ears: list[np.ndarray]) -> list:
-        import torch
-        import whisper
-        from whisper.audio import N_FRAMES, N_SAMPLES
-
-        segments = []
-        for ear in ears:  # as whisper.transcribe builds its first window
-            mel = whisper.log_mel_spectrogram(ear, self.model.dims.n_mels, padding=N_SAMPLES)
-            content_frames = mel.shape[-1] - N_FRAMES
-            segments.append(whisper.pad_or_trim(mel[:, :min(N_FRAMES, content_frames)], N_FRAMES))
-        options = whisper.DecodingOptions(temperature=0.0, prompt=[], **{
-            k: v for k, v in OFFICIAL_DECODING.items() if k != "temperature"})
-        batch = torch.stack(segments).to(self.model.device)
-        return whisper.decode(self.model, batch, options)
-
     def transcribe(self, ears: list[np.ndarray]) -> list[Transcript]:
-        import whisper
-
         out = []
         for start in range(0, len(ears), self.batch_size):
-            chunk = ears[start: start + self.batch_size]
-            for ear, first in zip(chunk, self._first_windows(chunk)):
-                proxy = _FirstWindowDecoded(self.model, first)
-                result = whisper.transcribe(proxy, ear, **OFFICIAL_DECODING)
-                out.append(Transcript(result["text"], *_confidence(result["segments"])))
+            for result in openai_transcribe(self.model, ears[start: start + self.batch_size]):
+                out.append(Transcript(result["text"], *segment_confidence(result["segments"])))
         return out
 
 
