@@ -32,6 +32,7 @@ if __name__ == "__main__" and not __package__:
 import numpy as np
 import soundfile
 
+from code.enhancement_plan import model_output_path, output_dir
 from code.evaluation.cache import results_store
 from code.evaluation.outputs.report import report_rows
 from code.evaluation.quality.aid_quality import QualityItem, aid_quality
@@ -57,6 +58,17 @@ def _submission(results: Path, name: str, split: str, *, tagged: bool) -> Path:
     return found[0]
 
 
+def haaqi_by_signal(results: Path, folder: str, data_root: Path, split: str,
+                    records: list[dict]) -> dict[str, float]:
+    """``{signal: HAAQI}`` of the outputs in ``results/<folder>/from_unprocessed/``, as the
+    hearing-aid report computes it (from the results folder's store, computed when missing)."""
+    items = [QualityItem(r["signal"], model_output_path(output_dir(results, folder, "unprocessed"), r["signal"]),
+                         data_root / split / "unprocessed" / f"{r['signal']}_unproc.flac",
+                         DEFAULT_AUDIOGRAMS[r["hearing_loss"]]) for r in records]
+    values = aid_quality(items, store=results_store(results), sample_rate=44100, desc=f"HAAQI {folder}")
+    return {signal: v["haaqi"] for signal, v in values.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
@@ -75,12 +87,8 @@ def main() -> None:
         records = [r for r in records if r["signal"] in kept]
     predictions = {m: _predictions(_submission(results, folder[m], args.split, tagged=bool(args.tag)))
                    for m in (args.baseline, args.model)}
-    quality = {m: {s: v["haaqi"] for s, v in aid_quality(
-        [QualityItem(r["signal"], results / folder[m] / "from_unprocessed" / f"{r['signal']}.wav",
-                     Path(args.data_root) / args.split / "unprocessed" / f"{r['signal']}_unproc.flac",
-                     DEFAULT_AUDIOGRAMS[r["hearing_loss"]]) for r in records],
-        store=results_store(results), sample_rate=44100, desc=f"HAAQI {m}").items()}
-        for m in (args.baseline, args.model)}
+    quality = {m: haaqi_by_signal(results, folder[m], Path(args.data_root), args.split, records)
+               for m in (args.baseline, args.model)}
     for name, categories in (("Mild", ("Mild",)), ("Moderate", ("Moderate",)), ("Mild+Moderate", ("Mild", "Moderate")),
                              ("No Loss", ("No Loss",))):
         members = [r for r in records if r["hearing_loss"] in categories]

@@ -23,12 +23,9 @@ if __name__ == "__main__" and not __package__:
     os.execve(sys.executable, [sys.executable, "-m", "benchmarks.lyricaid_tradeoff", *sys.argv[1:]],
               {**os.environ, "PYTHONPATH": str(root)})
 
-from benchmarks.lyricaid_report import _predictions, _submission
-from code.evaluation.cache import results_store
+from benchmarks.lyricaid_report import _predictions, _submission, haaqi_by_signal
 from code.evaluation.outputs.report import report_rows
 from code.evaluation.outputs.report_figure import tradeoff_figure
-from code.evaluation.quality.aid_quality import QualityItem, aid_quality
-from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 
 def main() -> None:
@@ -49,15 +46,10 @@ def main() -> None:
         names = {"NLR1": f"NLR1-{tag}", f"LyricAid (weight {weight:g})": f"LyricAid-{tag}"}
         predictions = {m: _predictions(_submission(results, folder, args.split, tagged=True))
                        for m, folder in names.items()}
-        quality = {m: {s: v["haaqi"] for s, v in aid_quality(
-            [QualityItem(r["signal"], results / folder / "from_unprocessed" / f"{r['signal']}.wav",
-                         data / args.split / "unprocessed" / f"{r['signal']}_unproc.flac",
-                         DEFAULT_AUDIOGRAMS[r["hearing_loss"]]) for r in records],
-            store=results_store(results), sample_rate=44100, desc=f"HAAQI {folder}").items()}
-            for m, folder in names.items()}
+        quality = {m: haaqi_by_signal(results, folder, data, args.split, records) for m, folder in names.items()}
         for row in report_rows(predictions, records, baseline="NLR1", quality=quality):
             if row["model"] != "NLR1":
-                rows.append({**row, "hearing_loss": "All" if row["hearing_loss"] == "All" else row["hearing_loss"]})
+                rows.append(row)
                 if row["hearing_loss"] == "All":
                     print(f"{row['model']:24s} Mild+Moderate n={row['n']} intelligibility change "
                           f"{row['change']:+.2f} [{row['change_ci95_low']:+.2f}, {row['change_ci95_high']:+.2f}]"

@@ -46,12 +46,12 @@ from code.evaluation.evaluation_helper import (
 )
 from code.evaluation.outputs.html_report import write_html_reports
 from code.evaluation.prediction.predictors import make_predictor
+from code.evaluation.quality.aid_quality import quality_audiogram_problem
 from code.evaluation.table import FeatureTable, read_feature_files
 from code.io_utils import write_json_atomic
 from code.keys import settings_digest
 from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels, common_frequencies
 from code.models.hearing_aid_models import unknown_model
-from code.evaluation.quality.aid_quality import quality_audiogram_problem
 from code.pipeline_report import model_quality, quality_wanted, write_hearing_aid_report
 from code.runs import run_name
 from code.training.train import train_models

@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from code.config import model_names
+from code.config import DEFAULTS, model_names
 from code.data.layout import SplitData
 from code.enhancement_plan import model_output_path
-from code.evaluation.cache import results_store
-from code.evaluation.features.extract import SHIPPED_STORE
+from code.evaluation.features.extract import stage2_store
 from code.evaluation.outputs.report import change_text, report_rows, write_report
 from code.evaluation.quality.aid_quality import QualityItem, aid_quality
 from code.runs import run_suffix
@@ -33,9 +32,7 @@ def model_quality(cfg, split: SplitData, audiograms: dict, out_dir: Path, model:
     items = [QualityItem(r["signal"], model_output_path(out_dir, r["signal"]),
                          split.layout.audio_path(r["signal"], "unprocessed"), audiograms[r["hearing_loss"]])
              for r in split.records]
-    shipped = split.layout.metadata_file.parent.parent / SHIPPED_STORE  # the demo ships its values
-    store = results_store(Path(cfg.results_dir), seeds=(shipped,) if shipped.is_dir() else ())
-    values = aid_quality(items, store=store, sample_rate=cfg.sample_rate,
+    values = aid_quality(items, store=stage2_store(Path(cfg.results_dir), split), sample_rate=cfg.sample_rate,
                          recompute=recompute, desc=f"Stage 2: {model} HAAQI")
     return {signal: v["haaqi"] for signal, v in values.items()}
 
@@ -44,8 +41,6 @@ def report_name(cfg) -> str:
     """``hearing_aid_report_<split>_<input>[_<tag>][_<run suffix>][_<report settings>]``: the
     report's settings (baseline, quality, alpha) enter the name when not the defaults, so
     two reports of one run never share a file."""
-    from code.config import DEFAULTS
-
     suffix = run_suffix(cfg)
     labels = [f"vs-{cfg.baseline}"] if cfg.baseline != DEFAULTS.baseline else []
     if cfg.input == "unprocessed" and cfg.quality != DEFAULTS.quality:

@@ -44,8 +44,8 @@ from code.keys import bytes_digest, code_digest, file_digest, settings_digest
 from code.models.audiograms import audiogram_to_dict, common_frequencies
 from code.models.hearing_aid_models import MODELS, make_model
 from code.models.weights import trained_weights_path, training_record, weights_stem
-from code.resources import torch_device
 from code.models.prescriptions import NALR
+from code.resources import torch_device
 from code.training.objective import WhisperObjective, resample_to_16k
 from code.training.quality_guard import spectral_departure
 
@@ -205,7 +205,7 @@ def _training_key(cfg, name: str, items: list[TrainItem], asr_model: str, audiog
     """Everything a training's result depends on (its digest decides whether to train again)."""
     asr = {"file": file_digest(Path(asr_model))} if Path(asr_model).is_file() else {"name": asr_model}
     return {"model": name, "model_code": code_digest(MODELS[name]),
-            "training_code": code_digest(train_model, load_items, step_values),
+            "training_code": code_digest(train_model, load_items),
             "options": {"epochs": cfg.train_epochs, "lr": cfg.train_lr, "batch_size": cfg.train_batch_size,
                         "seed": cfg.seed, "window_s": TRAIN_WINDOW_S, "held_out": HELD_OUT_SHARE,
                         "patience": PATIENCE, "lr_decay": LR_DECAY, "categories": TRAIN_CATEGORIES,

@@ -36,6 +36,7 @@ from code.evaluation.asr.scoring import LyricScorer
 from code.evaluation.asr.settings import ENGINE_PACKAGES, ASRSettings, asr_label, asr_settings
 from code.evaluation.cache import Store, results_store
 from code.evaluation.features.chorus import with_chorus
+from code.evaluation.pair_values import pair_values
 from code.evaluation.table import FeatureTable, write_features_jsonl
 from code.io_utils import write_text_atomic
 from code.keys import code_digest, key_of, settings_digest
@@ -246,41 +247,15 @@ def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, fl
     return out
 
 
-def _against_reference(kind: str, label: str, items: list[tuple[str, Path, Path]], store: Store,
-                       sample_rate: int, recompute: bool, settings: dict, code: str,
-                       compute) -> dict[str, dict[str, float]]:
-    """``compute(audio, reference, sample_rate)`` (a dict of features) for each (signal, heard
-    audio, unprocessed reference), kept in the store under both files' content, the rate,
-    ``settings`` and ``code``; NaN values are stored as null."""
-    out: dict[str, dict[str, float]] = {}
-    todo: dict[str, list] = {}  # key -> [paths, signals with that audio and reference]
-    for signal, path, reference in items:
-        key = key_of(kind, audio=store.digest(path), reference=store.digest(reference),
-                     sample_rate=sample_rate, code=code, **settings)
-        cached = None if recompute or key in todo else store.get(kind, key)
-        if cached is not None:
-            out[signal] = {k: np.nan if v is None else float(v) for k, v in cached["features"].items()}
-        else:
-            todo.setdefault(key, [(path, reference), []])[1].append(signal)
-    if items:
-        logger.info("%s: %d signal(s) to compute, %d reused", label, len(todo), len(out))
-    for key, ((path, reference), signals) in tqdm(list(todo.items()), desc=f"Stage 2: {label}",
-                                                  unit="signal", disable=not todo):
-        features = compute(read_audio(path, sample_rate), read_audio(reference, sample_rate), sample_rate)
-        store.put(kind, key, {"features": {k: None if np.isnan(v) else v for k, v in features.items()}})
-        for signal in signals:
-            out[signal] = features
-    return out
-
-
 def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
                       recompute: bool, max_lag_s: float) -> dict[str, dict[str, float]]:
     """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference)."""
     from code.evaluation.features.intrusive import intrusive_features
 
-    return _against_reference("intrusive", "STOI/eSTOI", items, store, sample_rate, recompute,
-                              {"max_lag_s": max_lag_s}, intrusive_code(),
-                              lambda a, r, rate: intrusive_features(a, r, rate, max_lag_s=max_lag_s))
+    return pair_values("intrusive", "STOI/eSTOI", [(*item, {}) for item in items], store=store,
+                       sample_rate=sample_rate, recompute=recompute, code=intrusive_code(),
+                       settings={"max_lag_s": max_lag_s},
+                       compute=lambda a, r, rate: intrusive_features(a, r, rate, max_lag_s=max_lag_s))
 
 
 def haspi_code() -> str:
@@ -295,8 +270,9 @@ def _haspi_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate
     """HASPI v2 per ear and better ear of (signal, heard audio, unprocessed reference)."""
     from code.evaluation.quality.haspi_features import haspi_features, haspi_settings
 
-    return _against_reference("haspi", "HASPI", items, store, sample_rate, recompute,
-                              {"haspi": haspi_settings()}, haspi_code(), haspi_features)
+    return pair_values("haspi", "HASPI", [(*item, {}) for item in items], store=store,
+                       sample_rate=sample_rate, recompute=recompute, code=haspi_code(),
+                       settings={"haspi": haspi_settings()}, compute=haspi_features)
 
 
 def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings], cache_folder: Path,
@@ -351,6 +327,13 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     return with_chorus(table)  # derived on reading, never stored
 
 
+def stage2_store(results_dir: Path, split: SplitData) -> Store:
+    """The results folder's store, with the data set's shipped store (``<cadenza_data>/stage2_store/``,
+    read only) as its seed when it has one."""
+    shipped = split.layout.metadata_file.parent.parent / SHIPPED_STORE
+    return results_store(Path(results_dir), seeds=(shipped,) if shipped.is_dir() else ())
+
+
 def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
     """What the predictor reads for a split's audio: the feature table of every ASR
     model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings.
@@ -360,8 +343,7 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     run's values there) when it has one: a shipped value is used only when its whole
     key matches (same audio, settings and code), so a stale one is recomputed."""
     recompute = recompute_stage(cfg, "2")
-    shipped = split.layout.metadata_file.parent.parent / SHIPPED_STORE
-    store = results_store(Path(cfg.results_dir), seeds=(shipped,) if shipped.is_dir() else ())
+    store = stage2_store(Path(cfg.results_dir), split)
     if cfg.predictor == "whisper-head":
         from code.evaluation.asr.embeddings import encoder_embeddings
 

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 from clarity.utils.audiogram import Audiogram
-from tqdm import tqdm
 
 from code.data.audio import read_audio
 from code.errors import DataError
+from code.evaluation.pair_values import pair_values
 from code.hearing_loss.design import MSBG_SETTINGS
-from code.keys import code_digest, key_of
+from code.keys import code_digest
 
 logger = logging.getLogger(__name__)
 
@@ -104,21 +104,26 @@ def signal_haaqi(ears: dict[str, float]) -> float:
 def _code() -> str:
     from code.evaluation.quality.haaqi import haaqi
 
-    return code_digest(haaqi, ear_haaqi, read_audio, packages=HAAQI_PACKAGES)
+    return code_digest(haaqi, _ear_haaqi_of_parts, read_audio, packages=HAAQI_PACKAGES)
 
 
-def quality_key(output_digest: str, reference_digest: str, audiogram: Audiogram,
-                sample_rate: int) -> str:
-    """The store key of one signal's HAAQI values."""
-    return key_of("haaqi", audio=output_digest, reference=reference_digest,
-                  audiogram={"levels": [float(x) for x in audiogram.levels],
-                             "frequencies": [float(x) for x in audiogram.frequencies]},
-                  sample_rate=sample_rate, settings=quality_settings(), code=_code())
+def _audiogram_parts(audiogram: Audiogram) -> dict:
+    """An item's own key parts: its audiogram, as plain lists."""
+    return {"audiogram": {"levels": [float(x) for x in audiogram.levels],
+                          "frequencies": [float(x) for x in audiogram.frequencies]}}
+
+
+def _ear_haaqi_of_parts(output: np.ndarray, reference: np.ndarray, sample_rate: int,
+                        audiogram: dict) -> dict[str, float]:
+    """``ear_haaqi`` with the audiogram given as its key parts."""
+    return ear_haaqi(output, reference, sample_rate, Audiogram(
+        levels=np.array(audiogram["levels"]), frequencies=np.array(audiogram["frequencies"])))
 
 
 def aid_quality(items: list[QualityItem], *, store, sample_rate: int, recompute: bool = False,
                 desc: str = "Stage 2: HAAQI") -> dict[str, dict[str, float]]:
-    """HAAQI of every item, from ``store`` or computed (and stored).
+    """HAAQI of every item, from ``store`` or computed and stored (``code.evaluation.pair_values``:
+    keyed by both files' content, the audiogram, the rate, ``quality_settings()`` and the code).
 
     Returns ``{signal: {"haaqi.left", "haaqi.right", "haaqi"}}`` (0..1; NaN where
     undefined). Items with the same output, reference and audiogram are computed once.
@@ -132,24 +137,11 @@ def aid_quality(items: list[QualityItem], *, store, sample_rate: int, recompute:
             if not Path(path).is_file():
                 raise DataError(f"signal {item.signal}: HAAQI needs the {what}, not found: {path}")
     _note_other_rates(items, sample_rate, desc)
-    out: dict[str, dict[str, float]] = {}
-    todo: dict[str, tuple[QualityItem, list[str]]] = {}
-    for item in items:
-        key = quality_key(store.digest(item.output), store.digest(item.reference), item.audiogram,
-                          sample_rate)
-        cached = None if recompute or key in todo else store.get("haaqi", key)
-        if cached is not None:
-            out[item.signal] = _with_mean({k: _number(v) for k, v in cached["ears"].items()})
-        else:
-            todo.setdefault(key, (item, []))[1].append(item.signal)
-    if items:
-        logger.info("%s: %d signal(s) to compute, %d reused", desc, len(todo), len(out))
-    for key, (item, signals) in tqdm(list(todo.items()), desc=desc, unit="signal", disable=not todo):
-        ears = ear_haaqi(read_audio(item.output, sample_rate), read_audio(item.reference, sample_rate),
-                         sample_rate, item.audiogram)
-        store.put("haaqi", key, {"ears": {k: None if math.isnan(v) else v for k, v in ears.items()}})
-        for signal in signals:
-            out[signal] = _with_mean(ears)
+    ears = pair_values("haaqi", desc, [(i.signal, i.output, i.reference, _audiogram_parts(i.audiogram))
+                                       for i in items],
+                       store=store, sample_rate=sample_rate, recompute=recompute, code=_code(),
+                       settings={"settings": quality_settings()}, compute=_ear_haaqi_of_parts)
+    out = {signal: {**values, "haaqi": signal_haaqi(values)} for signal, values in ears.items()}
     missing = sorted(s for s, v in out.items() if math.isnan(v["haaqi"]))
     if missing:
         logger.warning("%s: HAAQI undefined (silent output or reference) for %d signal(s), left "
@@ -174,11 +166,3 @@ def _note_other_rates(items: list[QualityItem], sample_rate: int, desc: str) -> 
     for rate, signals in rates.items():
         logger.info("%s: audio of %d signal(s) (e.g. %s) is at %d Hz: resampled to %d Hz for HAAQI",
                     desc, len(set(signals)), signals[0], rate, sample_rate)
-
-
-def _number(value) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _with_mean(ears: dict[str, float]) -> dict[str, float]:
-    return {**ears, "haaqi": signal_haaqi(ears)}
