@@ -52,7 +52,7 @@ from code.io_utils import write_json_atomic
 from code.keys import settings_digest
 from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels, common_frequencies
 from code.models.hearing_aid_models import unknown_model
-from code.pipeline_report import model_quality, quality_wanted, write_hearing_aid_report
+from code.pipeline_report import model_quality, quality_wanted, report_name, write_hearing_aid_report
 from code.runs import run_name
 from code.training.train import train_models
 
@@ -318,7 +318,8 @@ def run(cfg) -> None:
     if len(all_predictions) > 1:
         write_hearing_aid_report(cfg, all_predictions, split.records, quality or None)
         write_html_reports([Path(cfg.results_dir) / f"submission_{w}_{cfg.split}.csv" for w in written],
-                           Path(cfg.results_dir), baseline=getattr(cfg, "baseline", "identity"))
+                           Path(cfg.results_dir), baseline=getattr(cfg, "baseline", "identity"),
+                           report=Path(cfg.results_dir) / report_name(cfg))
     if written:
         results = shlex.quote(str(cfg.results_dir))
         how = (f"python compute_csvs.py {results}" if labelled(split.records, cfg.target)

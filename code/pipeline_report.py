@@ -62,8 +62,9 @@ def write_hearing_aid_report(cfg, predictions: dict[str, dict[str, float]], reco
     chain = ("unprocessed -> model -> hearing-loss simulation -> Whisper" if cfg.input == "unprocessed"
              else "signals -> model -> Whisper")
     tradeoff = base.with_name(base.name + "_tradeoff.png") if quality else None
-    write_report(rows, base.with_suffix(".csv"), base.with_suffix(".png"), f"{cfg.split}: {chain}",
-                 tradeoff_path=tradeoff)
+    # with_name, not with_suffix: a name may hold a dot (alpha0.3)
+    write_report(rows, base.with_name(base.name + ".csv"), base.with_name(base.name + ".png"),
+                 f"{cfg.split}: {chain}", tradeoff_path=tradeoff)
     if baseline not in predictions:
         logger.warning("report: no change against %r: it is not among --models %s (add it, e.g. "
                        "--models %s)", baseline, ",".join(predictions), ",".join([baseline, *predictions]))

@@ -109,6 +109,21 @@ def test_the_page_shows_music_quality_beside_intelligibility(demo_report_run):
     assert 0.0 < float(nlr1["mean_haaqi"]) <= 1.0 and int(nlr1["haaqi_n"]) == 24
 
 
+def test_the_page_shows_the_report_it_is_given(demo_report_run, tmp_path):
+    """A report under another name (a run with --baseline or --alpha) is the one the page shows."""
+    results = tmp_path / "results"
+    shutil.copytree(demo_report_run, results, ignore=shutil.ignore_patterns(".cache"))
+    for path in results.glob("hearing_aid_report_valid_unprocessed*"):
+        path.rename(path.with_name(path.name.replace("unprocessed", "unprocessed_alpha0.3")))
+    csvs = sorted(results.glob("submission_*_valid.csv"))
+    plain = write_html_report(csvs, tmp_path / "plain.html", spectrograms=False)
+    assert "Music quality (HAAQI)" not in plain.read_text(encoding="utf-8")  # not under the default name
+    given = write_html_report(csvs, tmp_path / "given.html", spectrograms=False,
+                              report=results / "hearing_aid_report_valid_unprocessed_alpha0.3")
+    text = given.read_text(encoding="utf-8")
+    assert "<h2>Music quality (HAAQI)</h2>" in text and "_alpha0.3_tradeoff.png" in text
+
+
 def test_text_from_the_data_is_escaped(demo_report_run, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(demo_report_run, results, ignore=shutil.ignore_patterns(".cache"))

@@ -102,6 +102,27 @@ def test_reports_of_the_two_routes_do_not_overwrite_each_other(tmp_path):
     assert names == ["hearing_aid_report_valid_signals.csv", "hearing_aid_report_valid_unprocessed.csv"]
 
 
+def test_reports_with_other_report_settings_keep_their_whole_names(tmp_path):
+    """A report's baseline and alpha are in its name, dots and all, so neither replaces the default's."""
+    import dataclasses
+
+    from main import CONFIG
+
+    from code.pipeline_report import write_hearing_aid_report
+
+    records = demo_records("valid")
+    predictions = {m: {r["signal"]: v for r in records} for m, v in (("identity", 40.0), ("NLR1", 50.0))}
+    quality = {m: {r["signal"]: v for r in records} for m, v in (("identity", 0.6), ("NLR1", 0.9))}
+    for settings in ({}, {"alpha": 0.3}, {"baseline": "NLR1"}):
+        cfg = dataclasses.replace(CONFIG, input="unprocessed", models="identity,NLR1",
+                                  results_dir=str(tmp_path), **settings)
+        write_hearing_aid_report(cfg, predictions, records, quality)
+    names = sorted(p.name for p in tmp_path.glob("hearing_aid_report_*"))
+    assert names == sorted(f"hearing_aid_report_valid_unprocessed{label}{end}"
+                           for label in ("", "_alpha0.3", "_vs-NLR1")
+                           for end in (".csv", ".png", "_tradeoff.png"))
+
+
 @pytest.mark.slow
 def test_compare_recipe_prints_both_models_and_their_paired_difference(tmp_path, caplog, capsys):
     """The README's recipe on a small labelled data set: out-of-fold predictions of two

@@ -236,10 +236,12 @@ def _table_data(runs: list[RunFiles], rows: list[dict], page_dir: Path, files: P
 
 
 def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity",
-                      figures: list[tuple[Path, str]] = (), spectrograms: bool = True) -> Path:
+                      figures: list[tuple[Path, str]] = (), spectrograms: bool = True,
+                      report: Path | None = None) -> Path:
     """Write the page of the runs behind ``csvs`` (one split and input; see ``group_runs``)
     at ``out``. ``figures``: ``(png, how to read it)`` shown in the summary where the file
-    exists (the hearing-aid report of the same name is added when it is there).
+    exists (the hearing-aid report is added when it is there: ``report``, its files' path
+    without suffix, or by default ``hearing_aid_<page name>`` beside the runs).
 
     Raises:
         DataError: when a run's provenance or metadata cannot be read.
@@ -250,12 +252,13 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
     runs = sorted((load_run(csv) for csv in csvs), key=lambda run: run.model != baseline)  # baseline first
     records = records_of(runs[0])
     name = page_name(runs[0].provenance)
-    figure_list = [(runs[0].csv.parent / f"hearing_aid_{name}.png",
+    report = Path(report) if report is not None else runs[0].csv.parent / f"hearing_aid_{name}"
+    figure_list = [(report.with_name(report.name + ".png"),
                     "The hearing-aid report: bars are each run's mean predicted intelligibility per "
                     "hearing-loss category with its 95% interval; the numbers over a bar are the "
                     "change against the baseline with its 95% interval; with music quality, the "
                     "right panel is HAAQI (0..1) drawn the same way."),
-                   (runs[0].csv.parent / f"hearing_aid_{name}_tradeoff.png",
+                   (report.with_name(report.name + "_tradeoff.png"),
                     "Words against music: each model's intelligibility change (x) against its HAAQI "
                     "change (y) versus the baseline, with 95% intervals, per hearing-loss category. "
                     "Right and down means words were bought with music quality.")] + list(figures)
@@ -281,7 +284,7 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
         heading=_e(f"{split} split, {input_kind} input: {', '.join(run.name for run in runs)}"),
         chain=_e(CHAINS.get(input_kind, input_kind)), warning=warning,
         summary=_summary_html(runs, records, baseline)
-        + _quality_html(runs[0].csv.parent / f"hearing_aid_{name}.csv"), listeners=_listeners_html(listeners, baseline),
+        + _quality_html(report.with_name(report.name + ".csv")), listeners=_listeners_html(listeners, baseline),
         figures=_figures_html(figure_list, page_dir), provenance=_provenance_html(runs),
         css=(ASSETS / "report_page.css").read_text(encoding="utf-8"),
         js=(ASSETS / "report_page.js").read_text(encoding="utf-8"), data=blob)
@@ -292,7 +295,8 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
 
 
 def write_html_reports(csvs: list[Path], target: Path, *, baseline: str = "identity",
-                       figures: list[tuple[Path, str]] = (), spectrograms: bool = True) -> list[Path]:
+                       figures: list[tuple[Path, str]] = (), spectrograms: bool = True,
+                       report: Path | None = None) -> list[Path]:
     """One page per group of runs (``group_runs``): ``<target>/<page name>.html`` when
     ``target`` is a folder; when it is a file name, that file for a single group, and
     ``<stem>_<page name>.html`` beside it for each of several. Returns the pages written."""
@@ -311,5 +315,5 @@ def write_html_reports(csvs: list[Path], target: Path, *, baseline: str = "ident
         else:
             out = target.with_name(f"{target.stem}_{name}{target.suffix}")
         pages.append(write_html_report(members, out, baseline=baseline, figures=figures,
-                                       spectrograms=spectrograms))
+                                       spectrograms=spectrograms, report=report))
     return pages
