@@ -34,6 +34,7 @@ from clarity.utils.audiogram import Audiogram
 from code.data.audio import read_audio
 from code.errors import DataError
 from code.evaluation.pair_values import pair_values
+from code.evaluation.quality.checks import audiogram_levels
 from code.hearing_loss.design import MSBG_SETTINGS
 from code.keys import code_digest
 
@@ -65,8 +66,6 @@ def quality_settings() -> dict:
 
 def quality_audiogram_problem(audiograms: dict[str, Audiogram]) -> str | None:
     """Why HAAQI cannot judge an audiogram table (it needs 250..6000 Hz), or None."""
-    from code.evaluation.quality.checks import audiogram_levels
-
     for category, audiogram in audiograms.items():
         try:
             audiogram_levels(audiogram, "HAAQI")
