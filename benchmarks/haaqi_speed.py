@@ -190,7 +190,7 @@ def benchmark_cases(description: str) -> tuple[list, float, list, float]:
 # The fast ear model's parts, timed inside its ``ear_model``: the band stages run as two
 # halves in two threads (each half's time is added, so they count about twice their wall
 # time), and the threshold noise is drawn in a third thread meanwhile
-EAR_PARTS = ["_prepare_inputs", "_cochlea_bands", "peak_delays", "_hair_cell_bands",
+EAR_PARTS = ["_prepare_inputs", "_cochlea", "peak_delays", "_hair_cell_bands",
              "_threshold_noise"]
 
 

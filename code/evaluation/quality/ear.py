@@ -25,9 +25,11 @@ from clarity.utils.audiogram import Audiogram
 from scipy.signal import butter, group_delay
 
 from code.evaluation.quality.alignment import fft_length, peak_delays
-from code.evaluation.quality.ear_kernels import (aligned_levels, compressed_bands, control_filters,
-                                                 hair_cells, ohc_exponents)
+from code.evaluation.quality.ear_kernels import (aligned_levels, float32_padded, hair_cells,
+                                                 ohc_exponents, row_rms)
+from code.evaluation.quality.gammatone import gammatone_bands
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
+from code.evaluation.quality.workspace import Workspace
 
 SAMPLE_RATE = 24000.0  # the cochlear model's sampling rate (Hz)
 AUDIOGRAM_FREQUENCIES = np.array([250, 500, 1000, 2000, 4000, 6000])  # of ``hearing_loss``
@@ -38,6 +40,7 @@ UPPER_KNEE_DB = 100  # OHC compression stops above this level (dB SPL)
 OHC_LOWPASS_HZ = 800  # the OHC gain is smoothed by a 1st-order Butterworth at this cutoff
 _SMALL = 1e-30  # pyclarity's guard against log(0) and division by 0
 _TPT = 2 * np.pi / SAMPLE_RATE
+_NONE = np.empty((0, 0))  # gammatone_bands without OHC gains
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,38 +148,44 @@ def _group_delay_correction(bandwidths: np.ndarray, center_freq: np.ndarray) -> 
     return delays.max() - delays
 
 
+def _cochlea(s: int, signals: tuple, stacked: dict, level1: float, want_bm: bool,
+             lp: np.ndarray, a_control: np.ndarray, out: dict) -> None:
+    """Signal ``s`` through the cochlea, all bands at once (a thread's work).
+
+    The control filters (their envelopes floored at ``_SMALL``), their OHC gains
+    (numpy's log10 and exp between the compiled steps: their SIMD loops, as pyclarity
+    calls them), the bandwidth for the control level, then the adjusted filters times
+    the gains, with float32 copies padded for the alignment's FFTs.
+    Writes row ``s`` of ``out``'s band arrays and ``out``'s arrays of signal ``s``.
+    """
+    x = signals[s]
+    gains, squares = out["gains"][s], out["squares"][s]
+    gammatone_bands(x, stacked["center_freq_control"][s], a_control[s], _TPT, _NONE, lp,
+                    False, gains, gains, squares, _SMALL)
+    row_rms(squares, out["control_average"][s])
+    np.log10(gains, out=gains)
+    ohc_exponents(gains, float(level1), stacked["low_knee"][s],
+                  1 - (1 / stacked["compression_ratio"][s]), stacked["attn_ohc"][s],
+                  float(UPPER_KNEE_DB))
+    np.exp(gains, out=gains)  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
+    out["bandwidth"][s] = _adjusted_bandwidth(out["control_average"][s],
+                                              stacked["bandwidth_min"][s],
+                                              stacked["bandwidth_control"][s], level1)
+    out["pole"][s] = _pole(out["bandwidth"][s], stacked["center_freq"][s])
+    env = out["env"][s]
+    bm = out["bm"][s] if want_bm else env
+    gammatone_bands(x, stacked["center_freq"][s], out["pole"][s], _TPT, gains, lp, want_bm,
+                    env, bm, squares, 0.0)
+    row_rms(squares, out["average"][s])
+    float32_padded(env, out["env32"][s])
+    if want_bm:
+        float32_padded(bm, out["bm32"][s])
+
+
 def _log10(rows: tuple) -> None:
     # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower)
     for row in rows:
         np.log10(row, out=row)
-
-
-def _cochlea_bands(signals: tuple, stacked: dict, level1: float, want_bm: bool,
-                   lp: np.ndarray, a_control: np.ndarray, out: dict, lo: int, hi: int) -> None:
-    """Bands ``lo .. hi - 1`` of both signals through the cochlea (a thread's work).
-
-    Band by band, so that its rows stay in cache: the control filters, their OHC gains
-    (numpy's log10 and exp between the compiled steps), the bandwidth for the control
-    level, then the adjusted filters times the gains. Writes ``out``'s arrays' band rows.
-    """
-    slope = 1 - (1 / stacked["compression_ratio"])
-    for k in range(lo, hi):
-        control_filters(signals, stacked["center_freq_control"], a_control, _TPT, _SMALL,
-                        out["gains"], out["control_average"], k, k + 1)
-        gains = (out["gains"][0][k], out["gains"][1][k])
-        _log10(gains)
-        ohc_exponents(out["gains"], float(level1), stacked["low_knee"], slope,
-                      stacked["attn_ohc"], float(UPPER_KNEE_DB), k, k + 1)
-        for row in gains:
-            np.exp(row, out=row)  # 10 ** x as exp(x ln 10): numpy's SIMD exp (1e-16 relative)
-        band = slice(k, k + 1)
-        out["bandwidth"][:, band] = _adjusted_bandwidth(
-            out["control_average"][:, band], stacked["bandwidth_min"][:, band],
-            stacked["bandwidth_control"][:, band], level1)
-        out["pole"][:, band] = _pole(out["bandwidth"][:, band], stacked["center_freq"][:, band])
-        compressed_bands(signals, stacked["center_freq"], out["pole"], _TPT, out["gains"], lp,
-                         want_bm, out["env"], out["bm"], out["env32"], out["bm32"],
-                         out["average"], k, k + 1)
 
 
 def _hair_cell_bands(out: dict, env_delay: np.ndarray, bm_delay: np.ndarray,
@@ -204,21 +213,33 @@ def _in_two_threads(pool: ThreadPoolExecutor, kernel, nchan: int, *args) -> None
         job.result()
 
 
-def _pair(shape: tuple, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+def _per_signal(pool: ThreadPoolExecutor, func, *args) -> None:
+    # func(0, *args) (the reference) in the pool and func(1, *args) here, at once; waits
+    # for both
+    job = pool.submit(func, 0, *args)
+    try:
+        func(1, *args)
+    finally:
+        job.result()
+
+
+def _pair(workspace: Workspace, name: str, shape: tuple,
+          dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     # One uninitialised array per signal (reference, processed)
-    return np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
+    return (workspace.array(f"{name}0", shape, dtype),
+            workspace.array(f"{name}1", shape, dtype))
 
 
 def _threshold_noise(shape: tuple[int, int], gain: float, want_bm: bool,
-                     random_state: np.random.RandomState | None) -> tuple:
+                     random_state: np.random.RandomState | None, workspace: Workspace) -> tuple:
     # The BM threshold noise of the reference, then of the processed signal, as
     # pyclarity draws it (``gain * np.random.standard_normal((bands, samples))`` twice);
     # without the BM only the generator is advanced.
     if not want_bm:
         skip_standard_normal(2 * shape[0] * shape[1], random_state)
         return np.zeros((1, 1)), np.zeros((1, 1))
-    return (add_standard_normal(np.zeros(shape), gain, random_state),
-            add_standard_normal(np.zeros(shape), gain, random_state))
+    return (add_standard_normal(workspace.zeros("noise0", shape), gain, random_state),
+            add_standard_normal(workspace.zeros("noise1", shape), gain, random_state))
 
 
 def _stacked(ref_params: dict, params: dict, name: str) -> np.ndarray:
@@ -229,7 +250,8 @@ def _stacked(ref_params: dict, params: dict, name: str) -> np.ndarray:
 def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
               processed_sr: float, hearing_loss: np.ndarray, itype: int, level1: float, *,
               nchan: int = 32, shift: float | None = None, want_bm: bool = True,
-              random_state: np.random.RandomState | None = None) -> EarOutput:
+              random_state: np.random.RandomState | None = None,
+              workspace: Workspace | None = None) -> EarOutput:
     """Envelopes and BM motion of both signals after the impaired cochlea.
 
     Parameters:
@@ -245,11 +267,14 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         random_state: numpy legacy generator for the BM threshold noise; ``None`` is
             numpy's global one, as in pyclarity. Its noise is drawn (or, without
             ``want_bm``, skipped over) exactly as pyclarity draws it.
+        workspace: where the arrays live; the returned ones are views of it, valid
+            until its next use. ``None``: fresh arrays, the caller's to keep.
 
     Returns:
         EarOutput with the same values as pyclarity's ``ear_model`` (to rounding).
     """
     hearing_loss = np.asarray(hearing_loss, dtype=np.float64)
+    workspace = Workspace(keep=False) if workspace is None else workspace
     params = _band_parameters(hearing_loss, nchan, shift)
     ref_params = _band_parameters(np.zeros(len(hearing_loss)), nchan, shift) if itype == 0 else params
     ref_mid, proc_mid = _prepare_inputs(reference, reference_sr, processed, processed_sr,
@@ -265,27 +290,38 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         # The threshold noise does not depend on the signals: draw it meanwhile (one
         # thread), while the bands run in two halves (this thread and the other)
         noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
-                                random_state)
+                                random_state, workspace)
 
-        # The cochlea, band by band in two threads: control filters, OHC gains,
-        # bandwidths, adjusted filters times the gains, and float32 copies padded for
-        # the alignment's FFTs
-        out = {"gains": _pair((nchan, nsamp)), "control_average": np.empty((2, nchan)),
+        # The cochlea, one signal per thread: control filters, OHC gains, bandwidths,
+        # adjusted filters times the gains, and float32 copies padded for the
+        # alignment's FFTs
+        bands, padded = (nchan, nsamp), (nchan, nfft)
+        out = {"gains": _pair(workspace, "gains", bands),
+               "squares": _pair(workspace, "squares", bands),
+               "control_average": np.empty((2, nchan)),
                "bandwidth": np.empty((2, nchan)), "pole": np.empty((2, nchan)),
-               "env": _pair((nchan, nsamp)), "bm": _pair((nchan, nsamp) if want_bm else (1, 1)),
-               "env32": _pair((nchan, nfft), np.float32),
-               "bm32": _pair((nchan, nfft) if want_bm else (1, 1), np.float32),
+               "env": _pair(workspace, "env", bands),
+               "bm": _pair(workspace, "bm", bands if want_bm else (1, 1)),
+               "env32": _pair(workspace, "env32", padded, np.float32),
+               "bm32": _pair(workspace, "bm32", padded if want_bm else (1, 1), np.float32),
                "average": np.empty((2, nchan))}
-        _in_two_threads(pool, _cochlea_bands, nchan, signals, stacked, level1, want_bm,
-                        np.array([b[0], b[1], a[1]]),
-                        _pole(stacked["bandwidth_control"], stacked["center_freq_control"]), out)
+        _per_signal(pool, _cochlea, signals, stacked, level1, want_bm,
+                    np.array([b[0], b[1], a[1]]),
+                    _pole(stacked["bandwidth_control"], stacked["center_freq_control"]), out)
+        del out["squares"]
         env, bm = out["env"], out["bm"]
         env_delay = np.zeros((2, nchan), dtype=np.int64)
         bm_delay = np.zeros((2, nchan), dtype=np.int64)
-        env_delay[1] = peak_delays(env[0], env[1], _max_lag(), reference32=out["env32"][0],
-                                   output32=out["env32"][1])
-        bm_delay[1] = (peak_delays(bm[0], bm[1], _max_lag(), reference32=out["bm32"][0],
-                                   output32=out["bm32"][1]) if want_bm else env_delay[1])
+        # The envelopes' and the BM motions' alignments at once (one thread each)
+        env_job = pool.submit(peak_delays, env[0], env[1], _max_lag(),
+                              reference32=out["env32"][0], output32=out["env32"][1],
+                              workers=1 if want_bm else 2)
+        if want_bm:
+            bm_delay[1] = peak_delays(bm[0], bm[1], _max_lag(), reference32=out["bm32"][0],
+                                      output32=out["bm32"][1], workers=1)
+        env_delay[1] = env_job.result()
+        if not want_bm:
+            bm_delay[1] = env_delay[1]
         del out["env32"], out["bm32"]
         noise = noise_job.result()
 

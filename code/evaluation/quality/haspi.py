@@ -22,6 +22,7 @@ from code.evaluation.quality.ear import SAMPLE_RATE, ear_model
 from code.evaluation.quality.modulation import (cepstral_correlation_coef, env_filter,
                                                 fir_modulation_filter,
                                                 modulation_cross_correlation)
+from code.evaluation.quality.workspace import thread_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ def haspi_v2(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
                        "reference" if is_silent(reference) else "processed")
         return missing
 
+    # Only numbers leave this function: the ear model's arrays live in this thread's workspace
     ear = ear_model(reference, reference_sr, processed, processed_sr, levels, itype, level1,
-                    want_bm=False)
+                    want_bm=False, workspace=thread_workspace())
     reference_lp, processed_lp = env_filter(ear.reference_db, ear.processed_db, f_lp, f_sub,
                                             ear.sample_rate)
     cepstra = cepstral_correlation_coef(reference_lp, processed_lp, SILENCE_THRESHOLD_DB,
