@@ -182,35 +182,17 @@ def _cochlea(s: int, signals: tuple, stacked: dict, level1: float, want_bm: bool
         float32_padded(bm, out["bm32"][s])
 
 
-def _log10(rows: tuple) -> None:
-    # numpy's log10 in place (its SIMD loop: the compiled kernels' libm call is slower)
-    for row in rows:
-        np.log10(row, out=row)
-
-
-def _hair_cell_bands(out: dict, env_delay: np.ndarray, bm_delay: np.ndarray,
-                     offset_db: np.ndarray, want_bm: bool, noise: tuple, correct: np.ndarray,
-                     lo: int, hi: int) -> None:
-    # Bands lo .. hi - 1 of both signals, band by band (a thread's work): alignment shift,
-    # numpy's log10 of the level, dB SL, IHC adaptation, noise and group delay, in place
-    level = out["gains"]  # reused
-    for k in range(lo, hi):
-        aligned_levels(out["env"], out["bm"], env_delay, bm_delay, want_bm, _SMALL, level,
-                       k, k + 1)
-        _log10((level[0][k], level[1][k]))
-        hair_cells(out["env"], out["bm"], level, offset_db, _SMALL, SAMPLE_RATE, want_bm, noise,
-                   correct, k, k + 1)
-
-
-def _in_two_threads(pool: ThreadPoolExecutor, kernel, nchan: int, *args) -> None:
-    # kernel(*args, lo, hi) for the first half of the bands here and the second half in
-    # the pool at once (the kernels release the GIL); waits for both
-    half = nchan // 2
-    job = pool.submit(kernel, *args, half, nchan)
-    try:
-        kernel(*args, 0, half)
-    finally:
-        job.result()
+def _hair_cells(s: int, out: dict, env_delay: np.ndarray, bm_delay: np.ndarray,
+                offset_db: np.ndarray, want_bm: bool, noise: tuple, correct: np.ndarray) -> None:
+    # Signal s's hair cells (a thread's work): alignment shift, numpy's log10 of the
+    # level, dB SL, IHC adaptation, noise and group delay, in place
+    level = out["gains"][s]  # reused
+    env = out["env"][s]
+    bm = out["bm"][s] if want_bm else env
+    aligned_levels(env, bm, env_delay[s], bm_delay[s], want_bm, _SMALL, level)
+    np.log10(level, out=level)
+    hair_cells(env, bm, level, offset_db[s], _SMALL, SAMPLE_RATE, want_bm,
+               noise[s] if want_bm else env, correct, out["squares"][s])
 
 
 def _per_signal(pool: ThreadPoolExecutor, func, *args) -> None:
@@ -308,7 +290,6 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         _per_signal(pool, _cochlea, signals, stacked, level1, want_bm,
                     np.array([b[0], b[1], a[1]]),
                     _pole(stacked["bandwidth_control"], stacked["center_freq_control"]), out)
-        del out["squares"]
         env, bm = out["env"], out["bm"]
         env_delay = np.zeros((2, nchan), dtype=np.int64)
         bm_delay = np.zeros((2, nchan), dtype=np.int64)
@@ -325,11 +306,11 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         del out["env32"], out["bm32"]
         noise = noise_job.result()
 
-        # The hair cells, band by band in two threads
+        # The hair cells, one signal per thread (the squares' memory holds the adaptation)
         correct = _group_delay_correction(out["bandwidth"][0],
                                           params["center_freq"]).astype(np.int64)
-        _in_two_threads(pool, _hair_cell_bands, nchan, out, env_delay, bm_delay,
-                        level1 - stacked["attn_ihc"], want_bm, noise, correct)
+        _per_signal(pool, _hair_cells, out, env_delay, bm_delay, level1 - stacked["attn_ihc"],
+                    want_bm, noise, correct)
     average, control_average = out["average"], out["control_average"]
     sl = [eb.convert_rms_to_sl(average[s], control_average[s], p["attn_ohc"], p["low_knee"],
                                p["compression_ratio"], p["attn_ihc"], level1)

@@ -3,9 +3,8 @@
 The loops that numpy cannot vectorise: the OHC gain, the alignment shifts and the
 IHC adaptation (the gammatone filterbank is in ``gammatone``). They follow
 pyclarity's order of operations so that their outputs agree with pyclarity's to
-the last bits. Each releases the GIL; the hair-cell stages loop over the bands
-``lo .. hi - 1`` of both signals, so the caller runs two halves of the bands in
-two threads.
+the last bits. Each works on one signal's ``[bands, samples]`` arrays and releases
+the GIL, so the caller runs the reference and the processed signal in two threads.
 """
 
 from __future__ import annotations
@@ -15,19 +14,37 @@ import math
 import numba
 import numpy as np
 
+from code.evaluation.quality.gammatone import CHUNK, LANES
 from code.evaluation.quality.pairwise import pairwise_sum
 
 _LN10 = math.log(10.0)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ihc_step(block: np.ndarray, result: np.ndarray, state: np.ndarray, t: int, r_2: float,
+              r_1_inv: float, c_1: float, c_2: float, a11: float, a12: float, a21: float,
+              a22: float, denom: float) -> None:
+    # One sample of LANES bands of the adaptation recursion (state: p_1, then p_2)
+    L = LANES
+    for j in range(L):
+        v_0 = block[t, j]
+        b_1 = v_0 * r_2 + c_1 * state[j]
+        b_2 = c_2 * state[L + j]
+        p_1 = denom * (a22 * b_1 - a12 * b_2)
+        state[L + j] = denom * (-a21 * b_1 + a11 * b_2)
+        state[j] = p_1
+        result[t, j] = max((v_0 - p_1) * r_1_inv, 0.0)
+
+
 @numba.njit(cache=True, nogil=True)
-def ihc_adaptation_pair(level0: np.ndarray, out0: np.ndarray, level1: np.ndarray,
-                        out1: np.ndarray, freq_sample: float) -> None:
-    """Rapid (2 ms) and short-term (60 ms) IHC adaptation of two dB envelopes, overshoot 2.
+def ihc_adaptation_bands(levels: np.ndarray, out: np.ndarray, freq_sample: float) -> None:
+    """Rapid (2 ms) and short-term (60 ms) IHC adaptation of dB envelopes, overshoot 2.
 
     pyclarity's ``inner_hair_cell_adaptation`` without its BM gain (applied by the
-    caller): ``out<s>`` = max(adapted ``level<s>``, 0). The two recursions are
-    independent and latency-bound, so one loop runs both.
+    caller), for every row (band) of ``levels``: ``out[k]`` = max(adapted
+    ``levels[k]``, 0). The recursion is latency-bound and the bands independent, so
+    ``LANES`` bands advance together in SIMD lanes (the same operations per band as
+    pyclarity's, in the same order), through small sample-major buffers.
     """
     delta = 2.0
     tau1 = 0.001 * 2
@@ -46,26 +63,28 @@ def ihc_adaptation_pair(level0: np.ndarray, out0: np.ndarray, level1: np.ndarray
     r_1_inv = 1 / r_1
     product_r1_r2_c1 = r_1 * r_2 * (c_1 / freq_sample_inverse)
     product_r2_r3_c2 = r_2 * r_3 * (c_2 / freq_sample_inverse)
-    p_1 = p_2 = q_1 = q_2 = 0.0
-    for n in range(level0.shape[0]):
-        v_0 = level0[n]
-        b_1 = v_0 * r_2 + product_r1_r2_c1 * p_1
-        b_2 = product_r2_r3_c2 * p_2
-        p_1 = denom * (a22 * b_1 - a12 * b_2)
-        p_2 = denom * (-a21 * b_1 + a11 * b_2)
-        out0[n] = max((v_0 - p_1) * r_1_inv, 0.0)
-        w_0 = level1[n]
-        d_1 = w_0 * r_2 + product_r1_r2_c1 * q_1
-        d_2 = product_r2_r3_c2 * q_2
-        q_1 = denom * (a22 * d_1 - a12 * d_2)
-        q_2 = denom * (-a21 * d_1 + a11 * d_2)
-        out1[n] = max((w_0 - q_1) * r_1_inv, 0.0)
-
-
-# The hair-cell kernels below take the per-signal arrays as pairs (reference, processed)
-# of ``[bands, samples]`` arrays: two arrays rather than one ``[2, bands, samples]``, each
-# small enough for the allocator to reuse its memory from call to call (a fresh
-# block above 32 MB is a fresh mapping, paid for in page faults).
+    L = LANES
+    nchan, nsamp = levels.shape
+    state = np.empty(2 * L)
+    block = np.zeros((CHUNK, L))  # lanes past the last band stay zeros
+    result = np.empty((CHUNK, L))
+    for first in range(0, nchan, L):
+        lanes = min(L, nchan - first)
+        state[:] = 0.0
+        block[:] = 0.0
+        for n0 in range(0, nsamp, CHUNK):
+            m = min(CHUNK, nsamp - n0)
+            for j in range(lanes):
+                row = levels[first + j]
+                for t in range(m):
+                    block[t, j] = row[n0 + t]
+            for t in range(m):
+                _ihc_step(block, result, state, t, r_2, r_1_inv, product_r1_r2_c1,
+                          product_r2_r3_c2, a11, a12, a21, a22, denom)
+            for j in range(lanes):
+                row = out[first + j]
+                for t in range(m):
+                    row[n0 + t] = result[t, j]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -120,21 +139,20 @@ def _advance(row: np.ndarray, delay: int) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def aligned_levels(env, bm, env_delay: np.ndarray, bm_delay: np.ndarray, want_bm: bool,
-                   small: float, level, lo: int, hi: int) -> None:
-    """Shift each (signal, band) row by its alignment delay, in place; ``level`` = env + small.
+def aligned_levels(env: np.ndarray, bm: np.ndarray, env_delay: np.ndarray,
+                   bm_delay: np.ndarray, want_bm: bool, small: float, level: np.ndarray) -> None:
+    """Shift each band row of one signal by its alignment delay, in place; ``level`` = env + small.
 
-    ``env``, ``bm`` and ``level`` are pairs of ``[bands, samples]`` arrays (the logarithm of
-    ``level``, numpy's, is the next step).
+    ``env``, ``bm`` and ``level`` are ``[bands, samples]``; the delays ``[bands]`` (the
+    logarithm of ``level``, numpy's, is the next step).
     """
-    for k in range(lo, hi):
-        for s in range(2):
-            row, out = env[s][k], level[s][k]
-            _advance(row, env_delay[s, k])
-            if want_bm:
-                _advance(bm[s][k], bm_delay[s, k])
-            for i in range(row.shape[0]):
-                out[i] = row[i] + small
+    for k in range(env.shape[0]):
+        row, out = env[k], level[k]
+        _advance(row, env_delay[k])
+        if want_bm:
+            _advance(bm[k], bm_delay[k])
+        for i in range(row.shape[0]):
+            out[i] = row[i] + small
 
 
 @numba.njit(cache=True, nogil=True)
@@ -158,30 +176,29 @@ def _hair_cell_outputs(env: np.ndarray, bm: np.ndarray, level: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
-def hair_cells(env, bm, log_level, offset_db: np.ndarray, small: float, freq_sample: float,
-               want_bm: bool, noise, correct: np.ndarray, lo: int, hi: int) -> None:
-    """dB SL, IHC adaptation, threshold noise and group-delay correction, in place.
+def hair_cells(env: np.ndarray, bm: np.ndarray, log_level: np.ndarray, offset_db: np.ndarray,
+               small: float, freq_sample: float, want_bm: bool, noise: np.ndarray,
+               correct: np.ndarray, adapted: np.ndarray) -> None:
+    """dB SL, IHC adaptation, threshold noise and group-delay correction of one signal, in place.
 
-    Per (signal, band) row of the aligned ``env``/``bm`` (pairs of ``[bands, samples]``),
-    with ``log_level`` = log10(env + small): the level ``offset_db[s, k] + 20
-    log_level`` floored at 0 (``envelope_sl``) is adapted
-    (``inner_hair_cell_adaptation``) and the BM gets the same gains, then
-    ``noise[s][k]``. Finally band k is delayed by ``correct[k]`` samples (zeros in
-    front: ``group_delay_compensate``). ``env``/``bm`` hold the results. Band k of both
-    signals adapts in one interleaved loop.
+    Per band row of the aligned ``env``/``bm`` (``[bands, samples]``), with ``log_level``
+    = log10(env + small): the level ``offset_db[k] + 20 log_level`` floored at 0
+    (``envelope_sl``) is adapted (``inner_hair_cell_adaptation``, into the scratch
+    ``adapted``) and the BM gets the same gains, then ``noise[k]``. Finally band k is
+    delayed by ``correct[k]`` samples (zeros in front: ``group_delay_compensate``).
+    ``env``/``bm`` hold the results.
     """
-    for k in range(lo, hi):
-        nsamp = log_level[0][k].shape[0]
-        for s in range(2):
-            level = log_level[s][k]
-            offset = offset_db[s, k]
-            for i in range(nsamp):
-                level[i] = max(offset + level[i] * 20, 0.0)
+    nchan, nsamp = log_level.shape
+    for k in range(nchan):
+        level = log_level[k]
+        offset = offset_db[k]
+        for i in range(nsamp):
+            level[i] = max(offset + level[i] * 20, 0.0)
+    # A band's adaptation is causal: its first nsamp - c outputs, all that are kept, are
+    # the same whether or not the recursion runs on to the end
+    ihc_adaptation_bands(log_level, adapted, freq_sample)
+    for k in range(nchan):
         c = correct[k]
-        adapted0, adapted1 = np.empty(nsamp - c), np.empty(nsamp - c)
-        ihc_adaptation_pair(log_level[0][k][:nsamp - c], adapted0, log_level[1][k][:nsamp - c],
-                            adapted1, freq_sample)
-        for s in range(2):
-            _hair_cell_outputs(env[s][k], bm[s][k] if want_bm else env[s][k], log_level[s][k],
-                               adapted0 if s == 0 else adapted1,
-                               noise[s][k] if want_bm else env[s][k], small, c, want_bm)
+        _hair_cell_outputs(env[k], bm[k] if want_bm else env[k], log_level[k],
+                           adapted[k][:nsamp - c], noise[k] if want_bm else env[k], small, c,
+                           want_bm)
