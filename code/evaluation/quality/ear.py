@@ -26,8 +26,8 @@ from scipy.signal import butter, group_delay
 
 from code.evaluation.quality.alignment import fft_length, peak_delays
 from code.evaluation.quality.ear_kernels import (aligned_levels, float32_padded, hair_cells,
-                                                 ohc_exponents, row_rms)
-from code.evaluation.quality.gammatone import gammatone_bands
+                                                 ohc_exponents)
+from code.evaluation.quality.gammatone import LANES, gammatone_bands
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
 from code.evaluation.quality.workspace import Workspace
 
@@ -159,10 +159,9 @@ def _cochlea(s: int, signals: tuple, stacked: dict, level1: float, want_bm: bool
     Writes row ``s`` of ``out``'s band arrays and ``out``'s arrays of signal ``s``.
     """
     x = signals[s]
-    gains, squares = out["gains"][s], out["squares"][s]
+    gains, scratch = out["gains"][s], out["lanes"][s]
     gammatone_bands(x, stacked["center_freq_control"][s], a_control[s], _TPT, _NONE, lp,
-                    False, gains, gains, squares, _SMALL)
-    row_rms(squares, out["control_average"][s])
+                    False, gains, gains, out["control_average"][s], _SMALL, scratch)
     np.log10(gains, out=gains)
     ohc_exponents(gains, float(level1), stacked["low_knee"][s],
                   1 - (1 / stacked["compression_ratio"][s]), stacked["attn_ohc"][s],
@@ -175,8 +174,7 @@ def _cochlea(s: int, signals: tuple, stacked: dict, level1: float, want_bm: bool
     env = out["env"][s]
     bm = out["bm"][s] if want_bm else env
     gammatone_bands(x, stacked["center_freq"][s], out["pole"][s], _TPT, gains, lp, want_bm,
-                    env, bm, squares, 0.0)
-    row_rms(squares, out["average"][s])
+                    env, bm, out["average"][s], 0.0, scratch)
     float32_padded(env, out["env32"][s])
     if want_bm:
         float32_padded(bm, out["bm32"][s])
@@ -192,7 +190,7 @@ def _hair_cells(s: int, out: dict, env_delay: np.ndarray, bm_delay: np.ndarray,
     aligned_levels(env, bm, env_delay[s], bm_delay[s], want_bm, _SMALL, level)
     np.log10(level, out=level)
     hair_cells(env, bm, level, offset_db[s], _SMALL, SAMPLE_RATE, want_bm,
-               noise[s] if want_bm else env, correct, out["squares"][s])
+               noise[s] if want_bm else env, correct, out["adapted"][s])
 
 
 def _per_signal(pool: ThreadPoolExecutor, func, *args) -> None:
@@ -279,7 +277,8 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         # alignment's FFTs
         bands, padded = (nchan, nsamp), (nchan, nfft)
         out = {"gains": _pair(workspace, "gains", bands),
-               "squares": _pair(workspace, "squares", bands),
+               "lanes": _pair(workspace, "lanes", (nsamp, LANES)),
+               "adapted": _pair(workspace, "adapted", bands),
                "control_average": np.empty((2, nchan)),
                "bandwidth": np.empty((2, nchan)), "pole": np.empty((2, nchan)),
                "env": _pair(workspace, "env", bands),
@@ -306,7 +305,7 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
         del out["env32"], out["bm32"]
         noise = noise_job.result()
 
-        # The hair cells, one signal per thread (the squares' memory holds the adaptation)
+        # The hair cells, one signal per thread
         correct = _group_delay_correction(out["bandwidth"][0],
                                           params["center_freq"]).astype(np.int64)
         _per_signal(pool, _hair_cells, out, env_delay, bm_delay, level1 - stacked["attn_ihc"],

@@ -15,7 +15,6 @@ import numba
 import numpy as np
 
 from code.evaluation.quality.gammatone import CHUNK, LANES
-from code.evaluation.quality.pairwise import pairwise_sum
 
 _LN10 = math.log(10.0)
 
@@ -85,14 +84,6 @@ def ihc_adaptation_bands(levels: np.ndarray, out: np.ndarray, freq_sample: float
                 row = out[first + j]
                 for t in range(m):
                     row[n0 + t] = result[t, j]
-
-
-@numba.njit(cache=True, nogil=True)
-def row_rms(rows: np.ndarray, out: np.ndarray) -> None:
-    """``out[k] = np.sqrt(np.mean(rows[k] ** 2))`` from the squares ``rows``, to the bit."""
-    nsamp = rows.shape[1]
-    for k in range(rows.shape[0]):
-        out[k] = math.sqrt(pairwise_sum(rows[k]) / nsamp)
 
 
 @numba.njit(cache=True, nogil=True)

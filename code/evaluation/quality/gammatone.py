@@ -22,6 +22,8 @@ import math
 import numba
 import numpy as np
 
+from code.evaluation.quality.pairwise import pairwise_sum_columns
+
 LANES = 16  # bands advanced together (a multiple of the SIMD width)
 CHUNK = 64  # samples per buffer of outputs, transposed into the band rows
 
@@ -99,7 +101,7 @@ def _group_coefficients(center_freq: np.ndarray, pole: np.ndarray, tpt: float, f
 @numba.njit(cache=True, nogil=True)
 def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt: float,
                     gains: np.ndarray, lp: np.ndarray, want_bm: bool, env: np.ndarray,
-                    bm: np.ndarray, squares: np.ndarray, floor: float) -> None:
+                    bm: np.ndarray, rms: np.ndarray, floor: float, scratch: np.ndarray) -> None:
     """Envelopes (and BM motions) of signal ``x`` in every band, as pyclarity's filters.
 
     Parameters:
@@ -112,9 +114,12 @@ def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tp
             (b0, b1, a1)) and multiplied into the envelope and BM motion, as pyclarity
             applies them after the filter; ``[0, 0]`` for none.
         want_bm: write the BM motion into ``bm`` (``[bands, samples]``; unused otherwise).
-        env, squares: ``[bands, samples]`` outputs: the envelope (times the gain),
-            floored at ``floor`` (when above 0), and the
-            squared envelope before the gain and the floor (for its RMS).
+        env: ``[bands, samples]`` output: the envelope (times the gain), floored at
+            ``floor`` (when above 0).
+        rms: ``[bands]`` output: the RMS of the envelope before the gain and the floor,
+            as ``np.sqrt(np.mean(envelope ** 2))`` to the bit.
+        scratch: ``[samples, LANES]`` float64 workspace (the squared envelopes of a
+            group of bands, sample-major, summed in numpy's pairwise order).
     """
     L = LANES
     nchan, nsamp = center_freq.shape[0], x.shape[0]
@@ -124,6 +129,7 @@ def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tp
     co = np.empty(_COEFFICIENTS * L)
     out = np.empty((CHUNK, 3 * L))
     gain = np.ones((CHUNK, L))
+    sums = np.empty(L)
     for first in range(0, nchan, L):
         _group_coefficients(center_freq, pole, tpt, first, state, co)
         lanes = min(L, nchan - first)
@@ -139,6 +145,9 @@ def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tp
             else:
                 for t in range(m):
                     _lane_step(x[n0 + t], state, co, out, t, False, lp0, lp1, lpa1, gain)
+            for t in range(m):
+                for j in range(L):
+                    scratch[n0 + t, j] = out[t, 2 * L + j]
             for j in range(lanes):
                 k = first + j
                 if floor > 0.0:
@@ -147,8 +156,9 @@ def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tp
                 else:
                     for t in range(m):
                         env[k, n0 + t] = out[t, j]
-                for t in range(m):
-                    squares[k, n0 + t] = out[t, 2 * L + j]
                 if want_bm:
                     for t in range(m):
                         bm[k, n0 + t] = out[t, L + j]
+        pairwise_sum_columns(scratch[:nsamp], sums)
+        for j in range(lanes):
+            rms[first + j] = math.sqrt(sums[j] / nsamp)
