@@ -75,6 +75,7 @@ def _gaussians(out: np.ndarray, count: int, write: bool, scale: float, key: np.n
     x1s = np.empty(_N // 4)
     x2s = np.empty(_N // 4)
     r2s = np.empty(_N // 4)
+    fs = np.empty(_N // 4)
     i = 0
     if has_gauss and count > 0:
         if write:
@@ -134,21 +135,27 @@ def _gaussians(out: np.ndarray, count: int, write: bool, scale: float, key: np.n
                         used = t + 1
                         break
             pos += 4 * used
-        for t in range(accepted):
-            r2 = r2s[t]
-            if i + 1 < count:
-                if write:
-                    f = math.sqrt(-2.0 * math.log(r2) / r2)
-                    out[i] += scale * (f * x2s[t])
-                    out[i + 1] += scale * (f * x1s[t])
-                i += 2
-            else:
-                f = math.sqrt(-2.0 * math.log(r2) / r2)
-                if write:
-                    out[i] += scale * (f * x2s[t])
-                has_gauss = True
-                gauss = f * x1s[t]
-                i += 1
+        # Whole pairs: the logarithms (libm's, as numpy's), then the rest in SIMD loops
+        pairs = min(accepted, (count - i) // 2)
+        if write and pairs > 0:
+            for t in range(pairs):
+                fs[t] = math.log(r2s[t])
+            for t in range(pairs):
+                fs[t] = math.sqrt(-2.0 * fs[t] / r2s[t])
+            for t in range(pairs):
+                out[i + 2 * t] += scale * (fs[t] * x2s[t])
+                out[i + 2 * t + 1] += scale * (fs[t] * x1s[t])
+        i += 2 * pairs
+        if accepted > pairs:
+            # The last normal of the draws (accepted never exceeds the pairs needed); the
+            # other value of its pair is cached
+            r2 = r2s[pairs]
+            f = math.sqrt(-2.0 * math.log(r2) / r2)
+            if write:
+                out[i] += scale * (f * x2s[pairs])
+            has_gauss = True
+            gauss = f * x1s[pairs]
+            i += 1
     return pos, has_gauss, gauss
 
 
