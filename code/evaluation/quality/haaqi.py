@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from clarity.evaluator.haspi import eb
@@ -65,13 +66,17 @@ def haaqi_parts(processed: np.ndarray, reference: np.ndarray, processed_sr: floa
     # thread's workspace (reused memory: no page faults for the next call)
     ear = ear_model(reference, reference_sr, processed, processed_sr, levels, equalisation,
                     level1, workspace=thread_workspace())
-    reference_smooth = env_smooth(ear.reference_db, SMOOTH_SEGMENT_MS, ear.sample_rate)
-    processed_smooth = env_smooth(ear.processed_db, SMOOTH_SEGMENT_MS, ear.sample_rate)
-    _, _, cepstral_high, _ = melcor9(reference_smooth, processed_smooth, SILENCE_THRESHOLD_DB,
-                                     0.0, SMOOTH_SEGMENT_MS)
-    dloud, dnorm, _ = eb.spectrum_diff(ear.reference_sl, ear.processed_sl)
-    covariance, reference_ms, _ = bm_covary(ear.reference_bm, ear.processed_bm,
-                                            COVARIANCE_SEGMENT_MS, ear.sample_rate)
+    with ThreadPoolExecutor(1) as pool:
+        # The BM coherence (two threads of its own) while the envelopes' statistics run
+        # here: the compiled loops release the GIL, so the cores stay busy
+        covary_job = pool.submit(bm_covary, ear.reference_bm, ear.processed_bm,
+                                 COVARIANCE_SEGMENT_MS, ear.sample_rate)
+        reference_smooth = env_smooth(ear.reference_db, SMOOTH_SEGMENT_MS, ear.sample_rate)
+        processed_smooth = env_smooth(ear.processed_db, SMOOTH_SEGMENT_MS, ear.sample_rate)
+        _, _, cepstral_high, _ = melcor9(reference_smooth, processed_smooth,
+                                         SILENCE_THRESHOLD_DB, 0.0, SMOOTH_SEGMENT_MS)
+        dloud, dnorm, _ = eb.spectrum_diff(ear.reference_sl, ear.processed_sl)
+        covariance, reference_ms, _ = covary_job.result()
     _, ihc_sync_covariance = eb.ave_covary2(covariance, reference_ms, SILENCE_THRESHOLD_DB)
     bm_sync5 = float(ihc_sync_covariance[4])  # with the IHC's loss of synchrony
 
