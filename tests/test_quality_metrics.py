@@ -20,7 +20,8 @@ from code.evaluation.quality.ear import alignment_delays, ear_model
 from code.evaluation.quality.haaqi import haaqi
 from code.evaluation.quality.haspi import haspi_v2
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
-from code.evaluation.quality.pairwise import pairwise_sum
+from code.evaluation.quality.pairwise import pairwise_sum, pairwise_sum_columns
+from code.evaluation.quality.workspace import Workspace
 
 HEARING_LOSS = np.array([15.0, 20.0, 30.0, 40.0, 50.0, 60.0])
 
@@ -116,6 +117,42 @@ def test_ear_model_matches_pyclarity(itype, pyclarity_compiled):
              "processed_sl", "sample_rate"]
     for name, want in zip(names, expected):
         np.testing.assert_allclose(getattr(got, name), want, rtol=0, atol=1e-9, err_msg=name)
+
+
+def test_ear_model_with_a_partial_group_of_lanes_matches_pyclarity(pyclarity_compiled):
+    # 20 bands: one full group of SIMD lanes and one partly used
+    rate = 24000
+    ref = music(0.4, rate, 24)
+    proc = processed_version(ref, rate, 25)
+    np.random.seed(6)
+    expected = eb.ear_model(ref, rate, proc, rate, HEARING_LOSS, 1, 70.0, nchan=20)
+    np.random.seed(6)
+    got = ear_model(ref, rate, proc, rate, HEARING_LOSS, 1, 70.0, nchan=20)
+    for name, want in zip(["reference_db", "reference_bm", "processed_db", "processed_bm"],
+                          expected):
+        assert getattr(got, name).shape == (20, len(want[0]))
+        np.testing.assert_allclose(getattr(got, name), want, rtol=0, atol=1e-9, err_msg=name)
+
+
+def test_a_reused_workspace_gives_the_values_of_fresh_arrays():
+    rate = 24000
+    long_ref = music(0.6, rate, 26)
+    long_proc = processed_version(long_ref, rate, 27)
+    short_ref, short_proc = long_ref[:rate // 3].copy(), long_proc[:rate // 3].copy()
+    workspace = Workspace()
+    for ref, proc in [(long_ref, long_proc), (short_ref, short_proc), (long_ref, long_proc)]:
+        np.random.seed(9)
+        fresh = ear_model(ref, rate, proc, rate, HEARING_LOSS, 1, 65.0)
+        np.random.seed(9)
+        reused = ear_model(ref, rate, proc, rate, HEARING_LOSS, 1, 65.0, workspace=workspace)
+        for name in ["reference_db", "reference_bm", "processed_db", "processed_bm"]:
+            np.testing.assert_array_equal(getattr(reused, name), getattr(fresh, name))
+    # HAAQI keeps its arrays in this thread's workspace: the same score called again
+    np.random.seed(3)
+    first = haaqi(long_proc, long_ref, rate, rate, AUDIOGRAM_MILD)
+    haaqi(short_proc, short_ref, rate, rate, AUDIOGRAM_MODERATE)
+    np.random.seed(3)
+    assert haaqi(long_proc, long_ref, rate, rate, AUDIOGRAM_MILD) == first
 
 
 def test_ear_model_without_bm_keeps_the_envelopes_and_the_draws():
@@ -260,6 +297,15 @@ def test_legacy_draws_from_any_position_equal_numpys(uniforms_first, count):
 def test_pairwise_sum_is_numpys_sum(n):
     x = np.random.default_rng(n).random(n) ** 3
     assert pairwise_sum(x) == np.sum(x)
+
+
+@pytest.mark.parametrize("n", [0, 5, 8, 128, 129, 1000, 54321])
+def test_pairwise_sums_of_columns_are_numpys_sums(n):
+    x = np.random.default_rng(n).random((n, 16)) ** 3
+    out = np.empty(16)
+    pairwise_sum_columns(x, out)
+    expected = [np.sum(np.ascontiguousarray(x[:, j])) for j in range(16)]
+    np.testing.assert_array_equal(out, expected)
 
 
 # --- input checks -------------------------------------------------------------------------
