@@ -4,12 +4,14 @@ Same stages and numbers as ``clarity.evaluator.haspi.eb.ear_model``: resampling 
 24 kHz, bulk alignment, optional NAL-R, middle ear, a 32-band gammatone filterbank
 with level-dependent bandwidths, OHC compression, envelope alignment, dB SL
 conversion, IHC adaptation, threshold noise on the BM motion and group-delay
-compensation. The per-band loops are compiled (``ear_kernels``): band k of the
-reference and of the processed signal in one interleaved loop, and two threads
-each taking half the bands, one band at a time. The envelope alignment finds its
-lags with float32 FFTs checked exactly in float64 (``alignment``). The threshold
-noise is drawn in a third thread from numpy's legacy generator in compiled code
-(``legacy_rng``), the same numbers pyclarity draws with ``np.random.standard_normal``. Cheap stages (resampling, bulk
+compensation. The per-band loops are compiled: the gammatone filterbank and the IHC
+adaptation advance all bands of a signal together in SIMD lanes (``gammatone``,
+``ear_kernels``), and the reference and the processed signal run in two threads. The
+envelope alignment finds its lags with float32 FFTs checked exactly in float64
+(``alignment``). The threshold noise is drawn in a third thread from numpy's legacy
+generator in compiled code (``legacy_rng``), the same numbers pyclarity draws with
+``np.random.standard_normal``. The arrays can live in a ``Workspace`` kept between calls.
+Cheap stages (resampling, bulk
 alignment, NAL-R, middle ear, loss parameters) call pyclarity's own functions.
 """
 
