@@ -191,7 +191,8 @@ def benchmark_cases(description: str) -> tuple[list, float, list, float]:
 # The fast ear model's parts, timed inside its ``ear_model``: the cochlea, the alignments
 # and the hair cells run one signal per thread (each thread's time is added, so they count
 # about twice their wall time), and the threshold noise is drawn in a third thread meanwhile
-EAR_PARTS = ["_prepare_inputs", "_cochlea", "peak_delays", "_hair_cells", "_threshold_noise"]
+EAR_PARTS = ["_aligned_inputs", "_middle_ear_inputs", "_cochlea", "peak_delays", "_hair_cells",
+             "_threshold_noise"]
 
 
 def warm_up(data: list, theirs, mine) -> None:

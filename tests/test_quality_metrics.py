@@ -16,6 +16,7 @@ from clarity.utils.audiogram import (AUDIOGRAM_MILD, AUDIOGRAM_MODERATE, AUDIOGR
 from scipy.signal import butter, lfilter
 
 from code.evaluation.quality import cepstrum, modulation, segments
+from code.evaluation.quality.alignment import input_align
 from code.evaluation.quality.ear import alignment_delays, ear_model
 from code.evaluation.quality.haaqi import haaqi
 from code.evaluation.quality.haspi import haspi_v2
@@ -201,6 +202,32 @@ def test_alignment_delays_of_envelopes_and_flat_rows_are_pyclaritys():
         np.testing.assert_array_equal(mine, shifted, err_msg=f"row {k}")
 
 
+@pytest.mark.parametrize("case", ["delayed", "advanced", "inverted", "quiet ends", "longer output"])
+def test_input_align_is_pyclaritys(case):
+    # The bulk alignment: the peak of |cross-covariance| (an inverted output peaks
+    # negative), the 2 ms back-up, and the cut to where the reference is above 0.001
+    # of its peak
+    rng = np.random.default_rng(32)
+    ref = music(0.8, 24000, 6)
+    shift = {"delayed": 900, "advanced": -450, "inverted": 300, "quiet ends": 60,
+             "longer output": 2000}[case]
+    out = 0.7 * np.roll(ref, shift) + 0.003 * rng.standard_normal(len(ref))
+    if case == "inverted":  # smooth: several lags near the peak are candidates
+        ref = lfilter(*butter(2, 0.002), rng.standard_normal(len(ref)))
+        out = -0.7 * np.roll(ref, shift) + 0.003 * rng.standard_normal(len(ref))
+    if case == "quiet ends":  # silence, then a tail at 0.0015 of the peak: kept
+        ref[:3000] = 0.0
+        ref[-2000:] *= 0.0015 * np.max(np.abs(ref)) / np.max(np.abs(ref[-2000:]))
+    if case == "longer output":
+        out = np.concatenate((out, 0.01 * rng.standard_normal(5000)))
+    got = input_align(ref, out)
+    expected = eb.input_align(ref, out)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+    if case == "quiet ends":
+        assert len(got[0]) < len(ref)
+
+
 @pytest.mark.parametrize("npts", [2000, 2096, 2143])
 def test_env_smooth_matches_pyclarity(npts):
     envelopes = 40 * np.random.default_rng(npts).random((32, npts))
@@ -208,14 +235,15 @@ def test_env_smooth_matches_pyclarity(npts):
                                eb.env_smooth(envelopes, 8, 24000.0), rtol=1e-12, atol=1e-12)
 
 
-def test_bm_covary_matches_pyclarity():
+@pytest.mark.parametrize("rate", [24000.0, 22050.0], ids=["24 kHz", "22.05 kHz: odd segment tails"])
+def test_bm_covary_matches_pyclarity(rate):
     rng = np.random.default_rng(40)
     ref = rng.standard_normal((6, 5000))
     proc = 0.6 * np.roll(ref, 7, axis=1) + 0.4 * rng.standard_normal((6, 5000))
     proc[2] = 0.0  # a silent band: covariance 0
     ref[4, :2000] = 0.0
-    got = segments.bm_covary(ref, proc, 16, 24000.0)
-    expected = eb.bm_covary(ref, proc, 16, 24000.0)
+    got = segments.bm_covary(ref, proc, 16, rate)
+    expected = eb.bm_covary(ref, proc, 16, rate)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
 

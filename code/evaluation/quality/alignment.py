@@ -1,4 +1,5 @@
-"""The lag of the cross-correlation peak, band by band, as pyclarity's ``envelope_align``.
+"""The lag of the cross-correlation peak, as pyclarity's ``envelope_align`` (band by band)
+and ``input_align`` (the whole signal, the peak of the correlation's magnitude).
 
 pyclarity takes ``argmax`` of the full float64 cross-correlation (scipy's
 ``correlate``) within a lag range. Here the correlation is first computed cheaply,
@@ -59,23 +60,31 @@ def _at(c: np.ndarray, m: int, nfft: int) -> float:
     return c[m] if m >= 0 else c[nfft + m]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _value(c: np.ndarray, m: int, nfft: int, absolute: bool) -> float:
+    # The circular correlation at lag m, or its magnitude
+    v = _at(c, m, nfft)
+    return abs(v) if absolute else v
+
+
 @numba.njit(cache=True, nogil=True)
 def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: int, top: int,
-            tolerance: float, max_candidates: int, delays: np.ndarray,
+            tolerance: float, max_candidates: int, absolute: bool, delays: np.ndarray,
             fallback: np.ndarray) -> None:
-    # Per row: float32 maximum over lags -lags+1 .. top, candidates within the error
-    # bound, exact float64 values for them, first largest (ascending lag = argmax order)
+    # Per row: float32 maximum (of the magnitude, when absolute) over lags -lags+1 ..
+    # top, candidates within the error bound, exact float64 values for them, first
+    # largest (ascending lag = argmax order)
     rows, nfft = corr.shape
     for k in range(rows):
         c = corr[k]
         best32 = -np.inf
         for m in range(-lags + 1, top + 1):
-            best32 = max(best32, _at(c, m, nfft))
+            best32 = max(best32, _value(c, m, nfft, absolute))
         energy = _dot_at(reference[k], reference[k], 0) * _dot_at(output[k], output[k], 0)
         floor = best32 - tolerance * np.sqrt(energy)
         count = 0
         for m in range(-lags + 1, top + 1):
-            count += _at(c, m, nfft) >= floor
+            count += _value(c, m, nfft, absolute) >= floor
         if count > max_candidates or not np.isfinite(best32):
             fallback[k] = True
             continue
@@ -83,8 +92,9 @@ def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: i
         best = -np.inf
         best_m = 0
         for m in range(-lags + 1, top + 1):
-            if _at(c, m, nfft) >= floor:
+            if _value(c, m, nfft, absolute) >= floor:
                 v = _dot_at(reference[k], output[k], m)
+                v = abs(v) if absolute else v
                 if v > best:
                     best = v
                     best_m = m
@@ -92,8 +102,9 @@ def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: i
 
 
 def _float64_delays(reference: np.ndarray, output: np.ndarray, lags: int, nfft: int,
-                    workers: int) -> np.ndarray:
-    # The correlation in float64 FFTs, argmax in pyclarity's window order
+                    workers: int, absolute: bool) -> np.ndarray:
+    # The correlation in float64 FFTs, argmax (of the magnitude, when absolute) in
+    # pyclarity's window order
     npts = reference.shape[1]
     spectrum = scipy.fft.rfft(reference, nfft, axis=1, workers=workers)
     out = scipy.fft.rfft(output, nfft, axis=1, workers=workers)
@@ -102,12 +113,14 @@ def _float64_delays(reference: np.ndarray, output: np.ndarray, lags: int, nfft: 
     corr = scipy.fft.irfft(out, nfft, axis=1, overwrite_x=True, workers=workers)
     top = lags if lags < npts else npts - 1
     window = np.concatenate((corr[:, nfft - lags + 1:], corr[:, :top + 1]), axis=1)
+    if absolute:
+        np.abs(window, out=window)
     return (lags - np.argmax(window, axis=1) - 1).astype(np.int64)
 
 
 def peak_delays(reference: np.ndarray, output: np.ndarray, max_lag: int, *,
                 reference32: np.ndarray | None = None, output32: np.ndarray | None = None,
-                workers: int = 2) -> np.ndarray:
+                workers: int = 2, absolute: bool = False) -> np.ndarray:
     """Per row, the shift ``envelope_align`` applies to ``output`` to line it up with ``reference``.
 
     Parameters:
@@ -117,6 +130,8 @@ def peak_delays(reference: np.ndarray, output: np.ndarray, max_lag: int, *,
         reference32, output32: optional float32 copies, ``[rows, fft_length(samples,
             max_lag)]`` zero-padded, when the caller already has them.
         workers: FFT threads.
+        absolute: the peak of the correlation's magnitude (``input_align``'s), not of
+            the correlation (``envelope_align``'s).
 
     Returns:
         int64 ``[rows]``: ``delay`` as pyclarity computes it (``lags - argmax - 1``).
@@ -138,8 +153,31 @@ def peak_delays(reference: np.ndarray, output: np.ndarray, max_lag: int, *,
     delays = np.zeros(rows, dtype=np.int64)
     fallback = np.zeros(rows, dtype=np.bool_)
     _refine(np.ascontiguousarray(reference[:, :npts]), np.ascontiguousarray(output[:, :npts]),
-            corr, lags, top, CANDIDATE_TOLERANCE, MAX_CANDIDATES, delays, fallback)
+            corr, lags, top, CANDIDATE_TOLERANCE, MAX_CANDIDATES, absolute, delays, fallback)
     if fallback.any():
         delays[fallback] = _float64_delays(reference[fallback], output[fallback], lags, nfft,
-                                           workers)
+                                           workers, absolute)
     return delays
+
+
+def input_align(reference: np.ndarray, processed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pyclarity's ``eb.input_align`` (24 kHz signals), its delay found by ``peak_delays``.
+
+    The delay of ``processed`` is the peak of the magnitude of the full cross-covariance
+    (over the shorter length), backed up by 2 ms; ``processed`` is shifted by it, and
+    both are cut to where the reference exceeds 0.001 of its peak, as pyclarity does.
+    """
+    n = min(len(reference), len(processed))
+    ref = reference[:n] - np.mean(reference[:n])
+    proc = processed[:n] - np.mean(processed[:n])
+    delay = int(peak_delays(ref[None, :], proc[None, :], n, workers=1, absolute=True)[0])
+    delay = int(np.rint(delay - 2 * 24000.0 / 1000.0))  # back up 2 ms
+    processed_n = len(processed)
+    if delay > 0:
+        processed = np.concatenate((processed[delay:processed_n], np.zeros(delay)))
+    else:
+        processed = np.concatenate((np.zeros(-delay), processed[:processed_n + delay]))
+    reference_abs = np.abs(reference)
+    above = np.where(reference_abs > 0.001 * np.max(reference_abs))[0]
+    last = min(above[-1], processed_n)
+    return reference[above[0]:last + 1], processed[above[0]:last + 1]

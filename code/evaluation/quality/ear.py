@@ -7,12 +7,13 @@ conversion, IHC adaptation, threshold noise on the BM motion and group-delay
 compensation. The per-band loops are compiled: the gammatone filterbank and the IHC
 adaptation advance all bands of a signal together in SIMD lanes (``gammatone``,
 ``ear_kernels``), and the reference and the processed signal run in two threads. The
-envelope alignment finds its lags with float32 FFTs checked exactly in float64
-(``alignment``). The threshold noise is drawn in a third thread from numpy's legacy
-generator in compiled code (``legacy_rng``), the same numbers pyclarity draws with
-``np.random.standard_normal``. The arrays can live in a ``Workspace`` kept between calls.
-Cheap stages (resampling, bulk
-alignment, NAL-R, middle ear, loss parameters) call pyclarity's own functions.
+bulk alignment and the envelope alignment find their lags with float32 FFTs checked
+exactly in float64 (``alignment``). The threshold noise is drawn in a third thread,
+as soon as the aligned length is known, from numpy's legacy generator in compiled
+code (``legacy_rng``), the same numbers pyclarity draws with
+``np.random.standard_normal``. The arrays can live in a ``Workspace`` kept between
+calls. Cheap stages (resampling, NAL-R, middle ear, loss parameters) call
+pyclarity's own functions.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from clarity.evaluator.haspi import eb
 from clarity.utils.audiogram import Audiogram
 from scipy.signal import butter, group_delay
 
-from code.evaluation.quality.alignment import fft_length, peak_delays
+from code.evaluation.quality.alignment import fft_length, input_align, peak_delays
 from code.evaluation.quality.ear_kernels import (aligned_levels, float32_padded, hair_cells,
                                                  ohc_exponents)
 from code.evaluation.quality.gammatone import LANES, gammatone_bands
@@ -75,14 +76,19 @@ def _band_parameters(hearing_loss: np.ndarray, nchan: int, shift: float | None) 
             "compression_ratio": as_f64(compression_ratio), "attn_ihc": as_f64(attn_ihc)}
 
 
-def _prepare_inputs(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
-                    processed_sr: float, hearing_loss: np.ndarray,
-                    itype: int) -> tuple[np.ndarray, np.ndarray]:
-    # Resample to 24 kHz, cut to the shorter, align, NAL-R (itype 1), middle ear.
-    reference_24, _ = eb.resample_24khz(reference, reference_sr)
+def _aligned_inputs(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
+                    processed_sr: float, pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray]:
+    # Resample to 24 kHz (the two signals at once), cut to the shorter, align.
+    job = pool.submit(eb.resample_24khz, reference, reference_sr)
     processed_24, _ = eb.resample_24khz(processed, processed_sr)
+    reference_24, _ = job.result()
     n = min(len(reference_24), len(processed_24))
-    reference_24, processed_24 = eb.input_align(reference_24[:n], processed_24[:n])
+    return input_align(reference_24[:n], processed_24[:n])
+
+
+def _middle_ear_inputs(reference_24: np.ndarray, processed_24: np.ndarray,
+                       hearing_loss: np.ndarray, itype: int) -> tuple[np.ndarray, np.ndarray]:
+    # NAL-R on the reference (itype 1), then both through the middle ear.
     nsamp = len(reference_24)
     if itype == 1:
         enhancer = NALR(NALR_TAPS, SAMPLE_RATE)
@@ -259,20 +265,19 @@ def ear_model(reference: np.ndarray, reference_sr: float, processed: np.ndarray,
     workspace = Workspace(keep=False) if workspace is None else workspace
     params = _band_parameters(hearing_loss, nchan, shift)
     ref_params = _band_parameters(np.zeros(len(hearing_loss)), nchan, shift) if itype == 0 else params
-    ref_mid, proc_mid = _prepare_inputs(reference, reference_sr, processed, processed_sr,
-                                        hearing_loss, itype)
-    nsamp = len(ref_mid)
-    signals = (ref_mid, proc_mid)
     stacked = {name: _stacked(ref_params, params, name) for name in params}
-
     b, a = butter(1, OHC_LOWPASS_HZ / (0.5 * SAMPLE_RATE))
-    nfft = fft_length(nsamp, _max_lag())
     noise_gain = 10 ** ((IHC_THRESHOLD_DB - level1) / 20)
     with ThreadPoolExecutor(2) as pool:
-        # The threshold noise does not depend on the signals: draw it meanwhile (one
-        # thread), while the bands run in two halves (this thread and the other)
+        reference_24, processed_24 = _aligned_inputs(reference, reference_sr, processed,
+                                                     processed_sr, pool)
+        nsamp = len(reference_24)
+        # The threshold noise depends only on the length: draw it meanwhile (one
+        # thread), while the rest runs here and, in two halves, in the other thread
         noise_job = pool.submit(_threshold_noise, (nchan, nsamp), noise_gain, want_bm,
                                 random_state, workspace)
+        signals = _middle_ear_inputs(reference_24, processed_24, hearing_loss, itype)
+        nfft = fft_length(nsamp, _max_lag())
 
         # The cochlea, one signal per thread: control filters, OHC gains, bandwidths,
         # adjusted filters times the gains, and float32 copies padded for the

@@ -72,40 +72,65 @@ def env_smooth(envelopes: np.ndarray, segment_size: int, sample_rate: float) -> 
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _sum4(a: np.ndarray, n: int) -> float:
+    # sum of a[:n] in four running sums (a latency chain a quarter as long)
+    s0 = s1 = s2 = s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += a[i]
+        s1 += a[i + 1]
+        s2 += a[i + 2]
+        s3 += a[i + 3]
+        i += 4
+    while i < n:
+        s0 += a[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _segment_stats(x, y, start, win, maxlag, inv_corr, norm, seg_x, seg_y, pad_x, acc):
     # Zero-mean windowed segments of x and y from ``start``; their mean squares (times
     # ``norm``) and the peak of the unbiased cross-correlation within +/- maxlag.
     n = win.shape[0]
-    mx = 0.0
-    my = 0.0
     for i in range(n):
         seg_x[i] = x[start + i] * win[i]
         seg_y[i] = y[start + i] * win[i]
-        mx += seg_x[i]
-        my += seg_y[i]
-    mx /= n
-    my /= n
-    sx = 0.0
-    sy = 0.0
+    mx = _sum4(seg_x, n) / n
+    my = _sum4(seg_y, n) / n
     for i in range(n):
         seg_x[i] -= mx
         seg_y[i] -= my
-        sx += seg_x[i] * seg_x[i]
-        sy += seg_y[i] * seg_y[i]
+        pad_x[maxlag + i] = seg_x[i] * seg_x[i]
+        pad_x[maxlag + n + 2 * maxlag + i] = seg_y[i] * seg_y[i]
+    sx = _sum4(pad_x[maxlag:], n)
+    sy = _sum4(pad_x[maxlag + n + 2 * maxlag:], n)
+    for i in range(n):
         pad_x[maxlag + i] = seg_x[i]
     for i in range(maxlag):
         pad_x[i] = 0.0
         pad_x[maxlag + n + i] = 0.0
     # correlate(seg_x, seg_y) at lag j - maxlag: sum_i seg_x[i + lag] * seg_y[i]. With
-    # seg_x zero-padded by maxlag each side, every lag sums over all i in the same
-    # order, and the inner loop over lags runs in SIMD.
+    # seg_x zero-padded by maxlag each side, every lag sums over all i; eight samples
+    # at a time are added to all lags, the inner loop over lags in SIMD.
     nlag = 2 * maxlag + 1
     for j in range(nlag):
         acc[j] = 0.0
-    for i in range(n):
+    i = 0
+    while i + 8 <= n:
+        y0, y1, y2, y3 = seg_y[i], seg_y[i + 1], seg_y[i + 2], seg_y[i + 3]
+        y4, y5, y6, y7 = seg_y[i + 4], seg_y[i + 5], seg_y[i + 6], seg_y[i + 7]
+        for j in range(nlag):
+            p = i + j
+            acc[j] += (((pad_x[p] * y0 + pad_x[p + 1] * y1) + (pad_x[p + 2] * y2 + pad_x[p + 3] * y3))
+                       + ((pad_x[p + 4] * y4 + pad_x[p + 5] * y5)
+                          + (pad_x[p + 6] * y6 + pad_x[p + 7] * y7)))
+        i += 8
+    while i < n:
         yi = seg_y[i]
         for j in range(nlag):
             acc[j] += pad_x[i + j] * yi
+        i += 1
     peak = 0.0
     for j in range(nlag):
         value = abs(acc[j] * inv_corr[j])
@@ -122,7 +147,7 @@ def _covary(ref, proc, window, half_window, maxlag, win_corr, half_corr, win_sum
     nhalf = nwin // 2
     seg_x = np.empty(nwin)
     seg_y = np.empty(nwin)
-    pad_x = np.empty(nwin + 2 * maxlag)
+    pad_x = np.empty(2 * (nwin + 2 * maxlag))  # the padded segment, then scratch
     acc = np.empty(2 * maxlag + 1)
     first_half = window[:nhalf].copy()
     for k in range(nchan):
