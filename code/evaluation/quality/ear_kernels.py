@@ -105,18 +105,6 @@ def ohc_exponents(log_control: np.ndarray, level1: float, low_knee: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
-def float32_padded(rows: np.ndarray, out: np.ndarray) -> None:
-    """``out[k]`` = float32(``rows[k]``), then zeros to the end of the row (for FFTs)."""
-    n = rows.shape[1]
-    for k in range(rows.shape[0]):
-        row, dst = rows[k], out[k]
-        for i in range(n):
-            dst[i] = np.float32(row[i])
-        for i in range(n, dst.shape[0]):
-            dst[i] = 0.0
-
-
-@numba.njit(cache=True, nogil=True)
 def _advance(row: np.ndarray, delay: int) -> None:
     # In place: row advanced by ``delay`` samples (delayed when negative), zero-filled,
     # as pyclarity's ``envelope_align`` shifts the processed signal.
@@ -150,15 +138,15 @@ def aligned_levels(env: np.ndarray, bm: np.ndarray, env_delay: np.ndarray,
 def _hair_cell_outputs(env: np.ndarray, bm: np.ndarray, level: np.ndarray,
                        adapted: np.ndarray, noise: np.ndarray, small: float, c: int,
                        want_bm: bool) -> None:
-    # One row's BM gains, noise and group delay of c samples, in place (see hair_cells)
+    # One row's BM gains, noise and group delay of c samples, in place (see hair_cells);
+    # the noise row is overwritten
     nsamp = env.shape[0]
     if want_bm:
-        # Into a scratch row first (a forward loop, vectorised), then shifted into place
-        out = np.empty(nsamp - c)
+        # Into the noise row first (a forward loop, vectorised), then shifted into place
         for i in range(nsamp - c):
             sl_gain = (level[i] + small) / (env[i] + small)
-            out[i] = ((adapted[i] + small) / (level[i] + small)) * (sl_gain * bm[i]) + noise[i]
-        bm[c:] = out
+            noise[i] = ((adapted[i] + small) / (level[i] + small)) * (sl_gain * bm[i]) + noise[i]
+        bm[c:] = noise[:nsamp - c]
         for i in range(c):
             bm[i] = 0.0
     for i in range(c):
@@ -175,9 +163,9 @@ def hair_cells(env: np.ndarray, bm: np.ndarray, log_level: np.ndarray, offset_db
     Per band row of the aligned ``env``/``bm`` (``[bands, samples]``), with ``log_level``
     = log10(env + small): the level ``offset_db[k] + 20 log_level`` floored at 0
     (``envelope_sl``) is adapted (``inner_hair_cell_adaptation``, into the scratch
-    ``adapted``) and the BM gets the same gains, then ``noise[k]``. Finally band k is
-    delayed by ``correct[k]`` samples (zeros in front: ``group_delay_compensate``).
-    ``env``/``bm`` hold the results.
+    ``adapted``) and the BM gets the same gains, then ``noise[k]`` (overwritten: a
+    scratch row). Finally band k is delayed by ``correct[k]`` samples (zeros in front:
+    ``group_delay_compensate``). ``env``/``bm`` hold the results.
     """
     nchan, nsamp = log_level.shape
     for k in range(nchan):
