@@ -28,7 +28,8 @@ from clarity.utils.audiogram import Audiogram
 from scipy.signal import butter, group_delay
 
 from code.evaluation.quality.alignment import fft_length, input_align, peak_delays
-from code.evaluation.quality.ear_kernels import aligned_levels, hair_cells, ohc_exponents
+from code.evaluation.quality.ear_kernels import (aligned_levels, float32_padded, hair_cells,
+                                                 ohc_exponents)
 from code.evaluation.quality.gammatone import LANES, gammatone_bands
 from code.evaluation.quality.legacy_rng import add_standard_normal, skip_standard_normal
 from code.evaluation.quality.workspace import Workspace
@@ -43,7 +44,6 @@ OHC_LOWPASS_HZ = 800  # the OHC gain is smoothed by a 1st-order Butterworth at t
 _SMALL = 1e-30  # pyclarity's guard against log(0) and division by 0
 _TPT = 2 * np.pi / SAMPLE_RATE
 _NONE = np.empty((0, 0))  # gammatone_bands without OHC gains
-_NONE32 = np.empty((0, 0), dtype=np.float32)  # and without float32 copies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,8 +169,7 @@ def _cochlea(s: int, signals: tuple, stacked: dict, level1: float, want_bm: bool
     x = signals[s]
     gains, scratch = out["gains"][s], out["lanes"][s]
     gammatone_bands(x, stacked["center_freq_control"][s], a_control[s], _TPT, _NONE, lp,
-                    False, gains, gains, out["control_average"][s], _SMALL, scratch, _NONE32,
-                    _NONE32)
+                    False, gains, gains, out["control_average"][s], _SMALL, scratch)
     np.log10(gains, out=gains)
     ohc_exponents(gains, float(level1), stacked["low_knee"][s],
                   1 - (1 / stacked["compression_ratio"][s]), stacked["attn_ohc"][s],
@@ -182,13 +181,11 @@ def _cochlea(s: int, signals: tuple, stacked: dict, level1: float, want_bm: bool
     out["pole"][s] = _pole(out["bandwidth"][s], stacked["center_freq"][s])
     env = out["env"][s]
     bm = out["bm"][s] if want_bm else env
-    env32, bm32 = out["env32"][s], out["bm32"][s]
-    nsamp = x.shape[0]
-    env32[:, nsamp:] = 0.0  # the FFTs' zero padding
-    if want_bm:
-        bm32[:, nsamp:] = 0.0
     gammatone_bands(x, stacked["center_freq"][s], out["pole"][s], _TPT, gains, lp, want_bm,
-                    env, bm, out["average"][s], 0.0, scratch, env32, bm32)
+                    env, bm, out["average"][s], 0.0, scratch)
+    float32_padded(env, out["env32"][s])
+    if want_bm:
+        float32_padded(bm, out["bm32"][s])
 
 
 def _hair_cells(s: int, out: dict, env_delay: np.ndarray, bm_delay: np.ndarray,

@@ -105,6 +105,18 @@ def ohc_exponents(log_control: np.ndarray, level1: float, low_knee: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
+def float32_padded(rows: np.ndarray, out: np.ndarray) -> None:
+    """``out[k]`` = float32(``rows[k]``), then zeros to the end of the row (for FFTs)."""
+    n = rows.shape[1]
+    for k in range(rows.shape[0]):
+        row, dst = rows[k], out[k]
+        for i in range(n):
+            dst[i] = np.float32(row[i])
+        for i in range(n, dst.shape[0]):
+            dst[i] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
 def _advance(row: np.ndarray, delay: int) -> None:
     # In place: row advanced by ``delay`` samples (delayed when negative), zero-filled,
     # as pyclarity's ``envelope_align`` shifts the processed signal.

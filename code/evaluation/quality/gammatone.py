@@ -101,8 +101,7 @@ def _group_coefficients(center_freq: np.ndarray, pole: np.ndarray, tpt: float, f
 @numba.njit(cache=True, nogil=True)
 def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tpt: float,
                     gains: np.ndarray, lp: np.ndarray, want_bm: bool, env: np.ndarray,
-                    bm: np.ndarray, rms: np.ndarray, floor: float, scratch: np.ndarray,
-                    env32: np.ndarray, bm32: np.ndarray) -> None:
+                    bm: np.ndarray, rms: np.ndarray, floor: float, scratch: np.ndarray) -> None:
     """Envelopes (and BM motions) of signal ``x`` in every band, as pyclarity's filters.
 
     Parameters:
@@ -121,14 +120,10 @@ def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tp
             as ``np.sqrt(np.mean(envelope ** 2))`` to the bit.
         scratch: ``[samples, LANES]`` float64 workspace (the squared envelopes of a
             group of bands, sample-major, summed in numpy's pairwise order).
-        env32, bm32: float32 copies of ``env`` and (with ``want_bm``) ``bm``, written as
-            their rows are (``[bands, >= samples]``; columns past the samples are left
-            as they are); ``[0, 0]`` for none.
     """
     L = LANES
     nchan, nsamp = center_freq.shape[0], x.shape[0]
     with_gain = gains.shape[0] > 0
-    with_32 = env32.shape[0] > 0
     lp0, lp1, lpa1 = (lp[0], lp[1], lp[2]) if with_gain else (0.0, 0.0, 0.0)
     state = np.empty(_STATE * L)
     co = np.empty(_COEFFICIENTS * L)
@@ -161,15 +156,9 @@ def gammatone_bands(x: np.ndarray, center_freq: np.ndarray, pole: np.ndarray, tp
                 else:
                     for t in range(m):
                         env[k, n0 + t] = out[t, j]
-                if with_32:
-                    for t in range(m):
-                        env32[k, n0 + t] = np.float32(env[k, n0 + t])
                 if want_bm:
                     for t in range(m):
                         bm[k, n0 + t] = out[t, L + j]
-                    if with_32:
-                        for t in range(m):
-                            bm32[k, n0 + t] = np.float32(out[t, L + j])
         pairwise_sum_columns(scratch[:nsamp], sums)
         for j in range(lanes):
             rms[first + j] = math.sqrt(sums[j] / nsamp)
