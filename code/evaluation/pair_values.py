@@ -41,7 +41,7 @@ def pair_values(kind: str, label: str, items: list[PairItem], *, store, sample_r
             todo.setdefault(key, [(path, reference, parts), []])[1].append(signal)
     if items:
         logger.info("%s: %d signal(s) to compute, %d reused", label, len(todo), len(out))
-    for key, ((path, reference, parts), signals) in tqdm(list(todo.items()), desc=f"Stage 2: {label}",
+    for key, ((path, reference, parts), signals) in tqdm(list(todo.items()), desc=label,
                                                          unit="signal", disable=not todo):
         values = compute(read_audio(path, sample_rate), read_audio(reference, sample_rate), sample_rate,
                          **parts)

@@ -252,7 +252,7 @@ def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_
     """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference)."""
     from code.evaluation.features.intrusive import intrusive_features
 
-    return pair_values("intrusive", "STOI/eSTOI", [(*item, {}) for item in items], store=store,
+    return pair_values("intrusive", "Stage 2: STOI/eSTOI", [(*item, {}) for item in items], store=store,
                        sample_rate=sample_rate, recompute=recompute, code=intrusive_code(),
                        settings={"max_lag_s": max_lag_s},
                        compute=lambda a, r, rate: intrusive_features(a, r, rate, max_lag_s=max_lag_s))
@@ -270,7 +270,7 @@ def _haspi_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate
     """HASPI v2 per ear and better ear of (signal, heard audio, unprocessed reference)."""
     from code.evaluation.quality.haspi_features import haspi_features, haspi_settings
 
-    return pair_values("haspi", "HASPI", [(*item, {}) for item in items], store=store,
+    return pair_values("haspi", "Stage 2: HASPI", [(*item, {}) for item in items], store=store,
                        sample_rate=sample_rate, recompute=recompute, code=haspi_code(),
                        settings={"haspi": haspi_settings()}, compute=haspi_features)
 
