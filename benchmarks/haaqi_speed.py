@@ -15,8 +15,11 @@ model draws its threshold noise from it).
 Both run once on the longest signal first, so that neither total includes numba
 compilation (pyclarity's jitted helpers, and loading this project's cached
 kernels) or the fast side's first mapping of its workspace (memory that its later
-calls reuse, as the calls of a report do); the first calls' times are printed. Per-stage times come from timing wrappers around each side's stage
-functions (the fast side's stages run two threads each, so wall time is shown).
+calls reuse, as the calls of a report do); the first calls' times are printed.
+Then the two take turns, case by case, so that a drift in the machine's speed
+during the run touches both totals alike. Per-stage times come from timing
+wrappers around each side's stage functions, active during that side's calls (the
+fast side's stages run two threads each, so wall time is shown).
 Last line: ``haaqi_speedup=X max_abs_diff=Y``.
 """
 
@@ -209,23 +212,33 @@ def warm_up(data: list, theirs, mine) -> None:
           f"fast {seconds[1]:.2f} s")
 
 
-def timed_side(cases: list, score, owner, stages: list[str],
-               parts: tuple | None = None) -> tuple[list[float], tuple]:
-    """``score(processed, reference, rate, audiogram)`` of every case, numpy's global generator
-    seeded with the case's index first (both sides draw from it); and (per-stage times of
-    ``owner.<stage>``, wall seconds, CPU seconds). ``parts``: optional (module, names) timed
-    as well, into ``times["parts"]`` (sub-stages, not added to the stages' total)."""
-    times: dict[str, float] = {}
-    part_times: dict[str, float] = {}
-    out, start, cpu = [], time.perf_counter(), time.process_time()
-    with stage_timers(times, owner, stages), \
-            stage_timers(part_times, *(parts if parts else (owner, []))):
-        for i, (_, p, r, rate, category) in enumerate(cases):
-            np.random.seed(i)
-            out.append(score(p, r, rate, AUDIOGRAMS[category]))
-    if parts:
-        times["parts"] = part_times
-    return out, (times, time.perf_counter() - start, time.process_time() - cpu)
+def timed_sides(cases: list, sides: list[tuple]) -> list[tuple[list[float], tuple]]:
+    """Score every case with each side, the sides taking turns case by case (a drift in the
+    machine's speed then touches both alike), numpy's global generator seeded with the
+    case's index before each call (both sides draw from it).
+
+    ``sides``: ``(score, owner, stages, parts)`` each, ``score(processed, reference, rate,
+    audiogram)``; ``owner.<stage>`` is timed during that side's calls only (the fast side
+    calls some of pyclarity's functions too); ``parts``: optional (module, names) timed as
+    well, into ``times["parts"]`` (sub-stages, not added to the stages' total).
+    Returns per side: (scores, (per-stage times, wall seconds, CPU seconds)).
+    """
+    state = [([], {}, {}, [0.0, 0.0]) for _ in sides]
+    for i, (_, p, r, rate, category) in enumerate(cases):
+        for (score, owner, stages, parts), (out, times, part_times, totals) in zip(sides, state):
+            with stage_timers(times, owner, stages), \
+                    stage_timers(part_times, *(parts if parts else (owner, []))):
+                np.random.seed(i)
+                start, cpu = time.perf_counter(), time.process_time()
+                out.append(score(p, r, rate, AUDIOGRAMS[category]))
+                totals[0] += time.perf_counter() - start
+                totals[1] += time.process_time() - cpu
+    results = []
+    for (_, _, _, parts), (out, times, part_times, (wall, cpu)) in zip(sides, state):
+        if parts:
+            times["parts"] = part_times
+        results.append((out, (times, wall, cpu)))
+    return results
 
 
 def main() -> None:
@@ -234,12 +247,11 @@ def main() -> None:
     warm_up(data, lambda p, r, rate: compute_haaqi(p, r, rate, rate, AUDIOGRAM_MILD),
             lambda p, r, rate: haaqi(p, r, rate, rate, AUDIOGRAM_MILD))
 
-    theirs, ref = timed_side(
-        cases, lambda p, r, rate, a: compute_haaqi(p, r, rate, rate, a, level1=level1_of(r)),
-        pyclarity_haaqi.eb, ["ear_model", "env_smooth", "melcor9", "bm_covary", "ave_covary2"])
-    mine, fast = timed_side(
-        cases, lambda p, r, rate, a: haaqi(p, r, rate, rate, a, level1=level1_of(r)),
-        fast_haaqi, ["ear_model", "env_smooth", "melcor9", "bm_covary"], (fast_ear, EAR_PARTS))
+    (theirs, ref), (mine, fast) = timed_sides(cases, [
+        (lambda p, r, rate, a: compute_haaqi(p, r, rate, rate, a, level1=level1_of(r)),
+         pyclarity_haaqi.eb, ["ear_model", "env_smooth", "melcor9", "bm_covary", "ave_covary2"], None),
+        (lambda p, r, rate, a: haaqi(p, r, rate, rate, a, level1=level1_of(r)),
+         fast_haaqi, ["ear_model", "env_smooth", "melcor9", "bm_covary"], (fast_ear, EAR_PARTS))])
     report("haaqi", "HAAQI", "pyclarity compute_haaqi", "fast haaqi", data, seconds, cases, theirs, mine,
            ref, fast, load_before)
 

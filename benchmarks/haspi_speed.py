@@ -13,8 +13,9 @@ would differ by about 1e-3).
 
 Both run once on the longest signal first (``haaqi_speed.warm_up``), so that
 neither total includes numba compilation or the fast side's first mapping of its
-workspace; the first calls' times are printed. Per-stage times come from timing wrappers around each side's stage
-functions. Last line: ``haspi_speedup=X max_abs_diff=Y``.
+workspace; the first calls' times are printed. Then they take turns, case by case
+(``haaqi_speed.timed_sides``). Per-stage times come from timing wrappers around
+each side's stage functions. Last line: ``haspi_speedup=X max_abs_diff=Y``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from clarity.evaluator.haspi import haspi as pyclarity_haspi
 from clarity.evaluator.haspi import haspi_v2 as pyclarity_haspi_v2
 from clarity.utils.audiogram import AUDIOGRAM_MILD
 
-from benchmarks.haaqi_speed import (EAR_PARTS, benchmark_cases, level1_of, report, timed_side,
+from benchmarks.haaqi_speed import (EAR_PARTS, benchmark_cases, level1_of, report, timed_sides,
                                      warm_up)
 from code.evaluation.quality import ear as fast_ear
 from code.evaluation.quality import haspi as fast_haspi
@@ -50,12 +51,11 @@ def main() -> None:
 
     stages = ["ear_model", "env_filter", "cepstral_correlation_coef", "fir_modulation_filter",
               "modulation_cross_correlation"]
-    theirs, ref = timed_side(
-        cases, lambda p, r, rate, a: pyclarity_haspi_v2(r, rate, p, rate, a, level1=level1_of(r))[0],
-        pyclarity_haspi, stages)
-    mine, fast = timed_side(
-        cases, lambda p, r, rate, a: haspi_v2(r, rate, p, rate, a, level1=level1_of(r))[0],
-        fast_haspi, stages, (fast_ear, EAR_PARTS))
+    (theirs, ref), (mine, fast) = timed_sides(cases, [
+        (lambda p, r, rate, a: pyclarity_haspi_v2(r, rate, p, rate, a, level1=level1_of(r))[0],
+         pyclarity_haspi, stages, None),
+        (lambda p, r, rate, a: haspi_v2(r, rate, p, rate, a, level1=level1_of(r))[0],
+         fast_haspi, stages, (fast_ear, EAR_PARTS))])
     report("haspi", "HASPI v2", "pyclarity haspi_v2", "fast haspi_v2", data, seconds, cases, theirs, mine,
            ref, fast, load_before)
 
