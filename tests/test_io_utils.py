@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from code.io_utils import append_jsonl, read_jsonl, repair_jsonl, write_text_atomic
