@@ -76,6 +76,7 @@ def _gaussians(out: np.ndarray, count: int, write: bool, scale: float, key: np.n
     x2s = np.empty(_N // 4)
     r2s = np.empty(_N // 4)
     fs = np.empty(_N // 4)
+    index = np.empty(_N // 4, dtype=np.int64)
     w = np.empty(4, dtype=np.uint32)
     i = 0
     if has_gauss and count > 0:
@@ -124,25 +125,18 @@ def _gaussians(out: np.ndarray, count: int, write: bool, scale: float, key: np.n
                     i += 2 * block
                     pos += 4 * attempts
                     continue
-            # Keep the accepted attempts, in order, without branches; then, if more
-            # were accepted than needed, the block is used up to the needed-th one
+            # Keep the accepted attempts, in order, without branches (with the index of
+            # each); if more were accepted than needed, the block is used up to the
+            # needed-th one
             accepted = 0
             for t in range(attempts):
                 r2 = r2s[t]
                 x1s[accepted], x2s[accepted], r2s[accepted] = x1s[t], x2s[t], r2
+                index[accepted] = t
                 accepted += (r2 < 1.0) & (r2 != 0.0)
             used = attempts
             if accepted > needed:
-                kept = 0
-                for t in range(attempts):
-                    b = pos + 4 * t
-                    x1 = _uniform(words[b], words[b + 1])
-                    x2 = _uniform(words[b + 2], words[b + 3])
-                    r2 = x1 * x1 + x2 * x2
-                    kept += (r2 < 1.0) & (r2 != 0.0)
-                    if kept == needed:
-                        used = t + 1
-                        break
+                used = index[needed - 1] + 1
                 accepted = needed
             pos += 4 * used
         # Whole pairs: the logarithms (libm's, as numpy's), then the rest in SIMD loops
