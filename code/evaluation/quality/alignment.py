@@ -29,8 +29,8 @@ def fft_length(npts: int, max_lag: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _dot_at(reference: np.ndarray, output: np.ndarray, m: int) -> float:
-    # sum_i reference[i + m] * output[i] over the overlap, in eight running sums
+def dot_at(reference: np.ndarray, output: np.ndarray, m: int) -> float:
+    """sum_i reference[i + m] * output[i] over the overlap, in eight running sums."""
     npts = reference.shape[0]
     lo = max(0, -m)
     hi = min(npts, npts - m)
@@ -80,7 +80,7 @@ def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: i
         best32 = -np.inf
         for m in range(-lags + 1, top + 1):
             best32 = max(best32, _value(c, m, nfft, absolute))
-        energy = _dot_at(reference[k], reference[k], 0) * _dot_at(output[k], output[k], 0)
+        energy = dot_at(reference[k], reference[k], 0) * dot_at(output[k], output[k], 0)
         floor = best32 - tolerance * np.sqrt(energy)
         count = 0
         for m in range(-lags + 1, top + 1):
@@ -93,7 +93,7 @@ def _refine(reference: np.ndarray, output: np.ndarray, corr: np.ndarray, lags: i
         best_m = 0
         for m in range(-lags + 1, top + 1):
             if _value(c, m, nfft, absolute) >= floor:
-                v = _dot_at(reference[k], output[k], m)
+                v = dot_at(reference[k], output[k], m)
                 v = abs(v) if absolute else v
                 if v > best:
                     best = v

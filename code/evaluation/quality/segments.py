@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from code.evaluation.quality.alignment import dot_at
+
 _SMALL = 1.0e-30
 
 
@@ -101,12 +103,9 @@ def _segment_stats(x, y, start, win, maxlag, inv_corr, norm, seg_x, seg_y, pad_x
     for i in range(n):
         seg_x[i] -= mx
         seg_y[i] -= my
-        pad_x[maxlag + i] = seg_x[i] * seg_x[i]
-        pad_x[maxlag + n + 2 * maxlag + i] = seg_y[i] * seg_y[i]
-    sx = _sum4(pad_x[maxlag:], n)
-    sy = _sum4(pad_x[maxlag + n + 2 * maxlag:], n)
-    for i in range(n):
         pad_x[maxlag + i] = seg_x[i]
+    sx = dot_at(seg_x[:n], seg_x[:n], 0)
+    sy = dot_at(seg_y[:n], seg_y[:n], 0)
     for i in range(maxlag):
         pad_x[i] = 0.0
         pad_x[maxlag + n + i] = 0.0
@@ -147,7 +146,7 @@ def _covary(ref, proc, window, half_window, maxlag, win_corr, half_corr, win_sum
     nhalf = nwin // 2
     seg_x = np.empty(nwin)
     seg_y = np.empty(nwin)
-    pad_x = np.empty(2 * (nwin + 2 * maxlag))  # the padded segment, then scratch
+    pad_x = np.empty(nwin + 2 * maxlag)
     acc = np.empty(2 * maxlag + 1)
     first_half = window[:nhalf].copy()
     for k in range(nchan):
