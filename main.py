@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("main", "code"):
         logging.getLogger(name).setLevel(logging.INFO)
     cfg = parse_config(argv)
-    from code.errors import ASRError, ConfigError, DataError
+    from code.errors import ASRError, ConfigError, DataError, ModelError
     from code.pipeline import run
 
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_redirect_tqdm():  # log lines go above progress bars, not through them
             run(cfg)
-    except (DataError, ASRError, ConfigError) as e:
+    except (DataError, ASRError, ConfigError, ModelError) as e:
         log.error("%s", e, exc_info=debug)
         return 2
     except KeyboardInterrupt as e:

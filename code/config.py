@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from code.config_lists import lists_problem
 from code.errors import shown
 
 SAMPLE_RATE = 44100  # Hz: the challenge audio's rate, and the hearing-loss simulator's
@@ -336,6 +337,9 @@ def check_config(cfg: ExperimentConfig) -> str | None:
         return _one_of("--predictor", cfg.predictor, predictors)
     if cfg.challenge and cfg.challenge not in CHALLENGES:
         return _one_of("--challenge", cfg.challenge, CHALLENGES)
+    problem = lists_problem(cfg)  # names too long for files, empty or repeated list items
+    if problem:
+        return problem
     models = registered_names(MODELS_FILE, "MODELS")
     for name in model_names(cfg):
         if models and name not in models:
@@ -364,8 +368,6 @@ def check_config(cfg: ExperimentConfig) -> str | None:
         return (f"--asr-model {cfg.asr_model!r} and --asr-models {cfg.asr_models!r} disagree: "
                 f"give the Whisper models with one of them (e.g. --asr-models "
                 f"{','.join([cfg.asr_model, *listed])})")
-    if len(set(listed)) < len(listed):
-        return f"--asr-models lists a model twice: {cfg.asr_models!r}"
     if cfg.predictor == "whisper-head" and len(asr_models(cfg)) > 1:
         return (f"--predictor whisper-head reads one Whisper encoder; --asr-models names "
                 f"{len(asr_models(cfg))} ({cfg.asr_models!r}): give one")

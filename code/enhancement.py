@@ -26,6 +26,7 @@ from clarity.utils.audiogram import Audiogram
 from tqdm import tqdm
 
 from code.data.layout import SplitData
+from code.data.levels import simulator_level_problem
 from code.data_loading import CLIPDataset, make_dataloader
 from code.enhancement_plan import (
     MANIFEST,
@@ -36,6 +37,7 @@ from code.enhancement_plan import (
     output_dir,
     plan_tasks,
 )
+from code.errors import ModelError
 from code.io_utils import append_jsonl, write_wav_atomic
 from code.keys import file_digest
 from code.models.audiograms import common_frequencies
@@ -108,12 +110,24 @@ def _run_model(model, batch: dict, device: torch.device, model_name: str) -> np.
     if isinstance(out, np.ndarray):
         out = torch.from_numpy(out)
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"model {model_name} returned {type(out).__name__} for signals {names}; "
-                        "expected a tensor shaped like its input [B, 2, T]")
+        raise ModelError(f"model {model_name} returned {type(out).__name__} for signals {names}; "
+                         "expected a tensor shaped like its input [B, 2, T]")
     if tuple(out.shape) != tuple(batch["signals"].shape):
-        raise RuntimeError(f"model {model_name} returned shape {tuple(out.shape)} for signals {names}; "
-                           f"expected the input's {tuple(batch['signals'].shape)}")
+        raise ModelError(f"model {model_name} returned shape {tuple(out.shape)} for signals {names}; "
+                         f"expected the input's {tuple(batch['signals'].shape)}")
     return out.detach().to("cpu", torch.float32).numpy()
+
+
+def _check_output(enhanced: np.ndarray, task: EnhanceTask, model_name: str, sample_rate: int) -> None:
+    """Refuse an item's output that has non-finite samples, or that the hearing-loss
+    simulator (``unprocessed`` input) cannot take."""
+    if not np.all(np.isfinite(enhanced)):
+        raise ModelError(f"signal {task.signal}: model {model_name} output has NaN or infinite samples "
+                         f"({int(np.sum(~np.isfinite(enhanced)))} of {enhanced.size})")
+    problem = simulator_level_problem(enhanced, sample_rate) if task.heard_path is not None else None
+    if problem:
+        raise ModelError(f"signal {task.signal}: model {model_name}'s output is {problem}. Its input "
+                         "passed that check, so the model's gain brings it down: check the model")
 
 
 def _reason_counts(plan: list[tuple[EnhanceTask, str | None]]) -> dict[str, int]:
@@ -159,8 +173,9 @@ def enhance_split(
 
     Raises:
         ValueError: for an unknown model, a mixed audiogram table or a bad tag.
-        RuntimeError / TypeError: naming the signals, when the model returns
-            something of the wrong shape or type, or non-finite samples.
+        ModelError: naming the model and signals, when the model returns something
+            of the wrong shape or type, non-finite samples, or (``unprocessed``
+            input) output too quiet for the hearing-loss simulator.
     """
     out_dir = output_dir(results_dir, model_name, input_kind, tag)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -212,9 +227,7 @@ def enhance_split(
             for i, record in enumerate(batch["metadata"]):
                 task = by_signal[record["signal"]]
                 enhanced = processed[i, :, : int(batch["lengths"][i])]
-                if not np.all(np.isfinite(enhanced)):
-                    raise RuntimeError(f"signal {task.signal}: model {model_name} output has NaN "
-                                       "or infinite samples")
+                _check_output(enhanced, task, model_name, sample_rate)
                 pending.append(pool.submit(_finish_item, task.signal, np.ascontiguousarray(enhanced),
                                            task.output_path, task.heard_path, task.levels,
                                            task.frequencies, sample_rate, simulator, str(device_)))

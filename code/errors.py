@@ -39,6 +39,11 @@ class ASRError(RuntimeError):
     """A Whisper model could not be found, loaded or run."""
 
 
+class ModelError(RuntimeError):
+    """A hearing-aid model's output cannot be used: not a tensor of its input's shape,
+    non-finite samples, or too quiet for the hearing-loss simulator."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one record or file."""

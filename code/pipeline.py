@@ -226,12 +226,32 @@ def _shard_filter(shard: str):
     return lambda records: records[k - 1:: n]
 
 
-def _split(cfg, *, input_kinds: tuple[str, ...], shard: str = "") -> SplitData:
+def _split(cfg, *, input_kinds: tuple[str, ...], shard: str = "", references: str = "") -> SplitData:
     return validate_split(Path(cfg.data_root), cfg.split, challenge=cfg.challenge,
-                          input_kinds=input_kinds, check_audio=bool(input_kinds),
-                          skip_invalid=cfg.skip_invalid,
+                          input_kinds=input_kinds, check_audio=bool(input_kinds or references),
+                          skip_invalid=cfg.skip_invalid, references=references,
                           target=cfg.target, records_filter=_shard_filter(shard),
                           check_cache=Path(cfg.results_dir) / ".audio_checks.json")
+
+
+def _haspi_fit_references(cfg, parts: list[SplitData]) -> None:
+    """``--haspi`` makes HASPI a column of the fit set too: every labelled record of the fit
+    splits needs its unprocessed audio (the predicted split's are checked with its audio).
+
+    Raises:
+        DataError: naming the fit split and a missing file.
+    """
+    for part in parts:
+        if part.layout.split == cfg.split:
+            continue
+        mine = [r["signal"] for r in part.records if cfg.target in r]
+        missing = [part.layout.audio_path(s, "unprocessed") for s in mine]
+        missing = [p for p in missing if not p.is_file()]
+        if missing:
+            raise DataError(f"--haspi compares each signal with its unprocessed audio, and fit split "
+                            f"{part.layout.split!r} lacks it for {len(missing)} of its {len(mine)} labelled "
+                            f"record(s) (e.g. {missing[0]}): HASPI would be left out of the fit set. "
+                            "Drop --haspi, or fit on a split with unprocessed audio (--fit-split)")
 
 
 def run_from_scores(cfg) -> None:
@@ -260,9 +280,12 @@ def run(cfg) -> None:
     table = audiogram_table(cfg)
     if cfg.train:
         train_models(cfg, table)  # results/_training/<Model>[-<tag>].pt, which Stage 1's model then loads
-    split = _split(cfg, input_kinds=(cfg.input,) if "1" in wanted else (), shard=cfg.shard)
+    split = _split(cfg, input_kinds=(cfg.input,) if "1" in wanted else (), shard=cfg.shard,
+                   references=("require" if cfg.haspi else "check") if "2" in wanted else "")
     if "2" in wanted:
-        fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work
+        parts, _ = fit_records(cfg, split)  # labels to fit on exist: say so before any heavy work
+        if cfg.haspi and not cfg.train_scores:
+            _haspi_fit_references(cfg, parts)
     progress = RecomputeProgress(cfg)
     all_predictions: dict[str, dict[str, float]] = {}
     quality: dict[str, dict[str, float]] = {}  # {model: {signal: HAAQI}}, with quality_wanted

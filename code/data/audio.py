@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from code.config import SAMPLE_RATE
 from code.data.layout import SplitLayout
+from code.data.levels import simulator_level_problem
 from code.errors import DataError, Problem
 from code.io_utils import write_text_atomic
 from code.keys import code_digest
@@ -46,6 +47,9 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     """
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink():
+            raise DataError(f"audio file {path} is a symbolic link that leads to no file (a loop, or "
+                            f"a missing target: {_link_target(path)}); expected an audio file")
         raise DataError(f"audio file not found: {path}")
     if path.stat().st_size == 0:
         raise DataError(f"audio file is empty (0 bytes): {path}")
@@ -59,6 +63,13 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(audio)):
         raise DataError(f"audio file {path} contains NaN or infinite samples")
     return audio, file_rate
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return repr(str(path.readlink()))
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
 
 
 def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -81,7 +92,8 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def _load_check_cache(path: Path | None) -> dict[str, list]:
-    """The audio-check cache: resolved path -> [size, mtime_ns, silent], valid while the
+    """The audio-check cache: resolved path -> [size, mtime_ns, silent, why the simulator
+    cannot take it or None], valid while the
     checking code (``_check_audio`` and what it calls) is unchanged."""
     if path is None or not Path(path).is_file():
         return {}
@@ -104,42 +116,57 @@ def _save_check_cache(path: Path, new: dict[str, list]) -> None:
         {"code": code_digest(_check_audio), "files": files}, separators=(",", ":")))
 
 
-def _check_audio(signal: str, path: Path, cache: dict[str, list]
+def _check_audio(signal: str, path: Path, cache: dict[str, list], simulated: bool = False
                  ) -> tuple[Problem | None, str | None, tuple[str, list] | None, bool]:
     """(problem, note, new cache entry, whether it was decoded) for one file; an
-    unchanged file that passed before (same size and mtime) is not decoded again."""
-    key = str(Path(path).resolve())
+    unchanged file that passed before (same size and mtime) is not decoded again.
+    ``simulated``: the hearing-loss simulator hears this audio (through the model), so
+    audio too quiet for its level calibration is a problem."""
+    try:
+        key = str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a symbolic link loop: decoding names it
+        key = None
     try:
         stat = Path(path).stat()
     except OSError:
         stat = None
     silent_note = f"signal {signal}: audio is silent ({path}); it is scored, but check it"
-    entry = cache.get(key)
-    if stat is not None and entry is not None and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
-        return None, silent_note if entry[2] else None, None, False
+    entry = cache.get(key) if key is not None else None
+    if stat is not None and entry is not None and len(entry) == 4 \
+            and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
+        quiet = Problem(signal, f"audio {entry[3]}", str(path)) if simulated and entry[3] else None
+        return quiet, silent_note if entry[2] else None, None, False
     try:
-        audio, _ = _decode(path)
+        audio, rate = _decode(path)
     except DataError as e:
         return Problem(signal, str(e), str(path)), None, None, True
     silent = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < SILENCE_RMS
-    new = (key, [stat.st_size, stat.st_mtime_ns, silent]) if stat is not None else None
-    return None, silent_note if silent else None, new, True
+    at_simulator_rate = audio if rate == SAMPLE_RATE else soxr.resample(audio.T, rate, SAMPLE_RATE, quality="HQ").T
+    too_quiet = simulator_level_problem(at_simulator_rate, SAMPLE_RATE)  # as Stage 1 reads it
+    new = (key, [stat.st_size, stat.st_mtime_ns, silent, too_quiet]) \
+        if stat is not None and key is not None else None
+    quiet = Problem(signal, f"audio {too_quiet}", str(path)) if simulated and too_quiet else None
+    return quiet, silent_note if silent else None, new, True
 
 
 def check_audio_files(layout: SplitLayout, signals: list[str], *,
                       input_kinds: tuple[str, ...] = ("signals",), workers: int = 4,
-                      check_cache: Path | None = None) -> tuple[list[Problem], list[str]]:
+                      check_cache: Path | None = None, simulated: tuple[str, ...] = ()
+                      ) -> tuple[list[Problem], list[str]]:
     """Decode each signal's audio files of ``input_kinds``; return (problems, notes).
+    Audio of a kind in ``simulated`` goes through the hearing-loss simulator (after the
+    model): audio too quiet for it (``code.data.levels``) is a problem too.
 
     Audio is decoded at the file's own rate (resampling cannot make a valid
-    file invalid). With ``check_cache``, files that passed before and have
+    file invalid); its level is judged at the simulator's rate, as Stage 1 reads it. With ``check_cache``, files that passed before and have
     not changed since (same size and mtime) are not decoded again; the cache
     file is updated with the new passes.
     """
     cache = _load_check_cache(check_cache)
-    jobs = [(s, layout.audio_path(s, kind)) for s in signals for kind in input_kinds]
+    jobs = [(s, layout.audio_path(s, kind), kind in simulated) for s in signals for kind in input_kinds]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(tqdm(pool.map(lambda job: _check_audio(*job, cache), jobs), total=len(jobs),
+        results = list(tqdm(pool.map(lambda job: _check_audio(job[0], job[1], cache, job[2]), jobs),
+                            total=len(jobs),
                             desc=f"checking {layout.split} audio", unit="file", leave=False,
                             disable=len(jobs) < 100))
     new = dict(entry for _, _, entry, _ in results if entry is not None)

@@ -73,6 +73,28 @@ def check_audio_lengths(layout: SplitLayout, signals: list[str], *, input_kinds:
     return [p for p, _ in results if p is not None], [n for _, n in results if n is not None]
 
 
+def check_references(layout: SplitLayout, signals: list[str], *, require: bool = False,
+                     workers: int = 4, check_cache: Path | None = None) -> list[Problem]:
+    """Problems of the unprocessed references Stage 2 reads beside ``signals``' audio: one
+    that does not decode, or, with ``require``, is missing.
+
+    Raises:
+        DataError: with ``require``, when the split has no unprocessed audio at all.
+    """
+    paths = {s: layout.audio_path(s, "unprocessed") for s in signals}
+    present = [s for s, p in paths.items() if p.is_file() or p.is_symlink()]
+    if require and signals and not present:
+        raise DataError(f"--haspi compares each signal with its unprocessed audio, and split "
+                        f"{layout.split!r} has none (looked in {layout.audio_dir / 'unprocessed'}); "
+                        "drop --haspi, or use a split with unprocessed audio")
+    missing = [Problem(s, f"--haspi needs its unprocessed reference, which is missing: {paths[s]}",
+                       str(paths[s])) for s in signals if s not in present] if require else []
+    problems, _ = check_audio_files(layout, present, input_kinds=("unprocessed",), workers=workers,
+                                    check_cache=check_cache)
+    return missing + [Problem(p.signal, f"its unprocessed reference (Stage 2 compares with it): {p.reason}",
+                              p.path) for p in problems]
+
+
 def validate_split(
     data_root: Path | DataRoot,
     split: str,
@@ -86,6 +108,7 @@ def validate_split(
     workers: int = 4,
     records_filter: Callable[[list[dict]], list[dict]] | None = None,
     check_cache: Path | None = None,
+    references: str = "",
 ) -> SplitData:
     """Locate, read and check a split before any heavy work.
 
@@ -101,6 +124,12 @@ def validate_split(
     Checks decode at each file's own rate (resampling cannot make a valid file
     invalid). ``require_correctness`` requires the ``target``
     field ("correctness" or "phoneme_correctness") in every record.
+    Unprocessed audio among ``input_kinds`` is what the model hears before the
+    hearing-loss simulator: audio too quiet for the simulator is a problem
+    (``code.data.levels``). ``references``: the unprocessed references Stage 2
+    compares with (STOI, HASPI) are decoded too: ``"check"`` those present,
+    ``"require"`` every record's (``--haspi``: a missing one is a problem; a split
+    with none raises).
 
     Raises:
         DataError: listing every problem, unless ``skip_invalid`` is set, in
@@ -136,10 +165,14 @@ def validate_split(
     if check_audio and input_kinds:
         audio_problems, audio_notes = check_audio_files(
             layout, [r["signal"] for r in selected], input_kinds=input_kinds, workers=workers,
-            check_cache=check_cache)
+            check_cache=check_cache, simulated=("unprocessed",))
         problems += audio_problems
         notes += audio_notes
-        undecodable = {p.signal for p in audio_problems}
+    if check_audio and references and "unprocessed" not in input_kinds:
+        problems += check_references(layout, [r["signal"] for r in selected], require=references == "require",
+                                     workers=workers, check_cache=check_cache)
+    if check_audio and input_kinds:
+        undecodable = {p.signal for p in problems}
         length_problems, length_notes = check_audio_lengths(
             layout, [r["signal"] for r in selected if r["signal"] not in undecodable],
             input_kinds=input_kinds, workers=workers)
