@@ -120,11 +120,12 @@ def _run_model(model, batch: dict, device: torch.device, model_name: str) -> np.
 
 def _check_output(enhanced: np.ndarray, task: EnhanceTask, model_name: str, sample_rate: int) -> None:
     """Refuse an item's output that has non-finite samples, or that the hearing-loss
-    simulator (``unprocessed`` input) cannot take."""
+    simulator (``unprocessed`` input; an audiogram of zeros skips it) cannot take."""
     if not np.all(np.isfinite(enhanced)):
         raise ModelError(f"signal {task.signal}: model {model_name} output has NaN or infinite samples "
                          f"({int(np.sum(~np.isfinite(enhanced)))} of {enhanced.size})")
-    problem = simulator_level_problem(enhanced, sample_rate) if task.heard_path is not None else None
+    simulated = task.heard_path is not None and any(task.levels)
+    problem = simulator_level_problem(enhanced, sample_rate) if simulated else None
     if problem:
         raise ModelError(f"signal {task.signal}: model {model_name}'s output is {problem}. Its input "
                          "passed that check, so the model's gain brings it down: check the model")

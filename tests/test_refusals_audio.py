@@ -165,27 +165,30 @@ def test_quiet_audio_skipped_then_stage_1_runs(tmp_path, caplog, capsys):
         assert np.all(np.isfinite(sf.read(path)[0]))
 
 
-# (id, model standing in for identity, extra arguments, what the message says)
-BAD_MODELS = [
+# (id, model standing in for identity, extra arguments, what the message says, the record it names)
+BAD_MODELS = [  # the first record's listener has no loss (no simulator): the second is named
     ("output at -80 dB", lambda s, a: s * 1e-4, UNPROCESSED,
-     "model identity's output is too quiet for the hearing-loss simulator"),
-    ("wrong shape", lambda s, a: s[:, :1], [], "model identity returned shape"),
-    ("NaN output", lambda s, a: s * float("nan"), [], "model identity output has NaN or infinite samples"),
-    ("a list, not a tensor", lambda s, a: s.tolist(), [], "model identity returned list"),
+     "model identity's output is too quiet for the hearing-loss simulator", 1),
+    ("wrong shape", lambda s, a: s[:, :1], [], "model identity returned shape", 0),
+    ("NaN output", lambda s, a: s * float("nan"), [], "model identity output has NaN or infinite samples", 0),
+    ("a list, not a tensor", lambda s, a: s.tolist(), [], "model identity returned list", 0),
 ]
 
 
-@pytest.mark.parametrize("case,model,extra,expected", BAD_MODELS, ids=[b[0] for b in BAD_MODELS])
+@pytest.mark.parametrize("case,model,extra,expected,named", BAD_MODELS, ids=[b[0] for b in BAD_MODELS])
 def test_a_bad_model_output_is_named_without_traceback(tmp_path, caplog, capsys, monkeypatch, case,
-                                                       model, extra, expected):
+                                                       model, extra, expected, named):
     monkeypatch.setitem(hearing_aid_models.MODELS, "identity", model)
     root, records = _prepared(tmp_path, None)
     argv = ["--data-root", root, "--results-dir", tmp_path / "results", "--stages", "1", "--jobs", "1",
             "--model", "identity", *extra]
     code, text = run_main(argv, caplog, capsys)
     assert code == 2, text[-3000:]
-    assert expected in text and records[0]["signal"] in text, text[-3000:]
+    assert expected in text and records[named]["signal"] in text, text[-3000:]
     assert "Traceback" not in text
+    if case == "output at -80 dB":
+        assert records[0]["hearing_loss"] == "No Loss" and records[1]["hearing_loss"] != "No Loss"
+        assert f"signal {records[0]['signal']}" not in text  # passed through unsimulated
 
 
 def _first_unprocessed() -> np.ndarray:

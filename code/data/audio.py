@@ -47,9 +47,6 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     """
     path = Path(path)
     if not path.is_file():
-        if path.is_symlink():
-            raise DataError(f"audio file {path} is a symbolic link that leads to no file (a loop, or "
-                            f"a missing target: {_link_target(path)}); expected an audio file")
         raise DataError(f"audio file not found: {path}")
     if path.stat().st_size == 0:
         raise DataError(f"audio file is empty (0 bytes): {path}")
@@ -63,13 +60,6 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(audio)):
         raise DataError(f"audio file {path} contains NaN or infinite samples")
     return audio, file_rate
-
-
-def _link_target(path: Path) -> str:
-    try:
-        return repr(str(path.readlink()))
-    except OSError as e:
-        return f"unreadable ({e.strerror})"
 
 
 def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -116,6 +106,13 @@ def _save_check_cache(path: Path, new: dict[str, list]) -> None:
         {"code": code_digest(_check_audio), "files": files}, separators=(",", ":")))
 
 
+def _link_target(path: Path) -> str:
+    try:
+        return repr(str(path.readlink()))
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+
+
 def _check_audio(signal: str, path: Path, cache: dict[str, list], simulated: bool = False
                  ) -> tuple[Problem | None, str | None, tuple[str, list] | None, bool]:
     """(problem, note, new cache entry, whether it was decoded) for one file; an
@@ -136,13 +133,17 @@ def _check_audio(signal: str, path: Path, cache: dict[str, list], simulated: boo
             and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
         quiet = Problem(signal, f"audio {entry[3]}", str(path)) if simulated and entry[3] else None
         return quiet, silent_note if entry[2] else None, None, False
+    if stat is None and Path(path).is_symlink():
+        return Problem(signal, f"audio file {path} is a symbolic link that leads to no file (a loop, or a "
+                       f"missing target: {_link_target(Path(path))}); expected an audio file"), None, None, True
     try:
         audio, rate = _decode(path)
     except DataError as e:
         return Problem(signal, str(e), str(path)), None, None, True
     silent = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < SILENCE_RMS
-    at_simulator_rate = audio if rate == SAMPLE_RATE else soxr.resample(audio.T, rate, SAMPLE_RATE, quality="HQ").T
-    too_quiet = simulator_level_problem(at_simulator_rate, SAMPLE_RATE)  # as Stage 1 reads it
+    if rate != SAMPLE_RATE:  # judged as Stage 1 reads it
+        audio = soxr.resample(audio.T, rate, SAMPLE_RATE, quality="HQ").T
+    too_quiet = simulator_level_problem(audio, SAMPLE_RATE)
     new = (key, [stat.st_size, stat.st_mtime_ns, silent, too_quiet]) \
         if stat is not None and key is not None else None
     quiet = Problem(signal, f"audio {too_quiet}", str(path)) if simulated and too_quiet else None
@@ -158,9 +159,10 @@ def check_audio_files(layout: SplitLayout, signals: list[str], *,
     model): audio too quiet for it (``code.data.levels``) is a problem too.
 
     Audio is decoded at the file's own rate (resampling cannot make a valid
-    file invalid); its level is judged at the simulator's rate, as Stage 1 reads it. With ``check_cache``, files that passed before and have
-    not changed since (same size and mtime) are not decoded again; the cache
-    file is updated with the new passes.
+    file invalid; its level is judged at 44100 Hz, as Stage 1 reads it). With
+    ``check_cache``, files that passed before and have not changed since (same
+    size and mtime) are not decoded again; the cache file is updated with the
+    new passes.
     """
     cache = _load_check_cache(check_cache)
     jobs = [(s, layout.audio_path(s, kind), kind in simulated) for s in signals for kind in input_kinds]
