@@ -298,7 +298,7 @@ def _options_problem(options: object) -> str | None:
     if not isinstance(options, dict):
         return f"--predictor-options must be a JSON object of settings, got {shown(options)}"
     for key, value in options.items():
-        if value is not None and not isinstance(value, (int, float, str, bool)):
+        if value is not None and not isinstance(value, (int, float, str, bool)) and key != "members":  # the stack checks its members
             return (f"--predictor-options {key!r} must be a number, a string, true/false or null, "
                     f"got {shown(value)}")
         if isinstance(value, float) and not math.isfinite(value):
