@@ -112,3 +112,104 @@ def test_the_docs_stack_runs_on_the_demo_from_the_command_line_and_from_a_file(t
     members = params["members"]
     assert [m["predictor"] for m in members] == ["logistic-hl", "gbm"]
     assert members[1]["params"]["settings"]["max_iter"] == 100
+
+
+# An ASR model path: a model's files are looked for by name, before any work and without reading
+# anything under the path (a 1 GB file there would take seconds to hash; the digest memory stays absent).
+def _non_model_folder(*names):
+    def make(tmp_path):
+        folder = tmp_path / "not_a_model"
+        folder.mkdir()
+        with open(folder / "big.bin", "wb") as f:
+            f.truncate(1 << 30)  # sparse: costs no disk, would cost seconds to hash
+        for name in names:
+            (folder / name).write_text("{}")
+        return folder
+    return make
+
+
+def _model_file(name):
+    def make(tmp_path):
+        (tmp_path / name).write_bytes(b"\0" * 64)
+        return tmp_path / name
+    return make
+
+
+# (id, engine, the path's maker, how it is given, what the message says)
+BAD_MODEL_PATHS = [
+    ("folder of other files, faster-whisper", "faster-whisper", _non_model_folder(), "--asr-models",
+     "is a folder but not a faster-whisper model: it has no model.bin and no config.json"),
+    ("folder with config.json only", "faster-whisper", _non_model_folder("config.json"), "--asr-model",
+     "is a folder but not a faster-whisper model: it has no model.bin ("),
+    ("a .pt file to faster-whisper", "faster-whisper", _model_file("tiny.pt"), "--asr-model",
+     "is a file; faster-whisper reads a model folder"),
+    ("a folder to openai-whisper", "openai-whisper", _non_model_folder("model.bin", "config.json"), "--asr-models",
+     "is a folder; openai-whisper reads a checkpoint file ending in .pt"),
+    ("a .bin file to openai-whisper", "openai-whisper", _model_file("model.bin"), "--asr-model",
+     "is a .bin file; openai-whisper reads a checkpoint file ending in .pt"),
+]
+
+
+@pytest.mark.parametrize("case,engine,make,option,expected", BAD_MODEL_PATHS, ids=[b[0] for b in BAD_MODEL_PATHS])
+def test_a_path_that_is_no_model_is_refused_at_once_without_reading_it(tmp_path, caplog, capsys, monkeypatch,
+                                                                       case, engine, make, option, expected):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = make(tmp_path)
+    root = _prepared(tmp_path, None)
+    results = tmp_path / "results"
+    value = f"tiny.en,{path}" if option == "--asr-models" else str(path)
+    argv = ["--data-root", root, "--results-dir", results, "--stages", "1", "--asr-engine", engine, option, value]
+    code, text = run_main(argv, caplog, capsys)
+    assert code == 2, text[-3000:]
+    assert f"{option} {str(path)!r} {expected}" in text, text[-3000:]
+    assert "Traceback" not in text
+    assert not (results / "NLR1").exists()  # refused before Stage 1
+    assert not (tmp_path / "cache").exists()  # nothing under the path was hashed
+
+
+def test_real_model_paths_are_accepted():
+    from code.evaluation.asr.engines import _bundled_faster_whisper_model
+    from code.evaluation.asr.settings import model_path_problem
+    from tests.test_official_route import SHARED_CHECKPOINT
+
+    bundled = _bundled_faster_whisper_model("tiny.en")
+    assert bundled and model_path_problem("faster-whisper", bundled) is None
+    assert model_path_problem("faster-whisper", "tiny.en") is None  # a name: ensure_available's to check
+    if SHARED_CHECKPOINT.is_file():
+        assert model_path_problem("openai-whisper", str(SHARED_CHECKPOINT)) is None
+
+
+def _digest_files(tmp_path, n):
+    from code.keys import remembered_digest
+
+    folder = tmp_path / "files"
+    folder.mkdir(exist_ok=True)
+    for i in range(n):
+        path = folder / f"f{i:04d}.bin"
+        if not path.exists():
+            path.write_bytes(str(i).encode())
+        remembered_digest(path)
+
+
+def test_the_digest_memory_appends_one_line_per_file_and_is_not_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    memory = tmp_path / "cache" / "cadenza-clip" / "file_digests.jsonl"
+    _digest_files(tmp_path, 1)
+    before, inode = memory.read_text(), memory.stat().st_ino
+    _digest_files(tmp_path, 3)  # f0000 is remembered: two new lines
+    after = memory.read_text()
+    assert memory.stat().st_ino == inode and after.startswith(before)
+    assert len(after.splitlines()) == 3
+
+
+def test_the_digest_memory_stays_bounded(tmp_path, monkeypatch):
+    from code import keys
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(keys, "DIGEST_MEMORY_MAX_BYTES", 4000)
+    _digest_files(tmp_path, 300)
+    memory = tmp_path / "cache" / "cadenza-clip" / "file_digests.jsonl"
+    lines = memory.read_text().splitlines()
+    assert memory.stat().st_size <= 4000 and 5 < len(lines) < 300
+    assert "f0299.bin" in lines[-1]  # the newest is kept
+    assert json.loads(lines[-1])[1] == keys.file_digest(tmp_path / "files" / "f0299.bin")
