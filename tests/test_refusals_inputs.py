@@ -40,11 +40,11 @@ def _file(name):
 
 # (id, extra arguments; a callable of tmp_path gives an --asr-models path, what the message says)
 BAD_OPTIONS = [
-    ("stack inner_folds null", _stack({"inner_folds": None}), "stack's inner_folds must be a whole number of at least 2, got None"),
-    ("stack inner_folds text", _stack({"inner_folds": "x"}), "stack's inner_folds must be a whole number of at least 2, got 'x'"),
-    ("stack inner_folds 2.9", _stack({"inner_folds": 2.9}), "stack's inner_folds must be a whole number of at least 2, got 2.9"),
-    ("stack inner_folds true", _stack({"inner_folds": True}), "stack's inner_folds must be a whole number"),
-    ("stack inner_folds 1", _stack({"inner_folds": 1}), "stack's inner_folds must be a whole number of at least 2, got 1"),
+    ("stack inner_folds null", _stack({"inner_folds": None}), "stack's inner_folds must be at least 2 (a whole number of folds), got None"),
+    ("stack inner_folds text", _stack({"inner_folds": "x"}), "stack's inner_folds must be at least 2 (a whole number of folds), got 'x'"),
+    ("stack inner_folds 2.9", _stack({"inner_folds": 2.9}), "stack's inner_folds must be at least 2 (a whole number of folds), got 2.9"),
+    ("stack inner_folds true", _stack({"inner_folds": True}), "stack's inner_folds must be at least 2 (a whole number of folds)"),
+    ("stack inner_folds 1", _stack({"inner_folds": 1}), "stack's inner_folds must be at least 2 (a whole number of folds), got 1"),
     ("stack members not a list", _stack({"members": "gbm"}), "stack's members must be a non-empty list, got 'gbm'"),
     ("stack members empty", _stack({"members": []}), "stack's members must be a non-empty list"),
     ("stack member not an object", _stack({"members": ["gbm"]}), "a stack member is {'predictor': NAME"),

@@ -64,8 +64,8 @@ def inner_folds(value: object) -> int:
     """
     whole = isinstance(value, int) or isinstance(value, float) and value.is_integer()
     if isinstance(value, bool) or not whole or value < 2:
-        raise ValueError(f"--predictor-options: stack's inner_folds must be a whole number of at least 2, "
-                         f"got {shown(value)}")
+        raise ValueError(f"--predictor-options: stack's inner_folds must be at least 2 (a whole number of "
+                         f"folds), got {shown(value)}")
     return int(value)
 
 
