@@ -50,6 +50,8 @@ BAD_OPTIONS = [
     ("stack member not an object", _stack({"members": ["gbm"]}), "a stack member is {'predictor': NAME"),
     ("stack member key unknown", _stack({"members": [{"predictor": "gbm", "weight": 1}]}),
      "member 1 is {'predictor': 'gbm', 'weight': 1}"),
+    ("stack member's predictor not a name", _stack({"members": [{"predictor": ["gbm"]}]}),
+     "member 1 is {'predictor': ['gbm']}"),
     ("stack member unknown predictor", _stack({"members": [{"predictor": "gmb"}]}),
      "stack member 1 ('gmb'): unknown predictor 'gmb'; did you mean 'gbm'?"),
     ("stack member a stack", _stack({"members": [{"predictor": "gbm"}, {"predictor": "stack"}]}),

@@ -77,11 +77,12 @@ def _check_member(index: int, member: object, seed: int) -> None:
     Raises:
         ValueError: naming the member (by position and predictor) and what was expected.
     """
-    shape = ("a stack member is {'predictor': NAME, 'feature': COLUMN or null, 'settings': {...} or null}")
-    if not isinstance(member, dict) or "predictor" not in member or set(member) - set(MEMBER_KEYS):
+    shape = "a stack member is {'predictor': NAME, 'feature': COLUMN or null, 'settings': {...} or null}"
+    if (not isinstance(member, dict) or not isinstance(member.get("predictor"), str)
+            or set(member) - set(MEMBER_KEYS)):
         raise ValueError(f"--predictor-options: {shape}; member {index + 1} is {shown(member)}")
     name, feature, settings = member["predictor"], member.get("feature"), member.get("settings")
-    where = f"--predictor-options: stack member {index + 1} ({name!r})"
+    where = f"--predictor-options: stack member {index + 1} ({shown(name)})"
     if name == StackPredictor.name:
         raise ValueError(f"{where}: a stack cannot be its own member")
     if feature is not None and not isinstance(feature, str):
