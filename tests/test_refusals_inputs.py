@@ -215,3 +215,21 @@ def test_the_digest_memory_stays_bounded(tmp_path, monkeypatch):
     assert memory.stat().st_size <= 4000 and 5 < len(lines) < 300
     assert "f0299.bin" in lines[-1]  # the newest is kept
     assert json.loads(lines[-1])[1] == keys.file_digest(tmp_path / "files" / "f0299.bin")
+
+
+def test_a_run_whose_provenance_names_a_non_model_folder_is_refused_without_reading_it(tmp_path, monkeypatch):
+    """A results folder is untrusted: a ``.run.json`` naming ``/tmp``-like folder as its Whisper
+    model would have every file under it hashed when the page is made."""
+    from code.errors import DataError
+    from code.evaluation.outputs.report_signals import load_run
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = _non_model_folder()(tmp_path)
+    csv = tmp_path / "results" / "submission_NLR1_valid.csv"
+    csv.parent.mkdir()
+    csv.write_text("signal_ID,intelligibility_score\nS1,50.0\n")
+    csv.with_suffix(".run.json").write_text(json.dumps(
+        {"run": "NLR1", "model": "NLR1", "split": "valid", "config": {"asr_model": str(folder)}}))
+    with pytest.raises(DataError, match=f"its Whisper model {str(folder)!r} is a folder but not a faster-whisper model"):
+        load_run(csv)
+    assert not (tmp_path / "cache").exists()

@@ -100,6 +100,8 @@ def model_path_problem(engine: str, model: str, *, option: str = "--asr-model") 
     """Why an existing path ``model`` is not a Whisper model ``engine`` can load, or None (also
     for a name, which ``ensure_available`` checks). Looks at file names only, reads nothing:
     faster-whisper needs a folder holding ``FASTER_WHISPER_FILES``, openai-whisper a ``.pt`` file."""
+    if not isinstance(model, str):
+        return f"{option} {shown(model)} is not a model name or path"
     path = Path(model)
     try:
         exists = path.exists()
