@@ -49,7 +49,7 @@ if __name__ == "__main__" and not __package__:
 import numpy as np
 
 from benchmarks.predictors import ROOT, demo_features, split_records
-from code.config import HEARING_LOSS_CATEGORIES
+from code.config import HEARING_LOSS_CATEGORIES, SPLITS
 from code.errors import DataError
 from code.evaluation.comparison.compare import prompt_bootstrap
 from code.evaluation.comparison.metrics import clip_metrics, ncc, rmse
@@ -61,6 +61,7 @@ DEMO_ROOT = ROOT / "data" / "demo"
 INTRUSIVE_PREFIXES = ("stoi", "estoi", "pesq", "haspi", "hasqi", "haaqi", "sisdr")
 SCORED_SUFFIXES = (".left", ".right", ".better_ear")
 GROUPS = ("unprocessed audio", "lyrics", "hearing loss")
+SKIPPED = " skipped: "  # a row's cell when its fit failed
 
 
 def column_group(name: str) -> str | None:
@@ -101,7 +102,7 @@ def measure(args, fit_table, fit_records, table, records, evaluated_on: str) -> 
     y_fit = np.array([100.0 * r["correctness"] for r in fit_records])
     truth = np.array([100.0 * r["correctness"] for r in records])
     prompts = [r["prompt"] for r in records]
-    options = {"settings": json.loads(args.predictor_options)} if args.predictor_options else None
+    options = {"settings": args.predictor_options} if args.predictor_options else None
     lines = [f"| {evaluated_on}: left out | features | RMSE [95%] | NCC [95%] | KT [95%] | "
              "RMSE change vs none [95%] |", "|---|---|---|---|---|---|"]
     reference = None
@@ -115,7 +116,7 @@ def measure(args, fit_table, fit_records, table, records, evaluated_on: str) -> 
                                        feature=args.feature, options=options, group_by=args.group_by,
                                        skip_invalid=args.skip_invalid)
         except (DataError, ValueError) as e:  # e.g. a logistic whose one column was left out
-            lines.append(f"| {label} | {len(fit_x.names)} | skipped: {str(e)[:120]} | | | |")
+            lines.append(f"| {label} | {len(fit_x.names)} |{SKIPPED}{str(e)[:120]} | | | |")
             continue
         p = np.array([predicted.get(s["signal"], np.nan) for s in records])
         ok = np.isfinite(p)
@@ -139,26 +140,49 @@ def measure(args, fit_table, fit_records, table, records, evaluated_on: str) -> 
     return lines
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text[:80]!r} ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text[:80]!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=DEMO_ROOT,
                         help="folder holding cadenza_data/metadata/<split>_metadata.json")
     parser.add_argument("--train-scores", default=None, help="feature JSONL file(s) of --fit-split, comma-separated")
     parser.add_argument("--scores", default=None, help="feature file(s) of --split, when it is another split")
-    parser.add_argument("--fit-split", default="train")
-    parser.add_argument("--split", default=None, help="a labelled split to measure on as well (needs --scores, "
-                                                      "or the demo's Stage-2 features of it)")
+    parser.add_argument("--fit-split", default="train", choices=SPLITS)
+    parser.add_argument("--split", default=None, choices=SPLITS,
+                        help="a labelled split to measure on as well (needs --scores, or the demo's Stage-2 "
+                             "features of it)")
     parser.add_argument("--predictor", default="gbm")
-    parser.add_argument("--predictor-options", default=None, help="the predictor's settings, JSON")
+    parser.add_argument("--predictor-options", default=None, type=_json_object,
+                        help="the predictor's settings, a JSON object")
     parser.add_argument("--feature", default=None, help="the column of a one-feature predictor")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--group-by", default="auto", choices=FOLD_GROUPINGS)
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of prompts")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of prompts (at least 1)")
     parser.add_argument("--skip-invalid", action="store_true")
     args = parser.parse_args(argv)
+    if args.n_boot < 1:
+        parser.error(f"--n-boot must be at least 1 (resamples behind each 95% interval), got {args.n_boot}")
+    if args.folds < 2:
+        parser.error(f"--folds must be at least 2 (out-of-fold predictions need 2 or more folds), got {args.folds}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(parser, args)
+    except DataError as e:  # a missing or malformed metadata or feature file, named
+        print(f"ablations: {e}", file=sys.stderr)
+        return 2
 
+
+def _run(parser: argparse.ArgumentParser, args) -> int:
     fit_paths = ([Path(p) for p in args.train_scores.split(",") if p] if args.train_scores
                  else demo_features(ROOT / "results", args.fit_split))
     if not fit_paths:
@@ -173,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# predictor={args.predictor} fit={args.fit_split} ({len(fit_records)}) folds={args.folds} "
           f"group-by={args.group_by} seed={args.seed} n_boot={args.n_boot}")
     print(f"# feature groups: {json.dumps(groups)}; records: n_words -> lyrics, hearing_loss -> hearing loss")
-    print("\n".join(measure(args, fit_table, fit_records, fit_table, fit_records,
-                            f"out-of-fold on {args.fit_split}")))
+    tables = [measure(args, fit_table, fit_records, fit_table, fit_records, f"out-of-fold on {args.fit_split}")]
+    print("\n".join(tables[-1]))
     if args.split and args.split != args.fit_split:
         paths = ([Path(p) for p in args.scores.split(",") if p] if args.scores
                  else demo_features(ROOT / "results", args.split))
@@ -184,8 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         table, _ = read_feature_files(paths, [r["signal"] for r in records], skip_invalid=args.skip_invalid)
         records = [r for r in records if r["signal"] in set(table.signals)]
         print()
-        print("\n".join(measure(args, fit_table, fit_records, table, records,
-                                f"fitted on {args.fit_split}, measured on {args.split} ({len(records)})")))
+        tables.append(measure(args, fit_table, fit_records, table, records,
+                              f"fitted on {args.fit_split}, measured on {args.split} ({len(records)})"))
+        print("\n".join(tables[-1]))
+    rows = [line for lines in tables for line in lines[2:]]
+    skipped = [line for line in rows if SKIPPED in line]
+    if len(skipped) == len(rows):
+        print(f"ablations: every row was skipped, nothing was measured; the first: "
+              f"{skipped[0].split(SKIPPED, 1)[1].rstrip(' |')}", file=sys.stderr)
+        return 2
     return 0
 
 

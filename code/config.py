@@ -78,6 +78,7 @@ class ExperimentConfig:
     asr_batch_size: int = 8  # ears per batched first-window decode
     haspi: bool = False  # add HASPI v2 features (haspi.left/right/better_ear, 0..1) of the scored audio against the unprocessed audio, beside STOI (when every signal has it)
     stoi_max_lag_s: float = 0.05  # STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference
+    trust_shipped_store: bool = True  # use the Stage-2 values a data set ships in cadenza_data/stage2_store/ (each checked for range; a bad one is recomputed); --no-trust-shipped-store computes every value here
     # prediction
     predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/prediction/predictors.py PREDICTORS)
     feature: str = ""  # the feature column the logistic predictors use (empty: the better-ear ASR score)
@@ -299,7 +300,7 @@ def _options_problem(options: object) -> str | None:
     if not isinstance(options, dict):
         return f"--predictor-options must be a JSON object of settings, got {shown(options)}"
     for key, value in options.items():
-        if value is not None and not isinstance(value, (int, float, str, bool)):
+        if value is not None and not isinstance(value, (int, float, str, bool)) and key != "members":  # the stack checks its members
             return (f"--predictor-options {key!r} must be a number, a string, true/false or null, "
                     f"got {shown(value)}")
         if isinstance(value, float) and not math.isfinite(value):

@@ -36,7 +36,7 @@ import types
 from pathlib import Path
 from typing import Any, Iterable
 
-from code.io_utils import write_json_atomic
+from code.io_utils import write_text_atomic
 
 _SITE_MARKERS = ("site-packages", "dist-packages")
 # Modules that decide where and whether a value is written, never what it is: atomic writes,
@@ -77,38 +77,76 @@ def key_of(kind: str, **parts) -> str:
 
 
 _DIGESTS: dict[tuple[str, int, int, str], str] = {}
+DIGEST_MEMORY = "file_digests.jsonl"  # under $XDG_CACHE_HOME/cadenza-clip: one [entry, digest] a line
+DIGEST_MEMORY_MAX_BYTES = 1_000_000  # past this (~5,000 files) the file keeps its newest half
+_MEMORY: dict[str, dict[str, str]] = {}  # per memory file: its entries, read once in this process
 
 
 def remembered_digest(path: Path, *, algorithm: str = "blake2b") -> str:
     """``file_digest(path)`` (``algorithm="blake2b"``) or the file's full SHA-256 hex
     digest (``"sha256"``), remembered by (path, size, mtime) in this process and in
-    ``$XDG_CACHE_HOME/cadenza-clip/file_digests.json`` across runs."""
+    ``$XDG_CACHE_HOME/cadenza-clip/file_digests.jsonl`` across runs: that file is read once
+    per process and a new digest is appended as one line (never the whole file rewritten);
+    past ``DIGEST_MEMORY_MAX_BYTES`` it is cut to its newest half, so it stays bounded."""
     path = Path(path).resolve()
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns, algorithm)
     if key in _DIGESTS:
         return _DIGESTS[key]
-    store = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza-clip" / "file_digests.json"
+    memory = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza-clip" / DIGEST_MEMORY
     entry = f"{key[0]}|{key[1]}|{key[2]}" + ("" if algorithm == "blake2b" else f"|{algorithm}")
-    try:
-        known = json.loads(store.read_text())
-    except (OSError, ValueError):
-        known = {}
-    digest = known.get(entry) if isinstance(known, dict) else None
+    digest = _remembered(memory).get(entry)
     if digest is None:
         if algorithm == "blake2b":
             digest = file_digest(path)
         else:
             with path.open("rb") as f:
                 digest = hashlib.file_digest(f, algorithm).hexdigest()
-        known = known if isinstance(known, dict) else {}
-        known[entry] = digest
-        try:
-            write_json_atomic(store, known)
-        except OSError:
-            pass  # a read-only home: the digest is still remembered in this process
+        _remember(memory, entry, digest)
     _DIGESTS[key] = digest
     return digest
+
+
+def _memory_lines(memory: Path) -> list[tuple[str, str]]:
+    try:
+        text = memory.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    pairs = []
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:  # a line cut by a crash: that digest is computed again
+            continue
+        if isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item):
+            pairs.append((item[0], item[1]))
+    return pairs
+
+
+def _remembered(memory: Path) -> dict[str, str]:
+    if str(memory) not in _MEMORY:
+        _MEMORY[str(memory)] = dict(_memory_lines(memory))
+    return _MEMORY[str(memory)]
+
+
+def _remember(memory: Path, entry: str, digest: str) -> None:
+    _remembered(memory)[entry] = digest
+    line = json.dumps([entry, digest]) + "\n"
+    try:
+        memory.parent.mkdir(parents=True, exist_ok=True)
+        with open(memory, "a", encoding="utf-8") as f:  # one short append: concurrent runs do not clash
+            f.write(line)
+        if memory.stat().st_size > DIGEST_MEMORY_MAX_BYTES:
+            kept, size = [], 0
+            for pair in reversed(list(dict(_memory_lines(memory)).items())):
+                size += len(json.dumps(list(pair))) + 1
+                if size > DIGEST_MEMORY_MAX_BYTES // 2:
+                    break
+                kept.append(pair)
+            write_text_atomic(memory, "".join(json.dumps(list(p)) + "\n" for p in reversed(kept)))
+            _MEMORY[str(memory)] = dict(reversed(kept))
+    except OSError:
+        pass  # a read-only home: the digest is still remembered in this process
 
 
 def package_versions(packages: tuple[str, ...]) -> dict[str, str]:

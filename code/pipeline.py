@@ -33,7 +33,7 @@ from code.enhancement_plan import check_outputs_current, output_dir, scored_path
 from code.errors import ConfigError, DataError, shown
 from code.evaluation.asr.embeddings import embedding_columns
 from code.evaluation.asr.engines import ensure_available
-from code.evaluation.asr.settings import asr_label, asr_settings
+from code.evaluation.asr.settings import asr_label, asr_settings, model_path_problem
 from code.evaluation.evaluation_helper import (
     FitSet,
     fit_records,
@@ -72,6 +72,10 @@ def preflight(cfg) -> None:
         raise ConfigError(problem)
     for name in model_names(cfg):  # registrations the source reader of check_config cannot see
         problem = unknown_model(name)
+        if problem:
+            raise ConfigError(problem)
+    for model in asr_models(cfg):  # a model path holds a model's files: their names are looked at, none is read
+        problem = model_path_problem(cfg.asr_engine, model, option="--asr-models" if cfg.asr_models else "--asr-model")
         if problem:
             raise ConfigError(problem)
     try:  # a registered predictor, with the settings --predictor-options names

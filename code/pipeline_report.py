@@ -32,7 +32,8 @@ def model_quality(cfg, split: SplitData, audiograms: dict, out_dir: Path, model:
     items = [QualityItem(r["signal"], model_output_path(out_dir, r["signal"]),
                          split.layout.audio_path(r["signal"], "unprocessed"), audiograms[r["hearing_loss"]])
              for r in split.records]
-    values = aid_quality(items, store=stage2_store(Path(cfg.results_dir), split), sample_rate=cfg.sample_rate,
+    store = stage2_store(Path(cfg.results_dir), split, trust_shipped=cfg.trust_shipped_store)
+    values = aid_quality(items, store=store, sample_rate=cfg.sample_rate,
                          recompute=recompute, desc=f"Stage 2: {model} HAAQI")
     return {signal: v["haaqi"] for signal, v in values.items()}
 

@@ -31,16 +31,19 @@ def pair_values(kind: str, label: str, items: list[PairItem], *, store, sample_r
     read at ``sample_rate``; logged as ``label`` with a tqdm bar for what is computed."""
     out: dict[str, dict[str, float]] = {}
     todo: dict[str, list] = {}  # key -> [(paths, parts), signals with that pair and parts]
+    shipped = 0  # of the reused: read from the data set's store
     for signal, path, reference, parts in items:
         key = key_of(kind, audio=store.digest(path), reference=store.digest(reference),
                      sample_rate=sample_rate, code=code, **settings, **parts)
         cached = None if recompute or key in todo else store.get(kind, key)
         if cached is not None and isinstance(cached.get("features"), dict):
             out[signal] = {k: math.nan if v is None else float(v) for k, v in cached["features"].items()}
+            shipped += store.from_seed(kind, key)
         else:
             todo.setdefault(key, [(path, reference, parts), []])[1].append(signal)
     if items:
-        logger.info("%s: %d signal(s) to compute, %d reused", label, len(todo), len(out))
+        logger.info("%s: %d signal(s) to compute, %d reused%s", label, len(todo), len(out),
+                    f" ({shipped} from the data set's store)" if shipped else "")
     for key, ((path, reference, parts), signals) in tqdm(list(todo.items()), desc=label,
                                                          unit="signal", disable=not todo):
         values = compute(read_audio(path, sample_rate), read_audio(reference, sample_rate), sample_rate,

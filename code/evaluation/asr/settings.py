@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from code.config import ENGINES, asr_models
+from code.errors import shown
 from code.keys import bytes_digest, remembered_digest
 
 # The packages whose versions key each engine's transcripts and embeddings (code/evaluation/cache.py).
@@ -16,6 +17,10 @@ ENGINE_PACKAGES = {"faster-whisper": ("faster-whisper", "ctranslate2", "soxr", "
 OFFICIAL_DECODING = {"language": "en", "temperature": 0.0, "fp16": False}
 OFFICIAL_MODEL = "base.en"
 AUDIO_ROUTES = ("auto", "ffmpeg", "soxr")
+# What a model path must hold, per engine: faster-whisper reads a CTranslate2 conversion's folder
+# (model.bin and config.json, beside its vocabulary or tokenizer file); openai-whisper a checkpoint file.
+FASTER_WHISPER_FILES = ("model.bin", "config.json")
+OPENAI_WHISPER_SUFFIX = ".pt"
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,41 @@ def _official_sha256(models: dict[str, str]) -> dict[str, str]:
     return names
 
 
+def model_path_problem(engine: str, model: str, *, option: str = "--asr-model") -> str | None:
+    """Why an existing path ``model`` is not a Whisper model ``engine`` can load, or None (also
+    for a name, which ``ensure_available`` checks). Looks at file names only, reads nothing:
+    faster-whisper needs a folder holding ``FASTER_WHISPER_FILES``, openai-whisper a ``.pt`` file."""
+    if not isinstance(model, str):
+        return f"{option} {shown(model)} is not a model name or path"
+    path = Path(model)
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name too long or holding a NUL is no path
+        return None
+    if not exists:
+        return None
+    if engine == "faster-whisper":
+        if not path.is_dir():
+            return (f"{option} {shown(model)} is a file; faster-whisper reads a model folder (a CTranslate2 "
+                    f"conversion holding {' and '.join(FASTER_WHISPER_FILES)}); an openai-whisper .pt file "
+                    "needs --asr-engine openai-whisper")
+        missing = [name for name in FASTER_WHISPER_FILES if not (path / name).is_file()]
+        if missing:
+            return (f"{option} {shown(model)} is a folder but not a faster-whisper model: it has no "
+                    f"{' and no '.join(missing)} (a CTranslate2 conversion of Whisper holds "
+                    f"{' and '.join(FASTER_WHISPER_FILES)}, beside its vocabulary)")
+        return None
+    if path.is_dir() or path.suffix != OPENAI_WHISPER_SUFFIX:
+        what = "a folder" if path.is_dir() else f"a {path.suffix or 'suffixless'} file"
+        return (f"{option} {shown(model)} is {what}; openai-whisper reads a checkpoint file ending in "
+                f"{OPENAI_WHISPER_SUFFIX} (a faster-whisper model folder needs --asr-engine faster-whisper)")
+    return None
+
+
 def model_identity(model: str) -> str:
     """A model name as is; an official openai-whisper checkpoint file as its name; any
-    other model path (file or folder) as its name and a digest of its content.
+    other model path (file or folder) as its name and a digest of its content (``preflight``
+    has refused a path that holds no model, ``model_path_problem``, before this reads it).
 
     Two fine-tuned checkpoints of one architecture differ in content, so they
     never share cached transcripts; a copy of an official checkpoint shares them

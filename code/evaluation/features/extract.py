@@ -37,6 +37,7 @@ from code.evaluation.asr.settings import ENGINE_PACKAGES, ASRSettings, asr_label
 from code.evaluation.cache import Store, results_store
 from code.evaluation.features.chorus import with_chorus
 from code.evaluation.pair_values import pair_values
+from code.evaluation.shipped_values import shipped_value_problem
 from code.evaluation.table import FeatureTable, write_features_jsonl
 from code.io_utils import write_text_atomic
 from code.keys import code_digest, key_of, settings_digest
@@ -166,6 +167,7 @@ def score_audio(items: list[ScoreItem], *, settings: ASRSettings, store: Store,
     scores = _Scores(store)
     records: dict[str, dict] = {}
     todo: dict[str, list[tuple[ScoreItem, str]]] = {}  # transcript key -> items with that audio
+    shipped = 0  # of the reused: read from the data set's store
     for item in items:
         digest = store.digest(item.path)
         tkey = transcript_key(digest, settings, sample_rate)
@@ -175,7 +177,9 @@ def score_audio(items: list[ScoreItem], *, settings: ASRSettings, store: Store,
             continue
         records[item.signal] = _record(item, digest, split, cached["ears"],
                                        scores(item.prompt, cached["ears"]))
+        shipped += store.from_seed("transcript", tkey)
     why = "--recompute" if recompute else "stored by audio content, ASR settings and code"
+    why += f"; {shipped} from the data set's store" if shipped else ""
     waiting = sum(len(v) for v in todo.values())
     logger.info("%s: %d signal(s) to transcribe, %d reused (%s)%s%s", desc, len(todo),
                 len(records), why, f", {scores.computed} re-scored for a changed prompt or scorer"
@@ -327,11 +331,16 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     return with_chorus(table)  # derived on reading, never stored
 
 
-def stage2_store(results_dir: Path, split: SplitData) -> Store:
+def stage2_store(results_dir: Path, split: SplitData, *, trust_shipped: bool = True) -> Store:
     """The results folder's store, with the data set's shipped store (``<cadenza_data>/stage2_store/``,
-    read only) as its seed when it has one."""
+    read only, each value checked by ``shipped_value_problem``) as its seed when it has one and
+    ``trust_shipped`` (``--trust-shipped-store``, the default)."""
     shipped = split.layout.metadata_file.parent.parent / SHIPPED_STORE
-    return results_store(Path(results_dir), seeds=(shipped,) if shipped.is_dir() else ())
+    if shipped.is_dir() and not trust_shipped:
+        logger.info("not reading the values the data set ships in %s (--no-trust-shipped-store): "
+                    "every value is computed here", shipped)
+    seeds = (shipped,) if trust_shipped and shipped.is_dir() else ()
+    return results_store(Path(results_dir), seeds=seeds, seed_check=shipped_value_problem)
 
 
 def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
@@ -343,7 +352,7 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     run's values there) when it has one: a shipped value is used only when its whole
     key matches (same audio, settings and code), so a stale one is recomputed."""
     recompute = recompute_stage(cfg, "2")
-    store = stage2_store(Path(cfg.results_dir), split)
+    store = stage2_store(Path(cfg.results_dir), split, trust_shipped=cfg.trust_shipped_store)
     if cfg.predictor == "whisper-head":
         from code.evaluation.asr.embeddings import encoder_embeddings
 

@@ -67,9 +67,10 @@ def load_run(csv: Path) -> RunFiles:
     """The run behind a submission CSV (its ``.run.json`` must be beside it).
 
     Raises:
-        DataError: when the provenance is missing or unreadable.
+        DataError: when the provenance is missing or unreadable, or names as its Whisper model
+            a path that holds no model (refused before anything under it is read).
     """
-    from code.evaluation.asr.settings import asr_settings
+    from code.evaluation.asr.settings import asr_settings, model_path_problem
     from code.evaluation.comparison.metrics import read_submission
 
     csv = Path(csv)
@@ -80,6 +81,9 @@ def load_run(csv: Path) -> RunFiles:
         raise DataError(f"{csv}: no readable provenance {path.name} beside it ({e}); the report "
                         "needs the run's files") from e
     cfg = _config_of(record)
+    problem = model_path_problem(cfg.asr_engine, asr_settings(cfg).model, option="its Whisper model")
+    if problem:
+        raise DataError(f"{path}: {problem}")
     folder = output_dir(csv.parent, record["model"], record.get("input", "signals"), record.get("tag", ""))
     scores = folder / f"scores.{record['split']}.{settings_digest(asr_settings(cfg).cache_key())}.jsonl"
     return RunFiles(record["run"], record["model"], csv, record, read_submission(csv), folder,

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from code.errors import DataError
+from code.errors import DataError, shown
 from code.evaluation.prediction.calibration import fold_groups, prompt_folds
 from code.evaluation.table import FeatureTable
 from code.io_utils import write_json_atomic
@@ -54,6 +54,51 @@ def logistic_feature(names: list[str], feature: str | None) -> str:
     if CHORUS_FEATURE in names:
         return CHORUS_FEATURE
     return pick(names, feature)[0]
+
+
+def inner_folds(value: object) -> int:
+    """``inner_folds`` as a whole number of at least 2 (``3.0`` is 3).
+
+    Raises:
+        ValueError: naming the setting, for anything else (null, text, 2.9, true, 1).
+    """
+    whole = isinstance(value, int) or isinstance(value, float) and value.is_integer()
+    if isinstance(value, bool) or not whole or value < 2:
+        raise ValueError(f"--predictor-options: stack's inner_folds must be at least 2 (a whole number of "
+                         f"folds), got {shown(value)}")
+    return int(value)
+
+
+def _check_member(index: int, member: object, seed: int) -> None:
+    """A member is ``{"predictor": NAME, "feature": COLUMN or null, "settings": {...} or null}``,
+    whose settings its own predictor takes (it is built here; a value it refuses is found by
+    its first fit, as ``--predictor-options`` of a lone predictor are).
+
+    Raises:
+        ValueError: naming the member (by position and predictor) and what was expected.
+    """
+    shape = "a stack member is {'predictor': NAME, 'feature': COLUMN or null, 'settings': {...} or null}"
+    if (not isinstance(member, dict) or not isinstance(member.get("predictor"), str)
+            or set(member) - set(MEMBER_KEYS)):
+        raise ValueError(f"--predictor-options: {shape}; member {index + 1} is {shown(member)}")
+    name, feature, settings = member["predictor"], member.get("feature"), member.get("settings")
+    where = f"--predictor-options: stack member {index + 1} ({shown(name)})"
+    if name == StackPredictor.name:
+        raise ValueError(f"{where}: a stack cannot be its own member")
+    if feature is not None and not isinstance(feature, str):
+        raise ValueError(f"{where}: 'feature' must be a column name or null, got {shown(feature)}")
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError(f"{where}: 'settings' must be a JSON object of that predictor's settings, "
+                         f"got {shown(settings)}")
+    for key, value in (settings or {}).items():
+        if value is not None and not isinstance(value, (int, float, str, bool)):
+            raise ValueError(f"{where}: setting {key!r} must be a number, a string, true/false or null, "
+                             f"got {shown(value)}")
+    try:
+        StackPredictor.registry()[1](name, feature=feature, seed=seed,
+                                     options={"settings": settings} if settings else None)
+    except ValueError as e:
+        raise ValueError(f"{where}: {str(e).removeprefix('--predictor-options: ')}") from e
 
 
 def convex_weights(predictions_0_100: np.ndarray, target_0_100: np.ndarray) -> np.ndarray:
@@ -115,9 +160,9 @@ class StackPredictor:
 
         Raises:
             ValueError: for an unknown setting, a member without a registered
-                ``predictor``, a member key other than ``MEMBER_KEYS``, or fewer than 2 inner folds.
+                ``predictor``, a member key other than ``MEMBER_KEYS``, a member setting its
+                predictor does not have, or ``inner_folds`` other than a whole number >= 2.
         """
-        predictor_class = self.registry()[0]
         self.feature = feature
         self.seed = seed
         unknown = sorted(set(settings or {}) - set(STACK_SETTINGS))
@@ -127,18 +172,10 @@ class StackPredictor:
         self.settings = {**STACK_SETTINGS, **(settings or {})}
         members = self.settings["members"]
         if not isinstance(members, list) or not members:
-            raise ValueError(f"--predictor-options: stack's members must be a non-empty list, got {members!r}")
-        for member in members:
-            unknown = sorted(set(member) - set(MEMBER_KEYS)) if isinstance(member, dict) else None
-            if unknown is None or unknown or "predictor" not in member:
-                raise ValueError(f"--predictor-options: a stack member is {{'predictor': NAME, 'feature': "
-                                 f"COLUMN, 'settings': {{...}}}}, got {member!r}")
-            if member["predictor"] == self.name:
-                raise ValueError("--predictor-options: a stack cannot be its own member")
-            predictor_class(member["predictor"])
-        if int(self.settings["inner_folds"]) < 2:
-            raise ValueError(f"--predictor-options: stack's inner_folds must be at least 2, "
-                             f"got {self.settings['inner_folds']}")
+            raise ValueError(f"--predictor-options: stack's members must be a non-empty list, got {shown(members)}")
+        for index, member in enumerate(members):
+            _check_member(index, member, self.seed)
+        self.settings["inner_folds"] = inner_folds(self.settings["inner_folds"])
         self.members: list = []
         self.columns: list[str | None] = []
         self.weights = np.zeros(0)
