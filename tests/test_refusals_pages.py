@@ -65,6 +65,8 @@ def skip_runs(tmp_path_factory):
         try:
             code = main.main(["--input", "unprocessed", "--models", "identity,NLR1", "--skip-invalid",
                               "--data-root", str(root), "--results-dir", str(results), *extra])
+        except Exception as e:  # noqa: BLE001 -- a crash is what the first test reports
+            code = f"crashed: {type(e).__name__}: {e}"
         finally:
             logging.getLogger().removeHandler(records_log)
             logging.getLogger().setLevel(handler_level)
