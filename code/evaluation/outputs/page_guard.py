@@ -89,6 +89,9 @@ def metadata_changed(runs: list) -> list[str]:
             now = None
         if now is not None and now != digest:
             notes.append(f"{run.name}: {path} changed since the run (digest {digest}, now {now})")
+    if notes:
+        logger.warning("html report: %s: the page marks words against the metadata as it is now",
+                       "; ".join(notes))
     return notes
 
 
