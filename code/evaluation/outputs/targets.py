@@ -16,7 +16,7 @@ from pathlib import Path
 from code.errors import DataError
 
 
-def _probe(folder: Path, option: str) -> None:
+def _probe(folder: Path, option: str, given: Path) -> None:
     """Write and remove a file in ``folder``'s nearest existing ancestor.
 
     Raises:
@@ -26,7 +26,7 @@ def _probe(folder: Path, option: str) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise DataError(f"{option} {folder}: {existing} is not a folder, so nothing can be written under it")
+        raise DataError(f"{option} {given}: {existing} is not a folder, so nothing can be written under it")
     try:
         fd, probe = tempfile.mkstemp(prefix=".write_check.", dir=existing)
     except OSError as e:
@@ -54,7 +54,7 @@ def check_output_file(path: Path, *, option: str, suffixes: tuple[str, ...]) -> 
         over = " (it would write over that file)" if path.exists() else ""
         raise DataError(f"{option} {path}: expected a file name ending {expected}, not "
                         f"{path.suffix or 'no suffix'}{over}")
-    _probe(path.parent, option)
+    _probe(path.parent, option, path)
 
 
 def check_output_folder(folder: Path, *, option: str) -> None:
@@ -69,7 +69,7 @@ def check_output_folder(folder: Path, *, option: str) -> None:
     if os.path.lexists(folder) and not folder.is_dir():
         raise DataError(f"{option} {folder} exists and is not a folder; give a folder, or a file "
                         "name ending .html")
-    _probe(folder, option)
+    _probe(folder, option, folder)
 
 
 def environment_message(e: OSError) -> str:
