@@ -164,6 +164,20 @@ def test_compute_csvs_page_keeps_the_quality_table_of_the_last_runs_alpha(skip_r
     assert "<h2>Music quality (HAAQI)</h2>" in text and "with alpha 0.0000." in text
 
 
+def test_compute_csvs_scores_skip_invalid_runs_without_their_invalid_records(skip_runs, tmp_path, caplog, capsys):
+    """The ``done:`` line of a ``--skip-invalid`` run suggests compute_csvs: it scores the run."""
+    import compute_csvs
+
+    copy = _copy(skip_runs, tmp_path, fix_metadata=False)
+    caplog.set_level("WARNING")
+    capsys.readouterr()
+    assert compute_csvs.main([str(copy), "--html"]) == 0
+    assert "1 invalid record(s) left out of the labels, as the run left them out" in caplog.text
+    out = capsys.readouterr().out
+    assert "not scored" not in out and "identity" in out and "NLR1" in out
+    assert "Against the listeners" in (copy / "report_valid_unprocessed_alpha0.html").read_text(encoding="utf-8")
+
+
 # --- row 17: metadata edited after the runs --------------------------------------------------
 
 def test_a_page_made_after_the_metadata_changed_says_so(skip_runs, tmp_path, caplog):
