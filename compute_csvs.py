@@ -67,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     from code.evaluation.comparison.compare import find_submissions, load_labels
     from code.evaluation.comparison.runs_table import compare_all, metadata_files, paired
     from code.evaluation.comparison.text import format_differences, format_table
-    from code.io_utils import write_json_atomic
+    from code.evaluation.outputs.targets import environment_message
 
     search = args.paths or SEARCH
+    try:  # every output's place, before any work
+        _check_outputs(args, next((p for p in search if p.is_dir()), HERE / "results"))
+    except DataError as e:
+        log.error("%s", e)
+        return 2
+    except OSError as e:
+        log.error("%s", environment_message(e))
+        return 1
     submissions = find_submissions(search)
     bare = [s for s in submissions if s.provenance is None and not s.error]
     labels, unlabelled = {}, []
@@ -119,6 +127,39 @@ def main(argv: list[str] | None = None) -> int:
         print(format_differences(diffs, args.baseline))
     for line in missing:
         print(line)
+    try:
+        _write_outputs(args, search, rows, diffs, missing)
+    except DataError as e:  # a run's provenance that cannot name a page
+        log.error("%s", e)
+        return 2
+    except OSError as e:
+        log.error("%s", environment_message(e))
+        return 1
+    return 0
+
+
+def _check_outputs(args, folder: Path) -> None:
+    """Refuse an output path that cannot be written, or not as the option's kind of file
+    (``code.evaluation.outputs.targets``); ``folder``: where the defaults go."""
+    from code.evaluation.outputs.targets import check_output_file, check_output_folder
+
+    if args.json:
+        check_output_file(args.json, option="--json", suffixes=(".json",))
+    if args.plot is not None:
+        plot = args.plot if str(args.plot) not in ("", ".") else folder / "comparison.png"
+        check_output_file(plot, option="--plot", suffixes=(".png",))
+    if args.html is not None:
+        html = args.html if str(args.html) not in ("", ".") else folder
+        if html.suffix.lower() in (".html", ".htm"):
+            check_output_file(html, option="--html", suffixes=(".html", ".htm"))
+        else:
+            check_output_folder(html, option="--html")
+
+
+def _write_outputs(args, search: list[Path], rows: list[dict], diffs: list, missing: list[str]) -> None:
+    """The JSON, the figure and the pages the options ask for."""
+    from code.io_utils import write_json_atomic
+
     if args.json:
         hidden = ("predictions", "truth", "match")
         write_json_atomic(args.json, {"rows": [{k: v for k, v in r.items() if k not in hidden}
@@ -139,7 +180,6 @@ def main(argv: list[str] | None = None) -> int:
         write_html_reports([Path(r["path"]) for r in rows if "config" in r],
                            args.html if str(args.html) not in ("", ".") else folder,
                            baseline=args.baseline if not args.baseline.endswith(".csv") else BASELINE)
-    return 0
 
 
 if __name__ == "__main__":

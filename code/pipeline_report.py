@@ -8,21 +8,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from code.config import DEFAULTS, model_names
 from code.data.layout import SplitData
 from code.enhancement_plan import model_output_path
 from code.evaluation.features.extract import stage2_store
 from code.evaluation.outputs.report import change_text, report_rows, write_report
+from code.evaluation.outputs.report_names import quality_wanted, report_labels
 from code.evaluation.quality.aid_quality import QualityItem, aid_quality
 from code.runs import run_suffix
 
 logger = logging.getLogger(__name__)
-
-
-def quality_wanted(cfg) -> bool:
-    """Whether this run judges music quality: a report of several models on the hearing-aid
-    chain (the unprocessed audio is the reference), unless ``--quality none``."""
-    return cfg.input == "unprocessed" and cfg.quality != "none" and len(model_names(cfg)) > 1
 
 
 def model_quality(cfg, split: SplitData, audiograms: dict, out_dir: Path, model: str, *,
@@ -43,11 +37,7 @@ def report_name(cfg) -> str:
     report's settings (baseline, quality, alpha) enter the name when not the defaults, so
     two reports of one run never share a file."""
     suffix = run_suffix(cfg)
-    labels = [f"vs-{cfg.baseline}"] if cfg.baseline != DEFAULTS.baseline else []
-    if cfg.input == "unprocessed" and cfg.quality != DEFAULTS.quality:
-        labels.append(f"quality={cfg.quality}")
-    if quality_wanted(cfg) and cfg.alpha != DEFAULTS.alpha:
-        labels.append(f"alpha{cfg.alpha:g}")
+    labels = report_labels(cfg)
     return "_".join([f"hearing_aid_report_{cfg.split}_{cfg.input}", *([cfg.tag] if cfg.tag else []),
                      *([suffix] if suffix else []), *labels])
 

@@ -150,9 +150,11 @@ def _is_copy(path: Path, predictions: dict[str, float], seen: list[Submission]) 
     return any(s.predictions == predictions for s in seen if not s.error)
 
 
-def load_labels(metadata_files: dict[str, Path], *, target: str = "correctness"
+def load_labels(metadata_files: dict[str, Path], *, target: str = "correctness", skip_invalid: bool = False
                 ) -> tuple[dict[str, dict[str, Truth]], list[str]]:
-    """Labels of every split whose metadata carries ``target`` (0..1) on every record.
+    """Labels of every split whose metadata carries ``target`` (0..1) on every record;
+    with ``skip_invalid`` (a run made with ``--skip-invalid``), records with a problem of
+    their own are left out (logged) instead of refusing the file.
 
     Returns ``({split: {signal: Truth}}, [splits found without labels])``.
 
@@ -172,6 +174,11 @@ def load_labels(metadata_files: dict[str, Path], *, target: str = "correctness"
             unlabelled.append(split)
             continue
         problems = check_records(records, require_correctness=target == "correctness")
+        if problems and skip_invalid and all(p.signal for p in problems):
+            bad = {p.signal for p in problems}
+            logger.warning("%s: %d invalid record(s) left out of the labels, as the run left them out "
+                           "(--skip-invalid; e.g. %s)", path, len(bad), problems[0])
+            records, problems = [r for r in records if r.get("signal") not in bad], []
         if problems:
             listing = "\n  ".join(str(p) for p in problems[:10])
             raise DataError(f"{path} cannot be ground truth ({len(problems)} problem(s)):\n  {listing}")

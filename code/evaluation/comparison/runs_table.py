@@ -40,13 +40,14 @@ def _labels_of(record: dict, cache: dict) -> tuple[dict | None, str]:
     """The labels of a run's own data set and split (from its provenance), or why there are none."""
     data = record["data_set"]
     path = Path(data.get("metadata_file", ""))
-    key = (str(path), record.get("target", "correctness"))
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    key = (str(path), record.get("target", "correctness"), bool(config.get("skip_invalid")))
     if key not in cache:
         if not path.is_file():
             cache[key] = (None, f"its data set's metadata {path} is gone")
         else:
             try:
-                labels, _ = load_labels({record["split"]: path}, target=key[1])
+                labels, _ = load_labels({record["split"]: path}, target=key[1], skip_invalid=key[2])
             except DataError as e:
                 cache[key] = (None, str(e))
             else:

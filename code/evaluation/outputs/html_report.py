@@ -23,7 +23,9 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
-from code.evaluation.outputs.report_signals import RunFiles, load_run, page_name, records_of, signal_rows
+from code.evaluation.outputs.page_guard import metadata_changed, notes_html, share_roots, shareable, shown_records
+from code.evaluation.outputs.report_signals import (RunFiles, UnsafeProvenance, load_run, page_name, records_of,
+                                                    signal_rows)
 from code.errors import DataError
 from code.io_utils import write_text_atomic
 
@@ -53,18 +55,24 @@ def _href(target: Path, page_dir: Path) -> str:
     return quote(os.path.relpath(os.path.abspath(target), os.path.abspath(page_dir)).replace(os.sep, "/"))
 
 
-def group_runs(csvs: list[Path]) -> dict[str, list[Path]]:
+def group_runs(csvs: list[Path], *, baseline: str | None = None) -> dict[str, list[Path]]:
     """Submission CSVs with provenance grouped into pages: ``{page name: [csv, ...]}``,
-    one page per split, input and settings (``page_name``); CSVs without provenance
-    are left out (logged)."""
+    one page per split, input and settings (``page_name``, with ``baseline`` when given);
+    CSVs without provenance are left out (logged).
+
+    Raises:
+        UnsafeProvenance: when a provenance holds a name that is no plain name part.
+    """
     groups: dict[str, list[Path]] = {}
     for csv in csvs:
         try:
             run = load_run(csv)
+        except UnsafeProvenance:
+            raise
         except (DataError, KeyError, ValueError) as e:  # no provenance, or an unreadable CSV
             logger.info("html report: %s left out: %s", csv, e)
             continue
-        name = page_name(run.provenance)
+        name = page_name(run.provenance, baseline=baseline)
         groups.setdefault(name, [])
         if run.csv not in groups[name]:
             groups[name].append(run.csv)
@@ -212,32 +220,51 @@ def _provenance_html(runs: list[RunFiles]) -> str:
 
 
 def _table_data(runs: list[RunFiles], rows: list[dict], page_dir: Path, files: Path, *,
-                baseline: str, spectrograms: bool) -> dict:
+                baseline: str, spectrograms: bool, refused: list[Path]) -> dict:
     from code.evaluation.outputs.spectrogram import write_row_spectrograms
 
     results_dirs = {Path(os.path.abspath(run.csv.parent)) for run in runs}
+    roots = share_roots(runs)
     used: set[Path] = set()
     for row in rows:
         audio = []
         for label, path in row["audio"]:
+            if not shareable(path, roots):  # a link pointing elsewhere: never linked nor copied
+                refused.append(Path(path))
+                continue
             inside = any(d in Path(os.path.abspath(path)).parents for d in results_dirs)
             audio.append([label, path if inside else _local(Path(path), files / "audio")])
+            used.add(audio[-1][1])
         specs = write_row_spectrograms([p for _, p in audio], files / "spec") if spectrograms else []
         used |= set(specs)
         row["audio"] = [{"label": label, "src": _href(path, page_dir),
                          "spec": _href(specs[i], page_dir) if specs else None}
                         for i, (label, path) in enumerate(audio)]
-    for old in (files / "spec").glob("*.png") if (files / "spec").is_dir() else []:
-        if old not in used:  # images of files no longer shown
-            old.unlink()
+    for kind, pattern in (("spec", "*.png"), ("audio", "*")):
+        for old in (files / kind).glob(pattern) if (files / kind).is_dir() else []:
+            if old not in used:  # images and copies of files no longer shown
+                old.unlink()
     return {"runs": [{"name": run.name, "model": run.model} for run in runs],
             "baseline": next((i for i, run in enumerate(runs) if run.model == baseline), None),
             "rows": rows}
 
 
-def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity",
-                      figures: list[tuple[Path, str]] = (), spectrograms: bool = True,
-                      report: Path | None = None) -> Path:
+def write_html_report(csvs: list[Path], out: Path, **options) -> Path:
+    """``_write_page`` (its options); on any failure, the page's ``_files`` folder is removed
+    when this call made it, so a refused or failed page leaves nothing behind."""
+    files = Path(out).parent / f"{Path(out).stem}_files"
+    existed = files.exists()
+    try:
+        return _write_page(csvs, out, **options)
+    except BaseException:
+        if not existed:
+            shutil.rmtree(files, ignore_errors=True)
+        raise
+
+
+def _write_page(csvs: list[Path], out: Path, *, baseline: str = "identity",
+                figures: list[tuple[Path, str]] = (), spectrograms: bool = True,
+                report: Path | None = None) -> Path:
     """Write the page of the runs behind ``csvs`` (one split and input; see ``group_runs``)
     at ``out``. ``figures``: ``(png, how to read it)`` shown in the summary where the file
     exists (the hearing-aid report is added when it is there: ``report``, its files' path
@@ -250,8 +277,11 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
     page_dir = out.parent
     page_dir.mkdir(parents=True, exist_ok=True)
     runs = sorted((load_run(csv) for csv in csvs), key=lambda run: run.model != baseline)  # baseline first
-    records = records_of(runs[0])
-    name = page_name(runs[0].provenance)
+    records, left_out = shown_records(runs, records_of(runs[0]))
+    if not records:
+        raise DataError(f"{runs[0].csv}: no signal of its split is in every run's predictions "
+                        f"({', '.join(run.name for run in runs)}): no page to write")
+    name = page_name(runs[0].provenance, baseline=baseline)
     report = Path(report) if report is not None else runs[0].csv.parent / f"hearing_aid_{name}"
     figure_list = [(report.with_name(report.name + ".png"),
                     "The hearing-aid report: bars are each run's mean predicted intelligibility per "
@@ -270,9 +300,10 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
         files.mkdir(parents=True, exist_ok=True)
         plot_comparison(listeners, files / "comparison.png")
         figure_list.append((files / "comparison.png", COMPARISON_HOW))
-    rows = signal_rows(runs, baseline=baseline)
+    rows = signal_rows(runs, baseline=baseline, records=records)
+    refused: list[Path] = []
     data = _table_data(runs, rows, page_dir, files, baseline=baseline,
-                       spectrograms=spectrograms)
+                       spectrograms=spectrograms, refused=refused)
     blob = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     split, input_kind = runs[0].split, runs[0].input
     warning = ("<p class='warning' role='alert'><b>SYNTHETIC labels.</b> This is the shipped demo: "
@@ -282,7 +313,8 @@ def write_html_report(csvs: list[Path], out: Path, *, baseline: str = "identity"
     page = (ASSETS / "report_page.html").read_text(encoding="utf-8").format(
         title=_e(f"{name}: {', '.join(run.name for run in runs)}"),
         heading=_e(f"{split} split, {input_kind} input: {', '.join(run.name for run in runs)}"),
-        chain=_e(CHAINS.get(input_kind, input_kind)), warning=warning,
+        chain=_e(CHAINS.get(input_kind, input_kind)),
+        warning=warning + notes_html(left_out, refused, metadata_changed(runs)),
         summary=_summary_html(runs, records, baseline)
         + _quality_html(report.with_name(report.name + ".csv")), listeners=_listeners_html(listeners, baseline),
         figures=_figures_html(figure_list, page_dir), provenance=_provenance_html(runs),
@@ -301,7 +333,7 @@ def write_html_reports(csvs: list[Path], target: Path, *, baseline: str = "ident
     ``target`` is a folder; when it is a file name, that file for a single group, and
     ``<stem>_<page name>.html`` beside it for each of several. Returns the pages written."""
     target = Path(target)
-    groups = group_runs(csvs)
+    groups = group_runs(csvs, baseline=baseline)
     if not groups:
         logger.warning("html report: no run with its provenance among %d CSV(s); nothing written", len(csvs))
         return []
@@ -314,6 +346,7 @@ def write_html_reports(csvs: list[Path], target: Path, *, baseline: str = "ident
             out = target
         else:
             out = target.with_name(f"{target.stem}_{name}{target.suffix}")
+        assert Path(out).parent == (target.parent if is_file else target), out  # plain names only
         pages.append(write_html_report(members, out, baseline=baseline, figures=figures,
                                        spectrograms=spectrograms, report=report))
     return pages

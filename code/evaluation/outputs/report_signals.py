@@ -20,15 +20,22 @@ from pathlib import Path
 from code.config import DEFAULTS
 from code.data.layout import locate_split
 from code.data.metadata import load_metadata
-from code.errors import DataError
+from code.errors import DataError, shown
 from code.io_utils import read_jsonl
 from code.keys import settings_digest
 from code.enhancement_plan import output_dir, scored_path
+from code.evaluation.outputs.report_names import report_labels
 from code.runs import PROVENANCE_SUFFIX
 
 logger = logging.getLogger(__name__)
 
 EARS = ("left", "right")
+NAME_FIELDS = ("run", "model", "split", "input", "tag")  # provenance fields that enter paths
+
+
+class UnsafeProvenance(DataError):
+    """A run's provenance holds a name that is no plain file-name part: used in a path, it
+    could reach outside the results folder, so nothing is written from it."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,34 @@ def provenance_path(csv: Path) -> Path:
 
 def _config_of(provenance: dict):
     fields = {f.name for f in dataclasses.fields(DEFAULTS)}
-    return dataclasses.replace(DEFAULTS, **{k: v for k, v in provenance.get("config", {}).items()
+    config = provenance.get("config")
+    return dataclasses.replace(DEFAULTS, **{k: v for k, v in (config if isinstance(config, dict) else {}).items()
                                             if k in fields})
+
+
+def _plain_name(value) -> bool:
+    return (isinstance(value, str) and value not in (".", "..") and value.isprintable()
+            and not any(c in value for c in "/\\") and not value.startswith(".") and len(value) <= 255)
+
+
+def check_names(provenance: dict, where: Path) -> None:
+    """Refuse a provenance whose run, model, split, input or tag is no plain name part.
+
+    Raises:
+        UnsafeProvenance: naming the file, the field and its value.
+    """
+    if not isinstance(provenance, dict):
+        raise UnsafeProvenance(f"{where}: not a run's provenance (a JSON object was expected)")
+    for field in NAME_FIELDS:
+        value = provenance.get(field, "" if field == "tag" else "signals" if field == "input" else None)
+        if field == "tag" and value == "":
+            continue
+        if not _plain_name(value):
+            raise UnsafeProvenance(
+                f"{where}: its {field!r} is {shown(value)}, not a plain name (letters, digits, '-', "
+                "'_', '.', '=', '+'; no '/', '\\' or leading '.'): a page named from it could "
+                "be written outside the results folder, so none is. The file was edited or is not "
+                "this project's: remake the run, or move its CSV out of the folder compared")
 
 
 def load_run(csv: Path) -> RunFiles:
@@ -69,6 +102,7 @@ def load_run(csv: Path) -> RunFiles:
     Raises:
         DataError: when the provenance is missing or unreadable, or names as its Whisper model
             a path that holds no model (refused before anything under it is read).
+        UnsafeProvenance: when a name in it is no plain name part (``check_names``).
     """
     from code.evaluation.asr.settings import asr_settings, model_path_problem
     from code.evaluation.comparison.metrics import read_submission
@@ -80,6 +114,7 @@ def load_run(csv: Path) -> RunFiles:
     except (OSError, json.JSONDecodeError) as e:
         raise DataError(f"{csv}: no readable provenance {path.name} beside it ({e}); the report "
                         "needs the run's files") from e
+    check_names(record, path)
     cfg = _config_of(record)
     problem = model_path_problem(cfg.asr_engine, asr_settings(cfg).model, option="its Whisper model")
     if problem:
@@ -90,16 +125,36 @@ def load_run(csv: Path) -> RunFiles:
                     scores if scores.is_file() else None)
 
 
-def page_name(provenance: dict) -> str:
-    """``report_<split>_<input>[_<tag>][_<suffix>]``: the hearing-aid report's naming rule,
-    read from a run's provenance (the suffix is what its run name adds after model, tag
-    and input), so two runs of other settings never share a page."""
+def page_name(provenance: dict, *, baseline: str | None = None) -> str:
+    """``report_<split>_<input>[_<tag>][_<suffix>][_<report settings>]``: the hearing-aid
+    report's naming rule (``code.pipeline_report.report_name``), read from a run's
+    provenance (the suffix is what its run name adds after model, tag and input; the
+    report settings, ``report_labels``, from its config, with ``baseline`` when given in
+    place of the run's), so two runs or reports of other settings never share a page.
+
+    Raises:
+        UnsafeProvenance: when a name in the provenance is no plain name part.
+    """
+    check_names(provenance, Path("the run's provenance"))
     prefix = provenance["model"] + (f"-{provenance['tag']}" if provenance.get("tag") else "")
     if provenance.get("input", "signals") != "signals":
         prefix += f"-{provenance['input']}"
     suffix = provenance["run"][len(prefix) + 1:] if provenance["run"].startswith(prefix + "-") else ""
-    return (f"report_{provenance['split']}_{provenance.get('input', 'signals')}"
-            + (f"_{provenance['tag']}" if provenance.get("tag") else "") + (f"_{suffix}" if suffix else ""))
+    try:
+        cfg = _config_of(provenance)
+        cfg = dataclasses.replace(cfg, input=provenance.get("input", "signals"),
+                                  **({"baseline": baseline} if baseline is not None else {}))
+        labels = report_labels(cfg)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise UnsafeProvenance(f"the run {shown(provenance['run'])}: its config's report settings "
+                               f"(baseline, quality, alpha) cannot name a page: {e}") from e
+    name = "_".join([f"report_{provenance['split']}_{provenance.get('input', 'signals')}",
+                     *([provenance["tag"]] if provenance.get("tag") else []), *([suffix] if suffix else []),
+                     *labels])
+    if not _plain_name(name):
+        raise UnsafeProvenance(f"the run {shown(provenance['run'])}: its report settings make the page "
+                               f"name {shown(name)}, not a plain file name; none is written")
+    return name
 
 
 def records_of(run: RunFiles) -> list[dict]:
@@ -156,8 +211,9 @@ def _finite(x) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
-def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctness") -> list[dict]:
-    """One dict per signal of the runs' split, in metadata order: ``signal``, ``category``,
+def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctness",
+                records: list[dict] | None = None) -> list[dict]:
+    """One dict per signal of ``records`` (default: the runs' split), in metadata order: ``signal``, ``category``,
     ``prompt``, ``label`` (0..100 or None), ``runs`` (per run: ``pred``, ``change`` against
     the baseline's run, ``ears`` as ``ear_view`` or None) and ``audio`` (``[label, path]``
     of the data set's audio, then each run's ``model_audio``, files that exist)."""
@@ -165,7 +221,7 @@ def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctne
 
     marker = WordMarker()
     first = runs[0]
-    records = records_of(first)
+    records = records_of(first) if records is None else records
     unprocessed = data_audio(first, "unprocessed")
     heard = data_audio(first, "signals") if first.input == "signals" else {}
     scores = [read_scores(run) for run in runs]
