@@ -33,7 +33,7 @@ def model_quality(cfg, split: SplitData, audiograms: dict, out_dir: Path, model:
                          split.layout.audio_path(r["signal"], "unprocessed"), audiograms[r["hearing_loss"]])
              for r in split.records]
     values = aid_quality(items, store=stage2_store(Path(cfg.results_dir), split), sample_rate=cfg.sample_rate,
-                         recompute=recompute, desc=f"Stage 2: {model} HAAQI")
+                         recompute=recompute, desc=f"Stage 2: {model} HAAQI", jobs=cfg.jobs)
     return {signal: v["haaqi"] for signal, v in values.items()}
 
 
