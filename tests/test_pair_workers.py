@@ -59,8 +59,9 @@ def test_core_shares(cores, workers, expected):
 
 def test_worker_count(monkeypatch):
     monkeypatch.setattr("code.evaluation.pair_workers.available_cpus", lambda: 16)
-    assert [worker_count(j, n) for j, n in ((1, 50), (4, 50), (4, 2), (0, 50), (0, 3), (8, 0))] == [
-        1, 4, 2, 16, 3, 1]
+    # jobs 0: every core, each with 16 pairs or more (else fewer workers, or this process)
+    assert [worker_count(j, n) for j, n in ((1, 50), (4, 50), (4, 2), (8, 0), (0, 1000), (0, 50), (0, 24))] == [
+        1, 4, 2, 1, 16, 3, 1]
     with pytest.raises(ValueError, match="jobs >= 0"):
         worker_count(-1, 5)
 
@@ -136,3 +137,25 @@ def test_a_stopped_run_keeps_what_finished_and_resumes(tmp_path, caplog):
 
 def _difference(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> dict[str, float]:
     return {"sum": float(audio.sum() - reference.sum())}
+
+
+@pytest.mark.slow
+def test_the_demo_report_is_the_same_at_one_and_two_jobs(tmp_path):
+    """``--input unprocessed --models identity,NLR1 --recompute 2``: Stage 2 (HAAQI, STOI) by one
+    process and by two workers gives the same report. The second run starts from a copy of
+    the first's results (Stage 1's outputs reused), so only Stage 2 differs."""
+    import shutil
+
+    import main
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["--input", "unprocessed", "--models", "identity,NLR1", "--recompute", "2"]
+    assert main.main([*args, "--jobs", "1", "--results-dir", str(one)]) == 0
+    shutil.copytree(one, two)
+    for path in two.rglob("hearing_aid_report_*"):
+        path.unlink()  # written again by the second run
+    assert main.main([*args, "--jobs", "2", "--results-dir", str(two)]) == 0
+    reports = sorted(p.relative_to(one) for p in one.rglob("hearing_aid_report_*.csv"))
+    assert reports and reports == sorted(p.relative_to(two) for p in two.rglob("hearing_aid_report_*.csv"))
+    for report in reports:
+        assert (one / report).read_text() == (two / report).read_text(), report

@@ -32,14 +32,19 @@ logger = logging.getLogger(__name__)
 Pair = tuple[Path, Path, dict]  # (audio, reference, the item's own arguments of compute)
 MAX_CHUNK = 8  # pairs per task at most: a stopped run loses at most this many per worker
 CHUNKS_PER_WORKER = 4  # at least this many tasks per worker (while pairs last), to balance the load
+MIN_PAIRS_PER_WORKER = 16  # with --jobs 0, fewer pairs per worker than this: fewer workers
 
 
 def worker_count(jobs: int, pairs: int) -> int:
-    """How many processes compute ``pairs`` pairs for ``--jobs jobs`` (0: every core this
-    process may use); 1 means this process alone."""
+    """How many processes compute ``pairs`` pairs for ``--jobs jobs``; 1 means this process
+    alone. ``jobs`` 0 is every core this process may use, as long as each worker gets
+    ``MIN_PAIRS_PER_WORKER`` pairs (starting a worker costs seconds: a small split is
+    computed here); a number is that many workers (no more than the pairs)."""
     if jobs < 0:
         raise ValueError(f"expected jobs >= 0 (0: every available core), got {jobs}")
-    return max(1, min(jobs or available_cpus(), pairs))
+    if jobs == 0:
+        return max(1, min(available_cpus(), pairs // MIN_PAIRS_PER_WORKER))
+    return max(1, min(jobs, pairs))
 
 
 def core_shares(cores: list[int], workers: int) -> list[set[int]]:
@@ -70,13 +75,14 @@ def pair_results(pairs: list[Pair], compute: Callable[..., dict[str, float]], sa
     yield from _pooled(pairs, compute, sample_rate, workers, pin)
 
 
-def worker_pool(workers: int, *, pin: bool = True) -> ProcessPoolExecutor:
-    """``workers`` spawned processes, each pinned to its share of this process's cores
-    (unless ``pin`` is False). Spawned, not forked: a child forked from a process whose
-    OpenMP threads (torch, numba) have run can hang."""
+def worker_pool(workers: int, *, pin: bool = True, cores: list[int] | None = None) -> ProcessPoolExecutor:
+    """``workers`` spawned processes, each pinned to its share of ``cores`` (default: the
+    cores this process may use) unless ``pin`` is False. Spawned, not forked: a child forked
+    from a process whose OpenMP threads (torch, numba) have run can hang."""
     context = multiprocessing.get_context("spawn")
     shares = context.SimpleQueue()
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if cores is None:
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     for share in (core_shares(cores, workers) if pin and cores else [set()] * workers):
         shares.put(share)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pin_worker,
