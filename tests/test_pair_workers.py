@@ -139,6 +139,22 @@ def _difference(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> d
     return {"sum": float(audio.sum() - reference.sum())}
 
 
+@pytest.mark.slow  # worker processes start in seconds
+def test_chunks_of_several_pairs_give_each_pair_its_own_value(tmp_path):
+    rng = np.random.default_rng(1)
+    items = []
+    for index in range(40):  # 2 workers: chunks of 5 pairs
+        paths = [tmp_path / f"{name}{index}.wav" for name in ("a", "r")]
+        for path in paths:
+            sf.write(path, 0.1 * rng.standard_normal((800 + index, 2)), RATE, subtype="FLOAT")
+        items.append((f"s{index}", *paths, {}))
+    runs = {jobs: pair_values("toy", "toy", items, store=Store(tmp_path / f"store{jobs}"), sample_rate=RATE,
+                              recompute=False, code="c", settings={}, compute=_difference, jobs=jobs)
+            for jobs in (1, 2)}
+    assert list(runs[2]) == [s for s, *_ in items] and runs[2] == runs[1]
+    assert len({v["sum"] for v in runs[2].values()}) == 40
+
+
 @pytest.mark.slow
 def test_the_demo_report_is_the_same_at_one_and_two_jobs(tmp_path):
     """``--input unprocessed --models identity,NLR1 --recompute 2``: Stage 2 (HAAQI, STOI) by one
