@@ -67,7 +67,7 @@ class ExperimentConfig:
     msbg: str = "fast"  # hearing-loss simulator for --input unprocessed: fast (this project's), reference (pyclarity's Ear) or torch (the fast one in torch, on CUDA when available)
     device: str = ""  # where torch models run: cpu, cuda or cuda:N (empty: cuda when available)
     batch_size: int = 4  # signals per Stage-1 batch
-    jobs: int = 0  # worker processes for Stage 1 (0: the CPUs this process may use)
+    jobs: int = 0  # worker processes for Stage 1 and for Stage 2's HAAQI, HASPI and STOI (0: the CPUs this process may use)
     tag: str = ""  # a name for this configuration: outputs go to results/<Model>-<tag>/, submission_<Model>-<tag>_<split>.csv; --train writes results/_training/<Model>-<tag>.pt
     # ASR and features (Stage 2)
     asr_engine: str = "faster-whisper"  # faster-whisper or openai-whisper (the official baseline's)

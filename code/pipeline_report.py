@@ -28,7 +28,7 @@ def model_quality(cfg, split: SplitData, audiograms: dict, out_dir: Path, model:
              for r in split.records]
     store = stage2_store(Path(cfg.results_dir), split, trust_shipped=cfg.trust_shipped_store)
     values = aid_quality(items, store=store, sample_rate=cfg.sample_rate,
-                         recompute=recompute, desc=f"Stage 2: {model} HAAQI")
+                         recompute=recompute, desc=f"Stage 2: {model} HAAQI", jobs=cfg.jobs)
     return {signal: v["haaqi"] for signal, v in values.items()}
 
 

@@ -27,7 +27,7 @@ LAYERS = [
     ("Stage 1", ("code.enhancement_plan", "code.enhancement")),
     ("training", ("code.training.",)),
     ("Stage 2: store and table", ("code.evaluation.cache", "code.evaluation.table", "code.evaluation.pair_values",
-                                  "code.evaluation.shipped_values")),
+                                  "code.evaluation.shipped_values", "code.evaluation.pair_workers")),
     ("Stage 2: quality", ("code.evaluation.quality.",)),
     ("Stage 2: asr", ("code.evaluation.asr.",)),
     ("Stage 2: features", ("code.evaluation.features.",)),

@@ -10,6 +10,7 @@ computation recomputes only its values.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -252,14 +253,14 @@ def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, fl
 
 
 def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
-                      recompute: bool, max_lag_s: float) -> dict[str, dict[str, float]]:
+                      recompute: bool, max_lag_s: float, jobs: int = 1) -> dict[str, dict[str, float]]:
     """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference)."""
     from code.evaluation.features.intrusive import intrusive_features
 
     return pair_values("intrusive", "Stage 2: STOI/eSTOI", [(*item, {}) for item in items], store=store,
                        sample_rate=sample_rate, recompute=recompute, code=intrusive_code(),
                        settings={"max_lag_s": max_lag_s},
-                       compute=lambda a, r, rate: intrusive_features(a, r, rate, max_lag_s=max_lag_s))
+                       compute=functools.partial(intrusive_features, max_lag_s=max_lag_s), jobs=jobs)
 
 
 def haspi_code() -> str:
@@ -270,18 +271,19 @@ def haspi_code() -> str:
 
 
 def _haspi_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
-                  recompute: bool) -> dict[str, dict[str, float]]:
+                  recompute: bool, jobs: int = 1) -> dict[str, dict[str, float]]:
     """HASPI v2 per ear and better ear of (signal, heard audio, unprocessed reference)."""
     from code.evaluation.quality.haspi_features import haspi_features, haspi_settings
 
     return pair_values("haspi", "Stage 2: HASPI", [(*item, {}) for item in items], store=store,
                        sample_rate=sample_rate, recompute=recompute, code=haspi_code(),
-                       settings={"haspi": haspi_settings()}, compute=haspi_features)
+                       settings={"haspi": haspi_settings()}, compute=haspi_features, jobs=jobs)
 
 
 def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings], cache_folder: Path,
                    store: Store, sample_rate: int = 44100, shard: str = "", recompute: bool = False,
-                   desc: str = "Stage 2", stoi_max_lag_s: float = 0.05, haspi: bool = False) -> FeatureTable:
+                   desc: str = "Stage 2", stoi_max_lag_s: float = 0.05, haspi: bool = False,
+                   jobs: int = 1) -> FeatureTable:
     """Every per-signal feature of a split's audio, as one table, also written to
     ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads)
     and, per ASR model, ``<cache_folder>/scores.<split>.<digest>.jsonl`` (both ears'
@@ -313,10 +315,10 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     references = {r["signal"]: split.layout.audio_path(r["signal"], "unprocessed") for r in split.records}
     if references and all(p.is_file() for p in references.values()):
         against = [(s, paths[s], references[s]) for s in rows]
-        intrusive = _intrusive_cached(against, store, sample_rate, recompute, stoi_max_lag_s)
+        intrusive = _intrusive_cached(against, store, sample_rate, recompute, stoi_max_lag_s, jobs)
         for signal, values in intrusive.items():
             rows[signal].update(values)
-        for signal, values in (_haspi_cached(against, store, sample_rate, recompute) if haspi
+        for signal, values in (_haspi_cached(against, store, sample_rate, recompute, jobs) if haspi
                                else {}).items():
             rows[signal].update(values)
     else:
@@ -362,4 +364,4 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
                           cache_folder=cache_folder, store=store, sample_rate=cfg.sample_rate,
                           shard=cfg.shard, recompute=recompute, desc=desc,
-                          stoi_max_lag_s=cfg.stoi_max_lag_s, haspi=cfg.haspi)
+                          stoi_max_lag_s=cfg.stoi_max_lag_s, haspi=cfg.haspi, jobs=cfg.jobs)

@@ -120,12 +120,13 @@ def _ear_haaqi_of_parts(output: np.ndarray, reference: np.ndarray, sample_rate: 
 
 
 def aid_quality(items: list[QualityItem], *, store, sample_rate: int, recompute: bool = False,
-                desc: str = "Stage 2: HAAQI") -> dict[str, dict[str, float]]:
+                desc: str = "Stage 2: HAAQI", jobs: int = 1) -> dict[str, dict[str, float]]:
     """HAAQI of every item, from ``store`` or computed and stored (``code.evaluation.pair_values``:
     keyed by both files' content, the audiogram, the rate, ``quality_settings()`` and the code).
 
     Returns ``{signal: {"haaqi.left", "haaqi.right", "haaqi"}}`` (0..1; NaN where
-    undefined). Items with the same output, reference and audiogram are computed once.
+    undefined). Items with the same output, reference and audiogram are computed once, by
+    ``jobs`` worker processes (0: every available core; 1: this process).
 
     Raises:
         DataError: naming the signal and file, before any HAAQI is computed, when a
@@ -139,7 +140,8 @@ def aid_quality(items: list[QualityItem], *, store, sample_rate: int, recompute:
     ears = pair_values("haaqi", desc, [(i.signal, i.output, i.reference, _audiogram_parts(i.audiogram))
                                        for i in items],
                        store=store, sample_rate=sample_rate, recompute=recompute, code=_code(),
-                       settings={"settings": quality_settings()}, compute=_ear_haaqi_of_parts)
+                       settings={"settings": quality_settings()}, compute=_ear_haaqi_of_parts,
+                       jobs=jobs)
     out = {signal: {**values, "haaqi": signal_haaqi(values)} for signal, values in ears.items()}
     missing = sorted(s for s, v in out.items() if math.isnan(v["haaqi"]))
     if missing:
