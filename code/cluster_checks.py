@@ -94,10 +94,11 @@ def expand_nodes(nodes: str) -> list[str]:
 def mount_of(path: Path, mountinfo: str | None = None) -> tuple[str, str]:
     """(mount point, filesystem type) of the mount holding ``path`` (its nearest existing
     folder), read from ``/proc/self/mountinfo``."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
+    path, missing = Path(path).absolute(), []
+    while not path.exists() and path != path.parent:  # links resolved where the folders exist
+        missing.insert(0, path.name)
         path = path.parent
-    path = path.resolve()
+    path = path.resolve().joinpath(*missing)
     if mountinfo is None:
         try:
             mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8")
