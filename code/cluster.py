@@ -239,7 +239,7 @@ def submit_run(cfg) -> int:
     what = (f"{len(todo)} of {cfg.slurm} shard task(s) ({', '.join(f'{k}/{cfg.slurm}' for k in todo)}) "
             "and the final job, which runs once they all succeed (afterok) and writes the CSV"
             if todo else f"the final job only (all {cfg.slurm} shards are done)")
-    logger.info("submitted to SLURM (%s): %s\n%s", " ".join(f"--{k}={v}" for k, v in options.items()),
+    logger.info("submitted to SLURM (%s): %s\n%s", ", ".join(f"{k} {v}" for k, v in options.items()),
                 what, describe(folder, submission, todo))
     return wait(folder, submission, cfg.results_dir) if cfg.slurm_wait else 0
 
