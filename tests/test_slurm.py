@@ -139,3 +139,34 @@ def test_an_array_and_its_final_job_survive_a_cancelled_task(shared, caplog):
     [csv_one] = list((shared / "one" / "results").glob("submission_*valid*.csv"))
     assert csv.read_bytes() == csv_one.read_bytes()
     print(f"SLURM test: {through_slurm:.0f} s through SLURM, {time.monotonic() - started:.0f} s in all")
+
+
+def queued_jobs() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.parametrize("options,expected", [
+    (["--slurm-partition", "nosuch"], "invalid partition specified: nosuch"),
+    (["--slurm-mem", "100000000G"], "Requested node configuration is not available"),
+    (["--slurm-gres", "gpu:1"], "Invalid generic resource (gres) specification"),
+    (["--slurm-extra", '{"account": "x", "bogus-option": "1"}'], "unrecognized option '--bogus-option=1'"),
+])
+def test_options_the_scheduler_refuses_submit_nothing(shared, caplog, options, expected):
+    before = queued_jobs()
+    code, log = run_main(["--slurm", "2", "--results-dir", shared / "r", *options], caplog)
+    assert code == 2, log
+    assert "the scheduler refuses these options" in log and expected in log and "Nothing was submitted" in log
+    assert not list((shared / "r").glob(".slurm/*/state.json")) and queued_jobs() == before
+
+
+def test_a_results_folder_in_memory_is_refused(caplog):
+    if not Path("/dev/shm").is_dir() or mount_of(Path("/dev/shm"))[1] not in MEMORY_FILESYSTEMS:
+        pytest.skip("no /dev/shm in memory here")
+    results = Path(tempfile.mkdtemp(prefix="clip-slurm-", dir="/dev/shm"))
+    try:
+        code, log = run_main(["--slurm", "2", "--results-dir", results], caplog)
+        assert code == 2, log
+        assert f"--results-dir {results} is in memory (tmpfs)" in log and "every node of the cluster mounts" in log
+        assert not (results / ".slurm").exists()
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
