@@ -44,7 +44,7 @@ mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 cat >"$CONF" <<EOF
 # Written by scripts/slurm_local_cluster.sh: one node (this machine), no accounting.
 ClusterName=clip-local
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 AuthType=auth/munge
 SlurmUser=root
 SlurmdUser=root
@@ -68,7 +68,7 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 # A cancelled task is killed 5 s after its SIGTERM; ended jobs stay visible for 10 minutes.
 KillWait=5
 MinJobAge=600
-NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 

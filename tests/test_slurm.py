@@ -36,7 +36,7 @@ def slurm_missing() -> str:
         return (f"no SLURM here ({', '.join(missing)} not on PATH): apt-get install slurmctld slurmd "
                 f"slurm-client munge, then {START}")
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
     except subprocess.TimeoutExpired:
         return f"SLURM's controller does not answer (sinfo timed out): {START}"
     states = out.stdout.split()
