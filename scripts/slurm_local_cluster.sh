@@ -74,8 +74,12 @@ EOF
 
 # munged: as its own user when it is not already answering.
 if ! munge -n </dev/null >/dev/null 2>&1; then
-  mkdir -p /run/munge /var/log/munge /var/lib/munge
-  chown munge:munge /run/munge /var/log/munge /var/lib/munge
+  mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
+  if [ ! -s /etc/munge/munge.key ]; then  # the package makes one; an image may lack it
+    dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
+    chmod 400 /etc/munge/munge.key
+  fi
+  chown munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge /etc/munge/munge.key
   if command -v runuser >/dev/null; then
     runuser -u munge -- /usr/sbin/munged
   else
