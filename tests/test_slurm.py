@@ -98,7 +98,7 @@ def test_an_array_and_its_final_job_survive_a_cancelled_task(shared, caplog):
         wait_for(lambda: log_of(tasks["2"]).is_file() and "Stage 1 NLR1: 1 enhanced" in log_of(tasks["2"]).read_text(),
                  300, "shard 2's Stage 1")
         subprocess.run(["scancel", tasks["2"]], check=True)
-        _, said = first.communicate(timeout=300)
+        _, said = first.communicate(timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
