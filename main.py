@@ -147,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("main", "code"):
         logging.getLogger(name).setLevel(logging.INFO)
     cfg = parse_config(argv)
+    if cfg.slurm:  # submit the run to SLURM instead of running it here (code/cluster.py)
+        from code.cluster import slurm_main
+
+        return slurm_main(cfg)
     from code.errors import ASRError, ConfigError, DataError, ModelError
     from code.pipeline import run
 

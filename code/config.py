@@ -2,6 +2,7 @@
 everything derived from it (model list, ASR model list, fit splits, stages, shard).
 
 This module sits at the bottom of the project: it imports nothing from ``code`` but ``code.errors``
+(and ``code.slurm_options``, the checks of the ``--slurm`` options)
 and nothing heavy (no torch, Whisper, numba, pyclarity, scikit-learn), so
 ``python main.py --help`` and a mistyped option answer at once. Every other
 module takes what it needs from here, or as arguments.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from code.config_lists import lists_problem
 from code.errors import shown
+from code.slurm_options import slurm_problem
 
 SAMPLE_RATE = 44100  # Hz: the challenge audio's rate, and the hearing-loss simulator's
 WHISPER_SAMPLE_RATE = 16000  # Hz: what Whisper hears (both engines, and training)
@@ -96,6 +98,13 @@ class ExperimentConfig:
     stages: str = "1,2"  # which stages to run: 1, 2 or 1,2
     recompute: str = "none"  # redo work even when cached: none, 1 (Stage 1), 2 (Stage 2) or all
     shard: str = ""  # K/N: process the K-th of N parts of the split (cluster job arrays)
+    slurm: int = 0  # submit the run to SLURM as N shard tasks (--jobs CPUs each) and a final job that writes the CSV, then return; the same command again says how they went and submits what is unfinished (docs/caching-and-clusters.md)
+    slurm_partition: str = ""  # --slurm: the jobs' partition (empty: the cluster's default)
+    slurm_time: str = ""  # --slurm: each job's time limit, minutes or [D-]H:MM:SS (empty: the partition's default)
+    slurm_mem: str = ""  # --slurm: memory per job, e.g. 16G (empty: the partition's default)
+    slurm_gres: str = ""  # --slurm: generic resources per job, e.g. gpu:1
+    slurm_extra: dict = field(default_factory=dict)  # --slurm: more sbatch options, e.g. {"account": "abc", "qos": "high"}
+    slurm_wait: bool = False  # --slurm: stay until the jobs end and say how they went (exit 1 when one failed)
     # training (code/training/): --train trains the model(s) before Stage 1; weights go to results/_training/
     train: bool = False  # train --model (e.g. LyricAid) on the fit split's Mild and Moderate unprocessed audio, through the hearing-loss simulator and a Whisper objective, before Stage 1
     train_asr_model: str = ""  # openai-whisper model (name or .pt path) of the training objective; empty: $CLIP_OPENAI_CHECKPOINT, else the shared tiny.en checkpoint
@@ -352,7 +361,7 @@ def check_config(cfg: ExperimentConfig) -> str | None:
     if not stages(cfg) <= {"1", "2"} or not stages(cfg):
         return f"--stages must be 1, 2 or 1,2; got {cfg.stages!r}"
     for problem in (_audiograms_problem(cfg.audiograms), _options_problem(cfg.predictor_options),
-                    _results_dir_problem(cfg.results_dir)):
+                    _results_dir_problem(cfg.results_dir), slurm_problem(cfg, DEFAULTS)):
         if problem:
             return problem
     if not cfg.sample_rate >= MIN_SAMPLE_RATE:

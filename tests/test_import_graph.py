@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom first. A module may import modules of its own layer or of a lower one.
 LAYERS = [
-    ("config and errors", ("code.config", "code.config_lists", "code.errors")),
+    ("config and errors", ("code.config", "code.config_lists", "code.errors", "code.slurm_options")),
     ("plumbing", ("code.io_utils", "code.resources", "code.keys")),
     ("data pieces", ("code.data.",)),
     ("run identity", ("code.runs",)),
@@ -36,6 +36,7 @@ LAYERS = [
     ("Stage 2: outputs", ("code.evaluation.outputs.",)),
     ("Stage 2: the Judge", ("code.evaluation.evaluation_helper",)),
     ("the pipeline", ("code.pipeline_report", "code.pipeline")),
+    ("the cluster", ("code.cluster", "code.cluster_checks")),
 ]
 
 
