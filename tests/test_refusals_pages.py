@@ -333,3 +333,19 @@ def test_a_page_that_fails_leaves_no_files_folder(skip_runs, tmp_path):
     with pytest.raises(OSError):
         write_html_report(sorted(copy.glob("submission_*.csv")), out, spectrograms=False)
     assert not (tmp_path / "page_files").exists()
+
+
+@pytest.mark.parametrize("linked", ["page_files", "page_files/audio", "page_files/spec"])
+def test_a_page_never_writes_through_a_linked_files_folder(skip_runs, tmp_path, linked):
+    """A shared results folder whose page folder links elsewhere: nothing is written there."""
+    from code.errors import DataError
+
+    copy = _copy(skip_runs, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (copy / "page_files").mkdir()
+    (copy / linked).rmdir() if (copy / linked).is_dir() else None
+    (copy / linked).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(DataError, match="is a symbolic link"):
+        write_html_report(sorted(copy.glob("submission_*.csv")), copy / "page.html")
+    assert (copy / linked).is_symlink() and not any(outside.iterdir())

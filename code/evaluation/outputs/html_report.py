@@ -253,6 +253,10 @@ def write_html_report(csvs: list[Path], out: Path, **options) -> Path:
     """``_write_page`` (its options); on any failure, the page's ``_files`` folder is removed
     when this call made it, so a refused or failed page leaves nothing behind."""
     files = Path(out).parent / f"{Path(out).stem}_files"
+    linked = [p for p in (files, files / "audio", files / "spec") if p.is_symlink()]
+    if linked:
+        raise DataError(f"{linked[0]} is a symbolic link (to {os.readlink(linked[0])}): the page writes "
+                        "its files only into a real folder beside it; remove the link and run again")
     existed = files.exists()
     try:
         return _write_page(csvs, out, **options)
