@@ -184,10 +184,17 @@ def test_a_page_made_after_the_metadata_changed_says_so(skip_runs, tmp_path, cap
     import compute_csvs
 
     copy = _copy(skip_runs, tmp_path)
+    metadata = tmp_path / "valid_metadata.json"
+    records = json.loads(metadata.read_text())
+    for r in records[3:]:  # other words, as many: the scores counted the old ones
+        r["prompt"] = " ".join("zebra" for _ in r["prompt"].split())
+    metadata.write_text(json.dumps(records))
     caplog.set_level("WARNING")
     assert compute_csvs.main([str(copy), "--html"]) == 0
     text = (copy / "report_valid_unprocessed_alpha0.html").read_text(encoding="utf-8")
     assert "Metadata changed since the runs." in text and "valid_metadata.json changed since the run" in text
+    assert "signal(s) whose marks differ from their scores" in text
+    assert all("marks_disagree" not in r for r in page_data(copy / "report_valid_unprocessed_alpha0.html")["rows"])
     assert "changed since the run" in caplog.text
     untouched = _copy(skip_runs, tmp_path / "second", fix_metadata=False)
     write_html_report(sorted(untouched.glob("submission_*.csv")), untouched / "p.html", spectrograms=False)

@@ -305,6 +305,7 @@ def _write_page(csvs: list[Path], out: Path, *, baseline: str = "identity",
         plot_comparison(listeners, files / "comparison.png")
         figure_list.append((files / "comparison.png", COMPARISON_HOW))
     rows = signal_rows(runs, baseline=baseline, records=records)
+    disagree = [row["signal"] for row in rows if row.pop("marks_disagree")]
     refused: list[Path] = []
     data = _table_data(runs, rows, page_dir, files, baseline=baseline,
                        spectrograms=spectrograms, refused=refused)
@@ -318,7 +319,7 @@ def _write_page(csvs: list[Path], out: Path, *, baseline: str = "identity",
         title=_e(f"{name}: {', '.join(run.name for run in runs)}"),
         heading=_e(f"{split} split, {input_kind} input: {', '.join(run.name for run in runs)}"),
         chain=_e(CHAINS.get(input_kind, input_kind)),
-        warning=warning + notes_html(left_out, refused, metadata_changed(runs)),
+        warning=warning + notes_html(left_out, refused, metadata_changed(runs), disagree),
         summary=_summary_html(runs, records, baseline)
         + _quality_html(report.with_name(report.name + ".csv")), listeners=_listeners_html(listeners, baseline),
         figures=_figures_html(figure_list, page_dir), provenance=_provenance_html(runs),
