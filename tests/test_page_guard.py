@@ -185,3 +185,4 @@ def test_an_immutable_folder_is_an_environment_error(tmp_path):
             check_output_file(frozen / "x.json", option="--json", suffixes=(".json",))
     finally:
         subprocess.run(["chattr", "-i", str(frozen)], check=False)
+

@@ -184,10 +184,17 @@ def test_a_page_made_after_the_metadata_changed_says_so(skip_runs, tmp_path, cap
     import compute_csvs
 
     copy = _copy(skip_runs, tmp_path)
+    metadata = tmp_path / "valid_metadata.json"
+    records = json.loads(metadata.read_text())
+    for r in records[3:]:  # other words, as many: the scores counted the old ones
+        r["prompt"] = " ".join("zebra" for _ in r["prompt"].split())
+    metadata.write_text(json.dumps(records))
     caplog.set_level("WARNING")
     assert compute_csvs.main([str(copy), "--html"]) == 0
     text = (copy / "report_valid_unprocessed_alpha0.html").read_text(encoding="utf-8")
     assert "Metadata changed since the runs." in text and "valid_metadata.json changed since the run" in text
+    assert "signal(s) whose marks differ from their scores" in text
+    assert all("marks_disagree" not in r for r in page_data(copy / "report_valid_unprocessed_alpha0.html")["rows"])
     assert "changed since the run" in caplog.text
     untouched = _copy(skip_runs, tmp_path / "second", fix_metadata=False)
     write_html_report(sorted(untouched.glob("submission_*.csv")), untouched / "p.html", spectrograms=False)
@@ -333,3 +340,19 @@ def test_a_page_that_fails_leaves_no_files_folder(skip_runs, tmp_path):
     with pytest.raises(OSError):
         write_html_report(sorted(copy.glob("submission_*.csv")), out, spectrograms=False)
     assert not (tmp_path / "page_files").exists()
+
+
+@pytest.mark.parametrize("linked", ["page_files", "page_files/audio", "page_files/spec"])
+def test_a_page_never_writes_through_a_linked_files_folder(skip_runs, tmp_path, linked):
+    """A shared results folder whose page folder links elsewhere: nothing is written there."""
+    from code.errors import DataError
+
+    copy = _copy(skip_runs, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (copy / "page_files").mkdir()
+    (copy / linked).rmdir() if (copy / linked).is_dir() else None
+    (copy / linked).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(DataError, match="is a symbolic link"):
+        write_html_report(sorted(copy.glob("submission_*.csv")), copy / "page.html")
+    assert (copy / linked).is_symlink() and not any(outside.iterdir())

@@ -253,6 +253,10 @@ def write_html_report(csvs: list[Path], out: Path, **options) -> Path:
     """``_write_page`` (its options); on any failure, the page's ``_files`` folder is removed
     when this call made it, so a refused or failed page leaves nothing behind."""
     files = Path(out).parent / f"{Path(out).stem}_files"
+    linked = [p for p in (files, files / "audio", files / "spec") if p.is_symlink()]
+    if linked:
+        raise DataError(f"{linked[0]} is a symbolic link (to {os.readlink(linked[0])}): the page writes "
+                        "its files only into a real folder beside it; remove the link and run again")
     existed = files.exists()
     try:
         return _write_page(csvs, out, **options)
@@ -301,6 +305,7 @@ def _write_page(csvs: list[Path], out: Path, *, baseline: str = "identity",
         plot_comparison(listeners, files / "comparison.png")
         figure_list.append((files / "comparison.png", COMPARISON_HOW))
     rows = signal_rows(runs, baseline=baseline, records=records)
+    disagree = [row["signal"] for row in rows if row.pop("marks_disagree")]
     refused: list[Path] = []
     data = _table_data(runs, rows, page_dir, files, baseline=baseline,
                        spectrograms=spectrograms, refused=refused)
@@ -314,7 +319,7 @@ def _write_page(csvs: list[Path], out: Path, *, baseline: str = "identity",
         title=_e(f"{name}: {', '.join(run.name for run in runs)}"),
         heading=_e(f"{split} split, {input_kind} input: {', '.join(run.name for run in runs)}"),
         chain=_e(CHAINS.get(input_kind, input_kind)),
-        warning=warning + notes_html(left_out, refused, metadata_changed(runs)),
+        warning=warning + notes_html(left_out, refused, metadata_changed(runs), disagree),
         summary=_summary_html(runs, records, baseline)
         + _quality_html(report.with_name(report.name + ".csv")), listeners=_listeners_html(listeners, baseline),
         figures=_figures_html(figure_list, page_dir), provenance=_provenance_html(runs),

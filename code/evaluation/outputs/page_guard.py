@@ -95,19 +95,24 @@ def metadata_changed(runs: list) -> list[str]:
     return notes
 
 
-def notes_html(left_out: list[tuple[str, str]], refused: list[Path], changed: list[str]) -> str:
-    """The page's warnings for the records left out, the audio not linked and metadata
-    edited after the runs; empty when there is none."""
+def notes_html(left_out: list[tuple[str, str]], refused: list[Path], changed: list[str],
+               disagree: list[str] = ()) -> str:
+    """The page's warnings for the records left out, the audio not linked, metadata edited
+    after the runs and signals whose word marks differ from their scores; empty when there
+    is none."""
     def listing(items: list[str]) -> str:
         more = f"<li>... and {len(items) - LISTED_PROBLEMS} more</li>" if len(items) > LISTED_PROBLEMS else ""
         return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items[:LISTED_PROBLEMS]) + more + "</ul>"
 
     parts = []
-    if changed:
+    if changed or disagree:
         parts.append("<p class='warning' role='alert'><b>Metadata changed since the runs.</b> The "
                      "predictions and words-correct scores were made with the prompts of the run; "
                      "the words are marked here against the metadata as it is now, so marks and "
-                     "scores may disagree. Remake the runs to mark them again.</p>" + listing(changed))
+                     "scores may disagree. Remake the runs to mark them again.</p>"
+                     + listing(changed + [f"{len(disagree)} signal(s) whose marks differ from their "
+                                          f"scores: {', '.join(disagree[:20])}{' ...' if len(disagree) > 20 else ''}"]
+                                 * bool(disagree)))
     if left_out:
         parts.append(f"<p class='warning'><b>{len(left_out)} record(s) left out</b> of the split's "
                      "metadata: no run has a prediction for them (e.g. skipped as invalid with "

@@ -211,6 +211,15 @@ def _finite(x) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
+def _marks_agree(ears: list[dict], scored) -> bool:
+    """Whether each ear's marks count the words-correct fraction its scores record holds
+    (they do unless the prompt changed since the scores were made)."""
+    if not isinstance(scored, list) or len(scored) != len(ears):
+        return True  # nothing to compare with
+    return all(ear["n"] == 0 or not isinstance(s, (int, float)) or abs(ear["correct"] / ear["n"] - s) < 1e-9
+               for ear, s in zip(ears, scored))
+
+
 def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctness",
                 records: list[dict] | None = None) -> list[dict]:
     """One dict per signal of ``records`` (default: the runs' split), in metadata order: ``signal``, ``category``,
@@ -227,6 +236,7 @@ def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctne
     scores = [read_scores(run) for run in runs]
     base = next((run for run in runs if run.model == baseline), None)
     rows = []
+    disagree: set[str] = set()
     for r in records:
         signal = r["signal"]
         audio = [["unprocessed", unprocessed[signal]]] if signal in unprocessed else []
@@ -239,11 +249,13 @@ def signal_rows(runs: list[RunFiles], *, baseline: str, target: str = "correctne
             record = by_signal.get(signal)
             ears = ([ear_view(marker, r["prompt"], text) for text in record["transcripts"]]
                     if record else None)
+            if ears and not _marks_agree(ears, record.get("ear_correctness")):
+                disagree.add(signal)
             views.append({"pred": pred, "change": (None if pred is None or base_pred is None
                                                    else pred - base_pred), "ears": ears})
             audio += [[label, path] for label, path in model_audio(run, signal) if path.is_file()]
         label = r.get(target)
         rows.append({"signal": signal, "category": r["hearing_loss"], "prompt": r["prompt"],
                      "label": None if label is None else 100.0 * float(label), "runs": views,
-                     "audio": audio})
+                     "audio": audio, "marks_disagree": signal in disagree})
     return rows
