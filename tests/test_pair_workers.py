@@ -156,22 +156,37 @@ def test_chunks_of_several_pairs_give_each_pair_its_own_value(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_demo_report_is_the_same_at_one_and_two_jobs(tmp_path):
-    """``--input unprocessed --models identity,NLR1 --recompute 2``: Stage 2 (HAAQI, STOI) by one
-    process and by two workers gives the same report. The second run starts from a copy of
-    the first's results (Stage 1's outputs reused), so only Stage 2 differs."""
+def test_the_demo_report_is_the_same_at_one_and_two_jobs(tmp_path, caplog):
+    """``--input unprocessed --models identity,NLR1`` with Stage 2's pair values recomputed (as
+    ``--recompute 2`` does) by one process and by two workers: the same report. The demo is
+    copied without the HAAQI and STOI values it ships (its transcripts are kept: Whisper is
+    not what is compared), and the second run starts from a copy of the first's results
+    without theirs (Stage 1's outputs and the transcripts reused), so only the pair values
+    are computed again, by two workers."""
     import shutil
 
     import main
 
+    data = tmp_path / "demo"
+    shutil.copytree(DEMO_ROOT, data)
+    for kind in ("haaqi", "intrusive"):
+        shutil.rmtree(data / "cadenza_data" / "stage2_store" / kind)
     one, two = tmp_path / "one", tmp_path / "two"
-    args = ["--input", "unprocessed", "--models", "identity,NLR1", "--recompute", "2"]
+    args = ["--data-root", str(data), "--input", "unprocessed", "--models", "identity,NLR1"]
     assert main.main([*args, "--jobs", "1", "--results-dir", str(one)]) == 0
     shutil.copytree(one, two)
-    for path in two.rglob("hearing_aid_report_*"):
-        path.unlink()  # written again by the second run
-    assert main.main([*args, "--jobs", "2", "--results-dir", str(two)]) == 0
-    reports = sorted(p.relative_to(one) for p in one.rglob("hearing_aid_report_*.csv"))
-    assert reports and reports == sorted(p.relative_to(two) for p in two.rglob("hearing_aid_report_*.csv"))
-    for report in reports:
-        assert (one / report).read_text() == (two / report).read_text(), report
+    for kind in ("haaqi", "intrusive"):
+        shutil.rmtree(two / ".cache" / kind)
+    written = ("hearing_aid_report_*.csv", "submission_*.csv")
+    for pattern in written:
+        for path in two.glob(pattern):
+            path.unlink()  # written again by the second run
+    with caplog.at_level(logging.INFO):
+        assert main.main([*args, "--jobs", "2", "--results-dir", str(two)]) == 0
+    assert "in 2 worker processes" in caplog.text
+    assert "HAAQI: 24 signal(s) to compute, 0 reused" in caplog.text
+    files = sorted(p.name for pattern in written for p in one.glob(pattern))
+    assert "hearing_aid_report_valid_unprocessed.csv" in files
+    assert files == sorted(p.name for pattern in written for p in two.glob(pattern))
+    for name in files:
+        assert (one / name).read_text() == (two / name).read_text(), name

@@ -13,7 +13,7 @@ import pytest
 def test_stage2_scaling_ends_with_its_speedup_line(capsys):
     from benchmarks.stage2_scaling import main
 
-    main(["--signals", "1", "--seconds", "0.3", "--max-jobs", "2", "--measures", "haaqi,stoi"])
+    main(["--signals", "1", "--seconds", "0.6", "--max-jobs", "2", "--measures", "haaqi,stoi"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"haaqi_jobs2_speedup=\d+\.\d\d identical=True", lines[-1]), lines[-1]
     assert any(line.startswith("haaqi: today (one process") for line in lines)
