@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from code.config import ExperimentConfig, check_config, field_choices, field_help
-from code.errors import shown
+from code.errors import shown, unknown_arguments
 
 # ----------------------------------------------------------------------------
 # The experiment. Edit here, or override any field on the command line.
@@ -129,7 +129,11 @@ def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
     line stay relative to the current folder.
     """
     parser = build_parser(CONFIG)
-    args = vars(parser.parse_args(argv))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # a short line with the closest option, not the whole usage block
+        parser.exit(2, f"{parser.prog}: error: {unknown_arguments(unknown, list(parser._option_string_actions))} "
+                       f"(python main.py --help lists every option)\n")
+    args = vars(args)
     args.pop("debug")
     for name in PATH_FIELDS:
         if name not in args:
@@ -147,7 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("main", "code"):
         logging.getLogger(name).setLevel(logging.INFO)
     cfg = parse_config(argv)
+    from code.data.layout import locate_split
     from code.errors import ASRError, ConfigError, DataError
+
+    try:  # a wrong data root or a missing metadata file, refused before the heavy imports
+        locate_split(Path(cfg.data_root), cfg.split, challenge=cfg.challenge, need_audio=False)
+    except DataError as e:
+        log.error("%s", e)
+        return 2
     from code.pipeline import run
 
     from tqdm.contrib.logging import logging_redirect_tqdm
