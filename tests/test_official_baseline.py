@@ -72,3 +72,31 @@ def test_a_folder_without_metadata_is_refused(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "official_baseline.py"), "--metadata",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "no *_metadata.json in" in done.stderr
+
+
+def test_compute_csvs_tells_score_file_runs_apart(metadata_folder, tmp_path, caplog, capsys):
+    """Runs that differ only in the score files they read have rows that say which; Std is
+    defined under the table; a --baseline FILE header names the file."""
+    import compute_csvs
+    from tests.conftest import run_main
+
+    folder, _ = metadata_folder
+    (tmp_path / "root" / "cadenza_data" / "metadata").mkdir(parents=True)
+    (tmp_path / "root" / "cadenza_data" / "metadata" / "train_metadata.json").symlink_to(folder / "train_metadata.json")
+    results = tmp_path / "results"
+    for kind in ("whisper", "stoi"):
+        code, log = run_main(["--data-root", tmp_path / "root", "--split", "train", "--model", "identity",
+                              "--scores", PRECOMPUTED_DIR / f"cadenza_data.train.{kind}.jsonl",
+                              "--results-dir", results], caplog)
+        assert code == 0, log[-2000:]
+    capsys.readouterr()
+    (whisper_csv,) = [p for p in results.glob("submission_*_train.csv")
+                      if "train.whisper.jsonl" in p.with_suffix(".run.json").read_text()]
+    assert compute_csvs.main([str(results), "--baseline", str(whisper_csv)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("identity ")]
+    assert len(rows) == 2
+    assert sorted("scores=cadenza_data.train.whisper.jsonl" in r for r in rows) == [False, True]
+    assert sorted("scores=cadenza_data.train.stoi.jsonl" in r for r in rows) == [False, True]
+    assert "Std = the standard error of the mean error" in out
+    assert f"paired with the baseline CSV {whisper_csv}" in out and "run of the same settings" not in out

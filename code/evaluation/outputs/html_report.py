@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from code.evaluation.outputs.report_signals import RunFiles, load_run, page_name, records_of, signal_rows
+from code.data.synthetic import labels_are_synthetic
 from code.errors import DataError
 from code.io_utils import write_text_atomic
 
@@ -35,7 +36,6 @@ CHAINS = {"unprocessed": "unprocessed audio → model → hearing-loss simulatio
 COMPARISON_HOW = ("The comparison: each run's predictions against the listeners' labels (one dot a "
                   "signal, the dashed line where they agree), then RMSE per hearing-loss category "
                   "(lower is better).")
-SYNTHETIC_NAMES = ("demo", "demo_clip2")  # the shipped demo data sets: every label made up
 
 
 def _e(x) -> str:
@@ -72,8 +72,8 @@ def group_runs(csvs: list[Path]) -> dict[str, list[Path]]:
 
 
 def is_synthetic(run: RunFiles) -> bool:
-    """Whether the run's labels are the shipped demo's made-up ones."""
-    return run.provenance.get("data_set", {}).get("name") in SYNTHETIC_NAMES
+    """Whether the run's data set declares its labels made up (``labels_are_synthetic``)."""
+    return labels_are_synthetic(run.provenance.get("data_set", {}).get("metadata_dir"))
 
 
 def _local(src: Path, folder: Path) -> Path:
