@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent  # report_page.css and report_page.js
 CHAINS = {"unprocessed": "unprocessed audio → model → hearing-loss simulation (MSBG) → Whisper",
           "signals": "the listener's signals (hearing loss already in them) → model → Whisper"}
-COMPARISON_HOW = ("The comparison: each run's predictions against the listeners' labels (one dot a "
-                  "signal, the dashed line where they agree), then RMSE per hearing-loss category "
-                  "(lower is better).")
+COMPARISON_HOW = ("The comparison against the listeners' labels, one line per run (best at the top): "
+                  "RMSE and NCC with their 95% intervals (bootstrap, prompts resampled) in black, "
+                  "the RMSE of each hearing-loss category in colour; one pair of panels per data set "
+                  "and split.")
 
 
 def _e(x) -> str:
@@ -165,6 +166,7 @@ def _listener_rows(runs: list[RunFiles], records: list[dict]) -> list[dict]:
     if not truth:
         return []
     return [{"name": run.name, "model": run.model, "split": run.split, "predictions": run.predictions,
+             "data_set": run.provenance.get("data_set", {}).get("name", "?"), "synthetic": is_synthetic(run),
              "truth": truth, **overall_metrics(run.predictions, truth),
              "per_hearing_loss": metrics_by_category(run.predictions, truth)} for run in runs]
 
