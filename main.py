@@ -15,6 +15,7 @@ import dataclasses
 import json
 import errno
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -187,4 +188,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if not sys.stderr.isatty():  # a log file: bars redrawn with \r would garble it; the stage lines say it
+        os.environ.setdefault("TQDM_DISABLE", "1")
     sys.exit(main())

@@ -89,6 +89,7 @@ def test_compute_csvs_tells_score_file_runs_apart(metadata_folder, tmp_path, cap
                               "--scores", PRECOMPUTED_DIR / f"cadenza_data.train.{kind}.jsonl",
                               "--results-dir", results], caplog)
         assert code == 0, log[-2000:]
+        assert "done: 1 submission(s) in" in log.splitlines()[-1]  # --scores runs close as every run does
     capsys.readouterr()
     (whisper_csv,) = [p for p in results.glob("submission_*_train.csv")
                       if "train.whisper.jsonl" in p.with_suffix(".run.json").read_text()]

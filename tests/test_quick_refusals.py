@@ -47,3 +47,15 @@ def test_a_missing_metadata_file_is_refused_before_heavy_imports(tmp_path):
     rc, err, heavy = _main("--data-root", str(tmp_path), "--split", "valid")
     assert rc == 2 and "no metadata file for split 'valid'" in err and "holds train_metadata.json" in err
     assert heavy == []
+
+
+def test_a_log_file_gets_lines_not_progress_bars(tmp_path):
+    """``python main.py > run.log 2>&1``: no bar redrawn with carriage returns among the log
+    lines; the run still closes with its done line."""
+    log = tmp_path / "run.log"
+    with log.open("w") as f:
+        done = subprocess.run([sys.executable, "main.py", "--results-dir", str(tmp_path / "results")], cwd=ROOT,
+                              stdout=f, stderr=subprocess.STDOUT, timeout=600)
+    text = log.read_bytes().decode()  # as written: read_text would turn \r into \n
+    assert done.returncode == 0, text[-2000:]
+    assert "\r" not in text and "INFO code.pipeline: done: 1 submission(s)" in text
