@@ -18,6 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
+from code.errors import unknown_arguments
+
 # ----------------------------------------------------------------------------
 # Defaults. Edit here, or override on the command line. Relative paths here are
 # relative to this file's folder; paths given on the command line, to the current one.
@@ -61,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="write one HTML page per group of compared runs (split, input and "
                              "settings: report_<split>_<input>[...].html in the first folder "
                              "searched, e.g. results/), or at FILE when one group")
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # one short line with the closest option, not the usage block
+        parser.exit(2, f"{parser.prog}: error: {unknown_arguments(unknown, list(parser._option_string_actions))} "
+                       "(python compute_csvs.py --help lists every option)\n")
 
     from code.data.synthetic import labels_are_synthetic
     from code.errors import DataError

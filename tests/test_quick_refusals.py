@@ -59,3 +59,9 @@ def test_a_log_file_gets_lines_not_progress_bars(tmp_path):
     text = log.read_bytes().decode()  # as written: read_text would turn \r into \n
     assert done.returncode == 0, text[-2000:]
     assert "\r" not in text and "INFO code.pipeline: done: 1 submission(s)" in text
+
+
+def test_compute_csvs_suggests_the_closest_option_too():
+    done = subprocess.run([sys.executable, "compute_csvs.py", "--plto", "out.png"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "unknown option --plto: did you mean --plot?" in done.stderr
