@@ -18,6 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
+from code.errors import unknown_arguments
+
 # ----------------------------------------------------------------------------
 # Defaults. Edit here, or override on the command line. Relative paths here are
 # relative to this file's folder; paths given on the command line, to the current one.
@@ -61,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="write one HTML page per group of compared runs (split, input and "
                              "settings: report_<split>_<input>[...].html in the first folder "
                              "searched, e.g. results/), or at FILE when one group")
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # one short line with the closest option, not the usage block
+        parser.exit(2, f"{parser.prog}: error: {unknown_arguments(unknown, list(parser._option_string_actions))} "
+                       "(python compute_csvs.py --help lists every option)\n")
 
+    from code.data.synthetic import labels_are_synthetic
     from code.errors import DataError
     from code.evaluation.comparison.compare import find_submissions, load_labels
     from code.evaluation.comparison.runs_table import compare_all, metadata_files, paired
@@ -80,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     submissions = find_submissions(search)
     bare = [s for s in submissions if s.provenance is None and not s.error]
-    labels, unlabelled = {}, []
+    labels, unlabelled, label_folder = {}, [], None  # the labels of CSVs without provenance
     try:
         if args.ground_truth:
+            label_folder = args.ground_truth.parent
             if not args.ground_truth.is_file():
                 raise DataError(f"ground truth file not found: {args.ground_truth}")
             labels, unlabelled = load_labels({"given": args.ground_truth}, target=args.target)
@@ -91,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                           args.target)
                 return 2
         elif bare or not submissions:
-            labels, unlabelled = load_labels(metadata_files(args.data_root or HERE / DATA_ROOT,
-                                                            args.challenge), target=args.target)
+            files = metadata_files(args.data_root or HERE / DATA_ROOT, args.challenge)
+            label_folder = next(iter(files.values())).parent
+            labels, unlabelled = load_labels(files, target=args.target)
     except DataError as e:
         log.error("%s", e)
         return 2
@@ -114,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                   "predictions on the labelled training split: `python main.py --split train "
                   "--models identity,NLR1`, then `python compute_csvs.py`")
         return 1
+    for r in rows:  # a CSV without provenance: synthetic when the labels it was matched with are
+        if "config" not in r:
+            r["synthetic"] = labels_are_synthetic(label_folder)
     print(format_table(rows))
     for r in rows:
         if r["scale_warning"]:

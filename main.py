@@ -15,12 +15,13 @@ import dataclasses
 import json
 import errno
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from code.config import ExperimentConfig, check_config, field_choices, field_help
-from code.errors import shown
+from code.errors import shown, unknown_arguments
 
 # ----------------------------------------------------------------------------
 # The experiment. Edit here, or override any field on the command line.
@@ -129,7 +130,11 @@ def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
     line stay relative to the current folder.
     """
     parser = build_parser(CONFIG)
-    args = vars(parser.parse_args(argv))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # a short line with the closest option, not the whole usage block
+        parser.exit(2, f"{parser.prog}: error: {unknown_arguments(unknown, list(parser._option_string_actions))} "
+                       f"(python main.py --help lists every option)\n")
+    args = vars(args)
     args.pop("debug")
     for name in PATH_FIELDS:
         if name not in args:
@@ -147,11 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("main", "code"):
         logging.getLogger(name).setLevel(logging.INFO)
     cfg = parse_config(argv)
+    from code.data.layout import locate_split
+    from code.errors import ASRError, ConfigError, DataError, ModelError
+
+    try:  # a wrong data root or a missing metadata file, refused before the heavy imports
+        locate_split(Path(cfg.data_root), cfg.split, challenge=cfg.challenge, need_audio=False)
+    except DataError as e:
+        log.error("%s", e)
+        return 2
     if cfg.slurm:  # submit the run to SLURM instead of running it here (code/cluster.py)
         from code.cluster import slurm_main
 
         return slurm_main(cfg)
-    from code.errors import ASRError, ConfigError, DataError, ModelError
     from code.pipeline import run
 
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -180,4 +192,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if not sys.stderr.isatty():  # a log file: bars redrawn with \r would garble it; the stage lines say it
+        os.environ.setdefault("TQDM_DISABLE", "1")
     sys.exit(main())

@@ -3,6 +3,7 @@ numba or pyclarity), so every layer and script can raise and catch them."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 QUOTE_LIMIT = 80  # characters of a value quoted in a message; longer ones are cut
@@ -60,3 +61,18 @@ class Problem:
 
     def to_dict(self) -> dict:
         return {"signal": self.signal, "reason": self.reason, "path": self.path}
+
+
+def unknown_arguments(unknown: list[str], options: list[str]) -> str:
+    """What is wrong with command-line words no option took, for ``parser.exit``: each
+    unknown ``--option`` with the closest known one (``--modle`` -> ``--model``), or the
+    stray value. ``options`` are the parser's option strings."""
+    said = []
+    for word in unknown:
+        name = word.split("=", 1)[0]
+        if name.startswith("-"):
+            close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+            said.append(f"unknown option {name}" + (f": did you mean {close[0]}?" if close else ""))
+        elif not said or not said[-1].startswith("unknown option"):
+            said.append(f"unexpected value {shown(word)} (options are written --name value)")
+    return "; ".join(said)

@@ -268,8 +268,9 @@ def run_from_scores(cfg) -> None:
         split = dataclasses.replace(split, records=[r for r in split.records if r["signal"] in set(table.signals)],
                                     skipped=split.skipped + missing)
     fits = fit_set(cfg, split, predicted=table, audio_route=False)
-    predict_and_write(cfg, split, table, fits, run_name(cfg, cfg.model),
-                       feature=cfg.feature or fits.feature)
+    name = run_name(cfg, cfg.model)
+    predict_and_write(cfg, split, table, fits, name, feature=cfg.feature or fits.feature)
+    _say_done(cfg, split, [name])
 
 
 def run(cfg) -> None:
@@ -348,10 +349,20 @@ def run(cfg) -> None:
                            Path(cfg.results_dir), baseline=getattr(cfg, "baseline", "identity"),
                            report=Path(cfg.results_dir) / report_name(cfg))
     if written:
-        results = shlex.quote(str(cfg.results_dir))
-        how = (f"python compute_csvs.py {results}" if labelled(split.records, cfg.target)
-               else f"python main.py --split {cfg.fit_split.split(',')[0]} --models "
-                    f"{','.join(model_names(cfg))} --results-dir {results} then python compute_csvs.py "
-                    f"{results} (split {cfg.split!r} has no labels)")
-        logger.info("done: %d submission(s) in %s (%s); to compare with listeners: %s",
-                    len(written), cfg.results_dir, ", ".join(f"submission_{w}_{cfg.split}.csv" for w in written), how)
+        _say_done(cfg, split, written)
+
+
+def _say_done(cfg, split: SplitData, written: list[str]) -> None:
+    """The run's closing line: what it wrote and how to compare it with listeners."""
+    results = shlex.quote(str(cfg.results_dir))
+    if labelled(split.records, cfg.target):
+        how = f"python compute_csvs.py {results}"
+    elif cfg.scores:
+        how = (f"the same command with --split {cfg.fit_split.split(',')[0]} and that split's score "
+               f"files (out-of-fold), then python compute_csvs.py {results} (split {cfg.split!r} has no labels)")
+    else:
+        how = (f"python main.py --split {cfg.fit_split.split(',')[0]} --models "
+               f"{','.join(model_names(cfg))} --results-dir {results} then python compute_csvs.py "
+               f"{results} (split {cfg.split!r} has no labels)")
+    logger.info("done: %d submission(s) in %s (%s); to compare with listeners: %s",
+                len(written), cfg.results_dir, ", ".join(f"submission_{w}_{cfg.split}.csv" for w in written), how)

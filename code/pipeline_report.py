@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from code.data.layout import SplitData
+from code.data.layout import SplitData, resolve_data_root
+from code.data.synthetic import SYNTHETIC_NOTE, labels_are_synthetic
 from code.enhancement_plan import model_output_path
 from code.evaluation.features.extract import stage2_store
 from code.evaluation.outputs.report import change_text, report_rows, write_report
@@ -54,8 +55,10 @@ def write_hearing_aid_report(cfg, predictions: dict[str, dict[str, float]], reco
              else "signals -> model -> Whisper")
     tradeoff = base.with_name(base.name + "_tradeoff.png") if quality else None
     # with_name, not with_suffix: a name may hold a dot (alpha0.3)
+    synthetic = labels_are_synthetic(resolve_data_root(Path(cfg.data_root), cfg.challenge).metadata_dir)
+    title = f"{cfg.split}: {chain}" + (f"\n{SYNTHETIC_NOTE}" if synthetic else "")
     write_report(rows, base.with_name(base.name + ".csv"), base.with_name(base.name + ".png"),
-                 f"{cfg.split}: {chain}", tradeoff_path=tradeoff)
+                 title, tradeoff_path=tradeoff)
     if baseline not in predictions:
         logger.warning("report: no change against %r: it is not among --models %s (add it, e.g. "
                        "--models %s)", baseline, ",".join(predictions), ",".join([baseline, *predictions]))

@@ -33,6 +33,7 @@ if __name__ == "__main__" and not __package__:
 from code.config import INPUT_KINDS
 from code.data.layout import SplitLayout, locate_split
 from code.data.metadata import load_metadata
+from code.data.synthetic import write_marker
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,12 @@ def build(source: Path, out: Path) -> int:
              "valid_metadata.json": clip2_valid(valid)}
     for name, obj in files.items():
         (base / "metadata" / name).write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
+    write_marker(base / "metadata")  # the labels are made up: every tool that prints figures says so
     size = _copy_audio(train_layout, base / "train", train) + _copy_audio(valid_layout, base / "valid", valid)
     (out / "README.md").write_text(README, encoding="utf-8")
+    store = Path(source) / "cadenza_data" / "stage2_store"  # the same audio: the source's shipped values
+    if store.is_dir():
+        (base / "stage2_store").symlink_to(os.path.relpath(store.resolve(), base.resolve()), target_is_directory=True)
     logger.info("CLIP2 demo: %d train, %d valid signals, %.2f MB of audio -> %s",
                 len(train), len(valid), size / 1e6, base)
     if size > MAX_BYTES:

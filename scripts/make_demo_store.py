@@ -29,6 +29,7 @@ COMMANDS = (
     [],  # python main.py
     ["--split", "train", "--models", "identity,NLR1"],  # the compare recipe
     ["--input", "unprocessed", "--models", "identity,NLR1"],  # the hearing-aid chain
+    ["--data-root", "data/demo_clip2"],  # the CLIP2 demo (its audio is the demo's; it links this store)
 )
 
 

@@ -18,6 +18,7 @@ from tests.conftest import DEMO_ROOT, ROOT, demo_records, make_clip_root
 import code.data.audio as data_loading
 from code.data.layout import locate_split, resolve_data_root
 from code.data.metadata import target_0_1
+from code.data.synthetic import labels_are_synthetic
 from code.data.validation import validate_split
 from code.errors import DataError
 
@@ -373,3 +374,4 @@ def test_demo_builder_output_validates(tmp_path):
                           check_audio=False)
     assert data.layout.challenge == "clip2" and data.records
     assert "SYNTHETIC" in (tmp_path / "README.md").read_text()
+    assert labels_are_synthetic(tmp_path / "cadenza_data" / "clip2" / "metadata")  # declared by the data set

@@ -167,10 +167,20 @@ def test_one_column_is_used_and_several_need_a_name(data):
     records, truth, table = data
     one = FeatureTable(table.signals, ["asr.score"], table.values[:, :1])
     assert len(_oof("logistic", records, truth, one, feature=None)[0]) == len(records)
-    with pytest.raises(DataError, match=r"2 feature columns \['asr.score', 'other'\].*feature=NAME"):
+    with pytest.raises(DataError, match=r"2 feature columns \['asr.score', 'other'\].*--feature NAME"):
         _oof("logistic", records, truth, table, feature=None)
     with pytest.raises(DataError, match=r"'nope' is not a feature column; columns are"):
         _oof("logistic-hl", records, truth, table, feature="nope")
+
+
+def test_official_files_calibrate_their_asr_column_by_default(data):
+    """pyclarity's precomputed Whisper and STOI files together: the logistic calibrates the
+    Whisper column (the official baseline's), as if --feature whisper.mixture were given."""
+    records, truth, table = data
+    official = FeatureTable(table.signals, ["stoi", "whisper.mixture"], table.values[:, ::-1])
+    named = FeatureTable(table.signals, ["whisper.mixture"], table.values[:, :1])
+    by_default, _ = _oof("logistic", records, truth, official, feature=None)
+    np.testing.assert_array_equal(by_default, _oof("logistic", records, truth, named, feature=None)[0])
 
 
 def test_logistic_needs_a_0_1_feature(data):

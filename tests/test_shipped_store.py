@@ -57,3 +57,15 @@ def test_a_stale_shipped_value_is_not_used(tmp_path, monkeypatch):
     other = dataclasses.replace(DEFAULTS, asr_compute_type="int8")
     assert Store(SHIPPED).get("transcript", extract.transcript_key(digest, asr_settings(other), 44100)) is None
     assert Path(SHIPPED).is_dir()
+
+
+def test_the_clip2_demo_command_transcribes_nothing(tmp_path, caplog):
+    """The CLIP2 demo ships the same store (its audio is the demo's), so its documented
+    command, ``python main.py --data-root data/demo_clip2``, reads every Whisper value."""
+    from tests.conftest import CLIP2_DEMO, run_main
+
+    assert (CLIP2_DEMO / "cadenza_data" / "clip2" / extract.SHIPPED_STORE).is_dir()
+    code, log = run_main(["--data-root", CLIP2_DEMO, "--results-dir", tmp_path / "results"], caplog)
+    assert code == 0, log[-2000:]
+    counts = [line for line in log.splitlines() if "signal(s) to transcribe" in line]
+    assert len(counts) == 2 and all(": 0 signal(s) to transcribe" in line for line in counts), counts

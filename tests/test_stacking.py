@@ -101,7 +101,7 @@ def test_stack_prefers_the_chorus_mean():
     assert StackPredictor.used_columns(names, "asr.a.better_ear") == ["asr.chorus.better_ear.mean"]  # the default
     assert StackPredictor.used_columns(names, "stoi.left") == ["stoi.left"]  # named by the user
     assert StackPredictor.used_columns(names[:1] + names[2:], None) == ["asr.a.better_ear"]
-    assert StackPredictor.used_columns(["whisper.mixture", "stoi"], None) == []  # members choose
+    assert StackPredictor.used_columns(["whisper.mixture", "stoi"], None) == ["whisper.mixture"]  # the official ASR column
 
 
 def test_members_with_their_own_feature_on_official_names(data):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from code.config import SPLITS
 from code.data.layout import resolve_data_root
+from code.data.synthetic import labels_are_synthetic
 from code.errors import DataError
 from code.evaluation.comparison.compare import (
     covering_split,
@@ -23,6 +24,8 @@ from code.keys import file_digest
 from code.runs import command_for, setting_label
 
 log = logging.getLogger(__name__)
+
+SHOWN_SETTINGS = ("predictor", "fit_split", "data_set")  # settings the table has a column for
 
 
 def metadata_files(data_root: Path, challenge: str = "") -> dict[str, Path]:
@@ -65,7 +68,8 @@ def row_settings(s) -> dict:
     record = s.provenance
     if record is None:
         return {"model": s.name, "run": s.name, "data_set": "?", "challenge": "?", "input": "?",
-                "predictor": "?", "fit": "?", "other": [], "tag": "", "match": ("bare",)}
+                "predictor": "?", "fit": "?", "other": [], "tag": "", "match": ("bare",),
+                "settings": {}, "synthetic": False}
     diffs = record.get("differs_from_defaults", {})
     config = record.get("config", {})
     other = ([f"tag={record['tag']}"] if record.get("tag") else []) + [
@@ -78,7 +82,10 @@ def row_settings(s) -> dict:
             "challenge": record.get("challenge", "?"), "input": record.get("input", "?"),
             "predictor": config.get("predictor", "?"),
             "fit": "+".join(sorted(p.strip() for p in config.get("fit_split", "?").split(","))),
-            "other": other, "tag": record.get("tag", ""), "match": match, "config": config}
+            "other": other, "tag": record.get("tag", ""), "match": match, "config": config,
+            "settings": {**({"tag": record["tag"]} if record.get("tag") else {}),
+                         **{k: v for k, v in diffs.items() if k not in SHOWN_SETTINGS}},
+            "synthetic": labels_are_synthetic(data.get("metadata_dir"))}
 
 
 def compare_all(submissions, labels, unlabelled=(), *, use_provenance: bool = True):

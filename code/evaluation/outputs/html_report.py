@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
+from code.data.synthetic import labels_are_synthetic
 from code.evaluation.outputs.page_guard import metadata_changed, notes_html, share_roots, shareable, shown_records
 from code.evaluation.outputs.report_signals import (RunFiles, UnsafeProvenance, load_run, page_name, records_of,
                                                     signal_rows)
@@ -34,10 +35,10 @@ logger = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent  # report_page.css and report_page.js
 CHAINS = {"unprocessed": "unprocessed audio → model → hearing-loss simulation (MSBG) → Whisper",
           "signals": "the listener's signals (hearing loss already in them) → model → Whisper"}
-COMPARISON_HOW = ("The comparison: each run's predictions against the listeners' labels (one dot a "
-                  "signal, the dashed line where they agree), then RMSE per hearing-loss category "
-                  "(lower is better).")
-SYNTHETIC_NAMES = ("demo", "demo_clip2")  # the shipped demo data sets: every label made up
+COMPARISON_HOW = ("The comparison against the listeners' labels, one line per run (best at the top): "
+                  "RMSE and NCC with their 95% intervals (bootstrap, prompts resampled) in black, "
+                  "the RMSE of each hearing-loss category in colour; one pair of panels per data set "
+                  "and split.")
 
 
 def _e(x) -> str:
@@ -80,8 +81,8 @@ def group_runs(csvs: list[Path], *, baseline: str | None = None) -> dict[str, li
 
 
 def is_synthetic(run: RunFiles) -> bool:
-    """Whether the run's labels are the shipped demo's made-up ones."""
-    return run.provenance.get("data_set", {}).get("name") in SYNTHETIC_NAMES
+    """Whether the run's data set declares its labels made up (``labels_are_synthetic``)."""
+    return labels_are_synthetic(run.provenance.get("data_set", {}).get("metadata_dir"))
 
 
 def _local(src: Path, folder: Path) -> Path:
@@ -173,6 +174,7 @@ def _listener_rows(runs: list[RunFiles], records: list[dict]) -> list[dict]:
     if not truth:
         return []
     return [{"name": run.name, "model": run.model, "split": run.split, "predictions": run.predictions,
+             "data_set": run.provenance.get("data_set", {}).get("name", "?"), "synthetic": is_synthetic(run),
              "truth": truth, **overall_metrics(run.predictions, truth),
              "per_hearing_loss": metrics_by_category(run.predictions, truth)} for run in runs]
 

@@ -8,17 +8,19 @@ modification time and the scale, and an image already there is reused.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 
 from code.io_utils import atomic_path
-from code.keys import settings_digest
+from code.keys import file_digest, settings_digest
 
 WIDTH, HEIGHT = 200, 64  # pixels of one image
 TOP_HZ = 8000.0  # highest frequency drawn (the speech band Whisper hears at 16 kHz)
 RANGE_DB = 60.0  # colour scale: the row's loudest bin down to this many dB below it
 FRAME_S = 0.032  # analysis window (hop: half of it)
+BIN_HZ = 15.625  # spacing of the analysed frequencies, the same at every sample rate
 
 
 def _read_mono(path: Path) -> tuple[np.ndarray, int]:
@@ -29,17 +31,23 @@ def _read_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 def power_image(path: Path) -> np.ndarray:
-    """The file's power spectrogram in dB, ``[HEIGHT, WIDTH]``, low frequencies in row 0."""
+    """The file's power spectral density in dB (per Hz), ``[HEIGHT, WIDTH]``, low
+    frequencies in row 0: rows are equal bands of 0..``TOP_HZ``, columns equal stretches of
+    time. Windows of ``FRAME_S`` seconds and a density per Hz make it independent of the
+    file's sample rate: the same audio stored at 16 or 44.1 kHz gives the same image."""
     audio, rate = _read_mono(path)
-    n_fft = 1 << int(np.ceil(np.log2(FRAME_S * rate)))
-    hop = n_fft // 2
-    if len(audio) < n_fft:
-        audio = np.pad(audio, (0, n_fft - len(audio)))
-    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop] * np.hanning(n_fft)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # [frames, bins]
-    bins = int(TOP_HZ / (rate / n_fft)) + 1
-    power = power[:, :bins].T  # [bins, frames]
-    small = _shrink(_shrink(power, HEIGHT, axis=0), min(WIDTH, power.shape[1]), axis=1)
+    n_window = max(2, int(round(FRAME_S * rate)))
+    n_fft = max(n_window, int(round(rate / BIN_HZ)))  # zero-padded to bins BIN_HZ apart at any rate
+    if len(audio) < n_window:
+        audio = np.pad(audio, (0, n_window - len(audio)))
+    window = np.hanning(n_window)
+    frames = np.lib.stride_tricks.sliding_window_view(audio, n_window)[::n_window // 2] * window
+    density = np.abs(np.fft.rfft(frames, n=n_fft, axis=1)) ** 2 / (rate * np.sum(window ** 2))
+    band = np.floor(np.fft.rfftfreq(n_fft, 1.0 / rate) / (TOP_HZ / HEIGHT)).astype(int)
+    member = (band[:, None] == np.arange(HEIGHT)[None, :]).astype(float)  # [bins, HEIGHT]; above TOP_HZ: none
+    member /= np.maximum(member.sum(axis=0), 1.0)  # bands above Nyquist stay empty (zero)
+    power = (density @ member).T  # [HEIGHT, frames]: the mean density in each band
+    small = _shrink(power, min(WIDTH, power.shape[1]), axis=1)
     if small.shape[1] < WIDTH:  # short audio: stretch to the width
         small = small[:, np.linspace(0, small.shape[1] - 1, WIDTH).round().astype(int)]
     return 10 * np.log10(small + 1e-20)
@@ -56,7 +64,13 @@ def _shrink(x: np.ndarray, n: int, *, axis: int) -> np.ndarray:
 def _name(path: Path, top_db: float) -> str:
     stat = Path(path).stat()
     return settings_digest([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, round(top_db, 1),
-                            WIDTH, HEIGHT, RANGE_DB, TOP_HZ, FRAME_S]) + ".png"
+                            WIDTH, HEIGHT, RANGE_DB, TOP_HZ, FRAME_S, BIN_HZ, _code()]) + ".png"
+
+
+@functools.cache
+def _code() -> str:
+    """This module's source digest: an image drawn by other code is drawn again."""
+    return file_digest(Path(__file__))
 
 
 def write_row_spectrograms(paths: list[Path], folder: Path) -> list[Path]:

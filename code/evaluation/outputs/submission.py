@@ -12,6 +12,7 @@ import numpy as np
 
 from code.data.layout import SplitData
 from code.data.metadata import target_0_1
+from code.data.synthetic import SYNTHETIC_NOTE, labels_are_synthetic
 from code.evaluation.comparison.metrics import clip_metrics
 from code.io_utils import write_json_atomic, write_text_atomic
 from code.models.hearing_aid_models import trained_weights_used
@@ -120,9 +121,12 @@ def log_metrics(cfg, split: SplitData, predictions: dict[str, float], fits) -> d
     fitted = {r["signal"] for r in fits.records}
     prompts = {r["prompt"] for r in fits.records}
     inside = sum(1 for r in labelled if r["signal"] in fitted or r["prompt"] in prompts)
-    how = (f"{inside} of them out-of-fold ({cfg.folds} folds grouped by prompt: no prediction saw "
-           "its own label or prompt)" if inside else f"fitted on {cfg.fit_split} only")
-    logger.info("%s vs listeners (%s, %d labelled records; %s): RMSE %.2f, NCC %.3f, KT %.3f",
+    how = (f"{inside} of them out-of-fold ({cfg.folds} folds grouped by track, or by prompt where the "
+           "metadata names no track, as logged above: no prediction saw its own label, prompt or track)"
+           if inside else f"fitted on {cfg.fit_split} only")
+    synthetic = (f" ({SYNTHETIC_NOTE})" if labels_are_synthetic(split.layout.metadata_file.parent)
+                 else "")
+    logger.info("%s vs listeners (%s, %d labelled records; %s): RMSE %.2f, NCC %.3f, KT %.3f%s",
                 cfg.split, cfg.target, len(labelled), how, figures["RMSE"], figures["NCC"],
-                figures["KT"])
+                figures["KT"], synthetic)
     return figures

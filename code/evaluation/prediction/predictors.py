@@ -76,11 +76,14 @@ class Predictor(Protocol):
 
 
 DEFAULT_FEATURE_SUFFIX = ".better_ear"  # with several columns and none named: the first better-ear ASR score
+OFFICIAL_ASR_COLUMN = "whisper.mixture"  # the ASR score of pyclarity's precomputed files (the official calibration's)
 
 
 def pick_feature(names: list[str], feature: str | None) -> str:
     """The one column a single-feature predictor uses: ``feature``; else the only
-    column; else the first better-ear ASR score (``asr.<model>.better_ear``).
+    column; else the first better-ear ASR score (``asr.<model>.better_ear``); else
+    the official score files' ASR column (``whisper.mixture``), as the official
+    baseline calibrates.
 
     Raises:
         DataError: listing the columns, when ``feature`` is not among them, or is
@@ -93,9 +96,11 @@ def pick_feature(names: list[str], feature: str | None) -> str:
     if len(names) == 1:
         return names[0]
     better = [n for n in names if n.startswith("asr.") and n.endswith(DEFAULT_FEATURE_SUFFIX)]
+    if not better and OFFICIAL_ASR_COLUMN in names:
+        return OFFICIAL_ASR_COLUMN
     if not better:
         raise DataError(f"{len(names)} feature columns {names}: name the one to calibrate "
-                        "with feature=NAME")
+                        f"with --feature NAME (e.g. --feature {names[0]})")
     return better[0]
 
 
