@@ -78,12 +78,12 @@ def timed_run(data_root: Path, results: Path) -> tuple[float, float]:
     return seconds, max(peak, before) / 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signals", type=int, default=200)
     parser.add_argument("--work", type=Path, default=None, help="folder for the data set and results (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="clip-scale-"))
     try:
         data_root = build(args.signals, work / "data")
