@@ -42,6 +42,8 @@ MIN_SAMPLE_RATE = 8000  # Hz: below this no speech band is left for Whisper (16 
 CODE_DIR = Path(__file__).resolve().parent
 MODELS_FILE = CODE_DIR / "models" / "hearing_aid_models.py"  # holds the MODELS registry
 PREDICTORS_FILE = CODE_DIR / "evaluation" / "prediction" / "predictors.py"  # holds the PREDICTORS registry
+FEATURES_FILE = CODE_DIR / "evaluation" / "features" / "registry.py"  # holds the FEATURES registry
+FEATURE_FLAGS = ("haspi",)  # boolean options that add the Stage-2 feature of their name (--haspi)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class ExperimentConfig:
     asr_device: str = "cpu"  # cpu, cuda or cuda:N, for Whisper
     asr_batch_size: int = 8  # ears per batched first-window decode
     haspi: bool = False  # add HASPI v2 features (haspi.left/right/better_ear, 0..1) of the scored audio against the unprocessed audio, beside STOI (when every signal has it)
+    features: str = "stoi"  # the Stage-2 pair features beside the ASR scores, comma-separated names in code/evaluation/features/registry.py FEATURES (e.g. stoi,haspi; empty: none), when every signal has its unprocessed audio
     stoi_max_lag_s: float = 0.05  # STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference
     # prediction
     predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/prediction/predictors.py PREDICTORS)
@@ -167,6 +170,7 @@ def field_choices() -> dict[str, list[str]]:
         choices["model"] = sorted(models)
     if predictors:
         choices["predictor"] = predictors
+    choices["features"] = registered_names(FEATURES_FILE, "FEATURES")
     return choices
 
 
@@ -336,6 +340,11 @@ def check_config(cfg: ExperimentConfig) -> str | None:
         return _one_of("--predictor", cfg.predictor, predictors)
     if cfg.challenge and cfg.challenge not in CHALLENGES:
         return _one_of("--challenge", cfg.challenge, CHALLENGES)
+    features = registered_names(FEATURES_FILE, "FEATURES")
+    for name in _listed(cfg.features) if features else ():
+        problem = _one_of("--features", name, features)
+        if problem:
+            return problem
     models = registered_names(MODELS_FILE, "MODELS")
     for name in model_names(cfg):
         if models and name not in models:
