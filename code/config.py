@@ -375,9 +375,6 @@ def check_config(cfg: ExperimentConfig) -> str | None:
                 f"{','.join([cfg.asr_model, *listed])})")
     if len(set(listed)) < len(listed):
         return f"--asr-models lists a model twice: {cfg.asr_models!r}"
-    if cfg.predictor == "whisper-head" and len(asr_models(cfg)) > 1:
-        return (f"--predictor whisper-head reads one Whisper encoder; --asr-models names "
-                f"{len(asr_models(cfg))} ({cfg.asr_models!r}): give one")
     if not (math.isfinite(cfg.train_quality_weight) and cfg.train_quality_weight >= 0):
         return f"--train-quality-weight must be a number >= 0, got {cfg.train_quality_weight}"
     if cfg.train_epochs < 1 or cfg.train_batch_size < 1 or not cfg.train_lr > 0:

@@ -303,9 +303,11 @@ def stage2_store(results_dir: Path, split: SplitData) -> Store:
     return results_store(Path(results_dir), seeds=(shipped,) if shipped.is_dir() else ())
 
 
-def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
+def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str,
+                embeddings: bool = False) -> FeatureTable:
     """What the predictor reads for a split's audio: the feature table of every ASR
-    model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings.
+    model (and the pair features), or, with ``embeddings`` (a predictor that takes them),
+    the Whisper encoder embeddings.
 
     Values come from the results folder's store, then from the data set's shipped
     store (``<cadenza_data>/stage2_store/``, read only; the demo ships its default
@@ -313,7 +315,7 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     key matches (same audio, settings and code), so a stale one is recomputed."""
     recompute = recompute_stage(cfg, "2")
     store = stage2_store(Path(cfg.results_dir), split)
-    if cfg.predictor == "whisper-head":
+    if embeddings:
         from code.evaluation.asr.embeddings import encoder_embeddings
 
         return encoder_embeddings([(r["signal"], paths[r["signal"]]) for r in split.records],
