@@ -266,3 +266,21 @@ def test_training_objective(tmp_path, capsys):
                                                      data / "cadenza_data", "--splits", "valid"],
                 capsys).strip().splitlines()[-1]
     assert last.startswith("objective_spearman="), last
+
+
+def test_a_rebuilt_folder_is_swapped_in_only_when_complete(tmp_path):
+    from code.io_utils import replaced_folder
+
+    target = tmp_path / "store"
+    (target / "kind").mkdir(parents=True)
+    (target / "kind" / "old.json").write_text("{}")
+    with pytest.raises(KeyboardInterrupt):
+        with replaced_folder(target) as new:
+            (new / "half.json").write_text("{}")
+            raise KeyboardInterrupt  # an interruption halfway
+    assert [p.name for p in tmp_path.iterdir()] == ["store"] and (target / "kind" / "old.json").exists()
+    with replaced_folder(target) as new:
+        (new / "kind").mkdir()
+        (new / "kind" / "new.json").write_text("{}")
+        assert (target / "kind" / "old.json").exists()  # the old one stays until the new one is complete
+    assert [p.name for p in tmp_path.iterdir()] == ["store"] and [p.name for p in (target / "kind").iterdir()] == ["new.json"]
