@@ -47,7 +47,16 @@ TOOLS = {
 
 
 def _module(path: str):
-    return importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    """The tool's module, imported once; what its import sets in the environment (e.g.
+    ``OPENBLAS_NUM_THREADS`` for its own process) is undone, so later tests' subprocesses
+    do not inherit it."""
+    saved = dict(os.environ)
+    try:
+        return importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    finally:
+        if dict(os.environ) != saved:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def _run(path: str, argv: list, capsys) -> str:
