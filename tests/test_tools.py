@@ -196,7 +196,7 @@ def test_make_demo_store(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_scale(capsys):
-    last = _run("benchmarks/scale.py", ["--signals", "2"], capsys).strip().splitlines()[-1]
+    last = _run("benchmarks/scale.py", ["--signals", "2", "--shipped-store"], capsys).strip().splitlines()[-1]
     assert last.startswith("scale signals=2 first_s="), last
 
 
