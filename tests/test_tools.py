@@ -85,12 +85,15 @@ def _program(name: str) -> None:
         pytest.skip(f"{name} is not installed (apt-get install {name})")
 
 
-def _small_root(root: Path, valid: int = 3, train_prompts: int = 5) -> Path:
+def _small_root(root: Path, valid: int = 3, train_prompts: int = 5, per_prompt: int = 3) -> Path:
     """A data root with the demo's first ``valid`` validation signals (one per category) and
-    the training signals of its first ``train_prompts`` prompts, the shipped store linked."""
+    ``per_prompt`` training signals of each of its first ``train_prompts`` prompts, the
+    shipped store linked."""
     train = demo_records("train")
     prompts = list(dict.fromkeys(r["prompt"] for r in train))[:train_prompts]
-    make_clip_root(root, "train", [r for r in train if r["prompt"] in prompts], shipped_store=True)
+    kept = [r for r in train if r["prompt"] in prompts]
+    kept = [r for i, r in enumerate(kept) if [q["prompt"] for q in kept[:i]].count(r["prompt"]) < per_prompt]
+    make_clip_root(root, "train", kept, shipped_store=True)
     records, seen = [], set()
     for r in demo_records("valid"):
         if r["hearing_loss"] not in seen and len(records) < valid:
@@ -189,7 +192,7 @@ def test_make_demo_data(tmp_path, capsys):
 def test_make_demo_store(tmp_path, capsys):
     """A small data set's store built from scratch (its own shipped store left out of the runs),
     into a new folder that replaces the old one only when complete."""
-    data = _small_root(tmp_path / "demo", valid=2, train_prompts=5)
+    data = _small_root(tmp_path / "demo", valid=2)
     out = tmp_path / "store"
     (out / "old").mkdir(parents=True)
     assert "shipped" in _run("scripts/make_demo_store.py", ["--data-root", data, "--out", out], capsys)
