@@ -101,14 +101,14 @@ def agreement(a: dict, b: dict) -> float:
     return float(np.mean([abs(a[s] - b[s]) < 1e-9 for s in a]))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--openai-checkpoint", required=True,
                         help="openai-whisper model name or .pt path (both sides use it)")
     parser.add_argument("--signals", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8, help="ears per batch (ours)")
     parser.add_argument("--skip-faster", action="store_true", help="skip the faster-whisper figures")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if shutil.which("ffmpeg") is None:
         sys.exit("the official loop needs the ffmpeg program (Debian package ffmpeg)")
     with tempfile.TemporaryDirectory() as tmp:

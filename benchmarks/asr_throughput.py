@@ -105,7 +105,7 @@ def max_confidence_diff(a: list[Transcript], b: list[Transcript]) -> float:
     return max(diffs, default=0.0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="tiny.en", help="comma-separated Whisper models (names or paths)")
     parser.add_argument("--openai-models", default=os.environ.get("CLIP_OPENAI_CHECKPOINT", ""),
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--ears", type=int, default=16, help="demo ears transcribed")
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds timed, each running every variant once (the fastest counts)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         sizes = [int(b) for b in args.batch_sizes.split(",")]
     except ValueError:

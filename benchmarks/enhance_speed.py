@@ -105,11 +105,11 @@ def _timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signals", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="NLR1 runs per batch; the fastest counts")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     data = signals(args.signals)
     seconds = sum(a.shape[1] for a, _ in data) / 44100
     model = NLR1()

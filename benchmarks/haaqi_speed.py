@@ -1,6 +1,6 @@
 """HAAQI speed: the project's fast HAAQI against pyclarity's ``compute_haaqi``, same inputs.
 
-    python benchmarks/haaqi_speed.py [--signals 5]
+    python benchmarks/haaqi_speed.py [--signals 5] [--seconds S]
 
 Signals, in turn: demo pairs (the left channel of a processed signal from
 data/demo/**/signals/ against its unprocessed reference, 16 kHz, about 2.4 s) and
@@ -178,14 +178,19 @@ def report(metric: str, label: str, ref_title: str, fast_title: str, data, secon
     print(f"{metric}_speedup={t_theirs / t_mine:.1f} max_abs_diff={float(np.max(diffs)):.2e}")
 
 
-def benchmark_cases(description: str) -> tuple[list, float, list, float]:
+def benchmark_cases(description: str, argv: list[str] | None = None) -> tuple[list, float, list, float]:
     """Parse ``--signals``; return the signals, their seconds of audio, the (signal x audiogram)
     cases and the load average before any work."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--signals", type=int, default=5, help="signals (each x 3 audiograms)")
-    args = parser.parse_args()
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="cut each signal to at most this long (default: whole; the tests' smallest size)")
+    args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     data = signals(args.signals)
+    if args.seconds is not None:
+        data = [(name, p[:int(args.seconds * rate)], r[:int(args.seconds * rate)], rate)
+                for name, p, r, rate in data]
     seconds = sum(len(r) / rate for _, _, r, rate in data)
     cases = [(name, p, r, rate, category) for name, p, r, rate in data for category in AUDIOGRAMS]
     return data, seconds, cases, load_before
@@ -241,8 +246,8 @@ def timed_sides(cases: list, sides: list[tuple]) -> list[tuple[list[float], tupl
     return results
 
 
-def main() -> None:
-    data, seconds, cases, load_before = benchmark_cases(__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    data, seconds, cases, load_before = benchmark_cases(__doc__.split("\n")[0], argv)
 
     warm_up(data, lambda p, r, rate: compute_haaqi(p, r, rate, rate, AUDIOGRAM_MILD),
             lambda p, r, rate: haaqi(p, r, rate, rate, AUDIOGRAM_MILD))

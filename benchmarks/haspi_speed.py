@@ -1,6 +1,6 @@
 """HASPI v2 speed: the project's fast HASPI v2 against pyclarity's ``haspi_v2``, same inputs.
 
-    python benchmarks/haspi_speed.py [--signals 5]
+    python benchmarks/haspi_speed.py [--signals 5] [--seconds S]
 
 The signals of ``benchmarks/haaqi_speed.py`` (demo pairs at 16 kHz and synthetic
 full-band pairs at 44.1 kHz, in turn), each for the three hearing-loss categories
@@ -43,8 +43,8 @@ from code.evaluation.quality import haspi as fast_haspi
 from code.evaluation.quality.haspi import haspi_v2
 
 
-def main() -> None:
-    data, seconds, cases, load_before = benchmark_cases(__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    data, seconds, cases, load_before = benchmark_cases(__doc__.split("\n")[0], argv)
 
     warm_up(data, lambda p, r, rate: pyclarity_haspi_v2(r, rate, p, rate, AUDIOGRAM_MILD),
             lambda p, r, rate: haspi_v2(r, rate, p, rate, AUDIOGRAM_MILD))

@@ -69,7 +69,7 @@ def haaqi_by_signal(results: Path, folder: str, data_root: Path, split: str,
     return {signal: v["haaqi"] for signal, v in values.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--data-root", default="data/demo/cadenza_data")
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="NLR1")
     parser.add_argument("--tag", default="", help="the runs' --tag (and the trained weights')")
     parser.add_argument("--held-out", action="store_true", help="only the signals the training held out")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results = Path(args.results_dir)
     records = json.loads((Path(args.data_root) / "metadata" / f"{args.split}_metadata.json").read_text())
     folder = {m: f"{m}-{args.tag}" if args.tag else m for m in (args.baseline, args.model)}

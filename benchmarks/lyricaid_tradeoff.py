@@ -28,14 +28,14 @@ from code.evaluation.outputs.report import report_rows
 from code.evaluation.outputs.report_figure import tradeoff_figure
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--data-root", default="data/demo/cadenza_data")
     parser.add_argument("--split", default="valid")
     parser.add_argument("--tags", default="q0,q03,q1,q3")
     parser.add_argument("--out", default="lyricaid_tradeoff.png")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results, data = Path(args.results_dir), Path(args.data_root)
     records = [r for r in json.loads((data / "metadata" / f"{args.split}_metadata.json").read_text())
                if r["hearing_loss"] in ("Mild", "Moderate")]

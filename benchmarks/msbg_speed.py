@@ -1,6 +1,6 @@
 """Hearing-loss simulation speed: the project's fast MSBG against pyclarity's ``Ear``.
 
-    python benchmarks/msbg_speed.py [--signals 20]
+    python benchmarks/msbg_speed.py [--signals 20] [--seconds S]
 
 Both simulators process the same real audio (demo excerpts scaled to a 0.9
 peak, looped or cut to 3..6 s, 44.1 kHz stereo, the three hearing-loss
@@ -40,11 +40,11 @@ if __name__ == "__main__" and not __package__:
 import numpy as np
 from clarity.evaluator.msbg import cochlea, msbg, smearing
 
-from code import hearing_loss
 from code.config import HEARING_LOSS_CATEGORIES
 from code.data.audio import read_audio
 from code.hearing_loss.design import _design
 from code.hearing_loss.fast import STAGES, simulate_ear
+from code.hearing_loss import simulator as simulator_module
 from code.hearing_loss.simulator import simulate_hearing_loss
 from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
@@ -56,7 +56,7 @@ def demo_split_dir() -> Path:
     return min(DEMO_ROOT.rglob("train_metadata.json")).parent.parent
 
 
-def signals(n: int) -> list[tuple[np.ndarray, str]]:
+def signals(n: int, most_seconds: float | None = None) -> list[tuple[np.ndarray, str]]:
     """n real stereo excerpts at 44.1 kHz, peak 0.9, looped or cut to 3..6 s, categories in turn."""
     rng = np.random.default_rng(0)
     demo = demo_split_dir()
@@ -67,6 +67,8 @@ def signals(n: int) -> list[tuple[np.ndarray, str]]:
         audio = read_audio(demo / "train" / "unprocessed" / f"{r['signal']}_unproc.flac")
         audio = audio * (0.9 / np.max(np.abs(audio)))  # about full scale, as the bound assumes
         length = int(rng.uniform(3.0, 6.0) * 44100)
+        if most_seconds is not None:
+            length = min(length, int(most_seconds * 44100))
         category = HEARING_LOSS_CATEGORIES[i % len(HEARING_LOSS_CATEGORIES)]
         out.append((np.resize(audio, (2, length)).astype(np.float32), category))
     return out
@@ -118,11 +120,13 @@ def _print_stages(title: str, times: dict, total: float | None = None) -> None:
         print(f"  {'other (design, glue)':<28}{total - sum(times.values()):8.3f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signals", type=int, default=20)
-    args = parser.parse_args()
-    data = signals(args.signals)
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="cut each signal to at most this long (default: 3..6 s; the tests' smallest size)")
+    args = parser.parse_args(argv)
+    data = signals(args.signals, args.seconds)
     seconds = sum(a.shape[1] for a, _ in data) / 44100
     # Compile the fast simulator's loops once (cached on disk), then forget its designs.
     simulate_hearing_loss(data[0][0][:, :8820], DEFAULT_AUDIOGRAMS["Mild"], simulator="fast")
@@ -136,7 +140,7 @@ def main() -> None:
     fast_stages = {stage: 0.0 for stage in STAGES}
     timed_ear = functools.partial(simulate_ear, stage_times=fast_stages)
     start = time.perf_counter()
-    with mock.patch.object(hearing_loss, "simulate_ear", timed_ear):
+    with mock.patch.object(simulator_module, "simulate_ear", timed_ear):
         mine = [simulate_hearing_loss(a, DEFAULT_AUDIOGRAMS[c], simulator="fast") for a, c in data]
     t_mine = time.perf_counter() - start
 

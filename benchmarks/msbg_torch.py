@@ -1,6 +1,6 @@
 """The torch MSBG (``code.hearing_loss.torch_ear``) against the project's fast MSBG: agreement and speed.
 
-    python benchmarks/msbg_torch.py [--per-category 2] [--device cpu|cuda]
+    python benchmarks/msbg_torch.py [--per-category 2] [--device cpu|cuda] [--seconds S]
 
 Demo signals of the valid split (unprocessed, whole, 44.1 kHz stereo, scaled to
 a 0.9 peak: about full scale, as the 1e-4 bound assumes), ``--per-category``
@@ -78,12 +78,16 @@ def fast_float64(audio: np.ndarray, category: str) -> np.ndarray:
     return np.stack([simulate_ear(ch.astype(np.float64), design) for ch in audio])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-category", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="cut each signal to at most this long (default: whole; the tests' smallest size)")
+    args = parser.parse_args(argv)
     data = demo_signals(args.per_category)
+    if args.seconds is not None:
+        data = [(signal, category, audio[:, :int(args.seconds * 44100)]) for signal, category, audio in data]
     seconds = sum(a.shape[1] for _, _, a in data) / 44100
     for category in HEARING_LOSS_CATEGORIES[1:]:  # warm-up
         simulate_hearing_loss(data[0][2][:, :8820], DEFAULT_AUDIOGRAMS[category], simulator="fast")

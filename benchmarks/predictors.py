@@ -49,12 +49,12 @@ from code.errors import DataError
 from code.evaluation.comparison.metrics import clip_metrics
 from code.evaluation.prediction.calibration import FOLD_GROUPINGS, fold_groups, prompt_folds
 from code.evaluation.prediction.fitting import fit_predict
+from code.evaluation.prediction.capabilities import ONE_COLUMN
 from code.evaluation.prediction.predictors import PREDICTORS
 from code.evaluation.table import read_feature_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ROOT = ROOT / "data" / "demo"
-SINGLE_FEATURE = ("logistic", "logistic-hl")
 
 
 def split_records(data_root: Path, split: str, *, labelled: bool) -> list[dict]:
@@ -161,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
                             group_by=args.group_by)
     print(_line("predictor=mean", mean, truth))
     for name in [n for n in args.predictors.split(",") if n]:
-        columns = ([args.feature] if args.feature or name not in SINGLE_FEATURE or len(fit_table.names) == 1
+        cls = PREDICTORS.get(name)  # an unknown name is refused by fit_predict, below
+        one_column = cls is not None and cls.takes == ONE_COLUMN
+        columns = ([args.feature] if args.feature or not one_column or len(fit_table.names) == 1
                    else fit_table.names)
         for column in columns:
-            feature = column if name in SINGLE_FEATURE else (args.stack_feature if name == "stack" else None)
+            # a one-column predictor's column; a blend's (stack's) one-column members' column
+            feature = column if one_column else (args.stack_feature if cls and cls.uses_feature else None)
             try:
                 predicted, _ = fit_predict(name, fit_table=fit_table, fit_records=fit_records,
                                            fit_target_0_100=y_fit, predict_table=table,

@@ -49,14 +49,14 @@ def perturbations(audio: np.ndarray) -> dict[str, np.ndarray]:
             "4 kHz +10 dB": audio + (10 ** 0.5 - 1) * band}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--data-root", default="data/demo/cadenza_data")
     parser.add_argument("--split", default="valid")
     parser.add_argument("--models", default="identity,NLR1")
     parser.add_argument("--signals", type=int, default=0, help="at most this many signals (0: all)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     data = Path(args.data_root)
     records = json.loads((data / "metadata" / f"{args.split}_metadata.json").read_text())
     records = records[: args.signals] if args.signals else records

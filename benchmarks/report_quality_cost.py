@@ -37,14 +37,14 @@ from code.models.audiograms import DEFAULT_AUDIOGRAMS
 RATE = 44100
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--data-root", default="data/demo/cadenza_data")
     parser.add_argument("--split", default="valid")
     parser.add_argument("--models", default="identity,NLR1")
     parser.add_argument("--pyclarity-signals", type=int, default=6, help="0: every signal")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     data = Path(args.data_root)
     records = json.loads((data / "metadata" / f"{args.split}_metadata.json").read_text())
     jobs = []

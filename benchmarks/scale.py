@@ -1,6 +1,6 @@
 """The pipeline at the real data sets' scale: first run and unchanged rerun of N signals.
 
-    python benchmarks/scale.py --signals 2000 [--work DIR] [--keep]
+    python benchmarks/scale.py --signals 2000 [--work DIR] [--keep] [--shipped-store]
 
 Builds an N-signal CLIP1-layout data set from the shipped demo: the demo's valid
 records repeated under new signal IDs, their audio files linked (hard links, or
@@ -40,8 +40,9 @@ def _link(src: Path, dst: Path) -> None:
         dst.symlink_to(src)
 
 
-def build(n: int, folder: Path) -> Path:
-    """An N-signal CLIP1 data root under ``folder`` made of the demo's valid excerpts."""
+def build(n: int, folder: Path, *, shipped_store: bool = False) -> Path:
+    """An N-signal CLIP1 data root under ``folder`` made of the demo's valid excerpts (with
+    ``shipped_store``, the demo's shipped Stage-2 store linked beside its metadata)."""
     base = folder / "cadenza_data"
     valid = json.loads((DEMO / "metadata" / "valid_metadata.json").read_text())
     for kind in ("signals", "unprocessed"):
@@ -59,6 +60,8 @@ def build(n: int, folder: Path) -> Path:
     (base / "metadata" / "valid_metadata.json").write_text(json.dumps(records))
     shutil.copy(DEMO / "metadata" / "train_metadata.json", base / "metadata" / "train_metadata.json")
     (base / "train").symlink_to(DEMO / "train")
+    if shipped_store:
+        (base / "stage2_store").symlink_to(DEMO / "stage2_store", target_is_directory=True)
     return folder
 
 
@@ -78,15 +81,18 @@ def timed_run(data_root: Path, results: Path) -> tuple[float, float]:
     return seconds, max(peak, before) / 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--signals", type=int, default=200)
     parser.add_argument("--work", type=Path, default=None, help="folder for the data set and results (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    args = parser.parse_args()
+    parser.add_argument("--shipped-store", action="store_true",
+                        help="link the demo's shipped Stage-2 store: the fit set is read, not transcribed "
+                             "(the tests' smallest size; not the figure of a fresh store)")
+    args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="clip-scale-"))
     try:
-        data_root = build(args.signals, work / "data")
+        data_root = build(args.signals, work / "data", shipped_store=args.shipped_store)
         first, rss_first = timed_run(data_root, work / "results")
         rerun, rss_rerun = timed_run(data_root, work / "results")
         print(f"scale signals={args.signals} first_s={first:.1f} rerun_s={rerun:.1f} "

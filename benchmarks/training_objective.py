@@ -42,7 +42,7 @@ from code.training.train import TRAIN_WINDOW_S
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "shared/models/openai-whisper-tiny.en.pt"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--openai-checkpoint", default=os.environ.get("CLIP_OPENAI_CHECKPOINT", str(DEFAULT_CHECKPOINT)))
     parser.add_argument("--data-root", default="data/demo/cadenza_data")
@@ -51,7 +51,7 @@ def main() -> None:
                         help="feature files (JSONL, comma-separated) whose asr.<model>.better_ear is the chain's "
                              "words correct for their signals (e.g. the pipeline's fit-set features); others are "
                              "transcribed here with openai-whisper")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     import recipes.cad_icassp_2026.baseline as recipe
     from recipes.cad_icassp_2026.baseline import transcription_scorer

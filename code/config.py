@@ -45,6 +45,8 @@ MIN_SAMPLE_RATE = 8000  # Hz: below this no speech band is left for Whisper (16 
 CODE_DIR = Path(__file__).resolve().parent
 MODELS_FILE = CODE_DIR / "models" / "hearing_aid_models.py"  # holds the MODELS registry
 PREDICTORS_FILE = CODE_DIR / "evaluation" / "prediction" / "predictors.py"  # holds the PREDICTORS registry
+FEATURES_FILE = CODE_DIR / "evaluation" / "features" / "registry.py"  # holds the FEATURES registry
+FEATURE_FLAGS = ("haspi",)  # boolean options that add the Stage-2 feature of their name (--haspi)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class ExperimentConfig:
     asr_device: str = "cpu"  # cpu, cuda or cuda:N, for Whisper
     asr_batch_size: int = 8  # ears per batched first-window decode
     haspi: bool = False  # add HASPI v2 features (haspi.left/right/better_ear, 0..1) of the scored audio against the unprocessed audio, beside STOI (when every signal has it)
+    features: str = "stoi"  # the Stage-2 pair features beside the ASR scores, comma-separated names in code/evaluation/features/registry.py FEATURES (e.g. stoi,haspi; empty: none), when every signal has its unprocessed audio
     stoi_max_lag_s: float = 0.05  # STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference
     trust_shipped_store: bool = True  # use the Stage-2 values a data set ships in cadenza_data/stage2_store/ (each checked for range; a bad one is recomputed); --no-trust-shipped-store computes every value here
     # prediction
@@ -178,6 +181,7 @@ def field_choices() -> dict[str, list[str]]:
         choices["model"] = sorted(models)
     if predictors:
         choices["predictor"] = predictors
+    choices["features"] = registered_names(FEATURES_FILE, "FEATURES")
     return choices
 
 
@@ -350,6 +354,11 @@ def check_config(cfg: ExperimentConfig) -> str | None:
     problem = lists_problem(cfg)  # names too long for files, empty or repeated list items
     if problem:
         return problem
+    features = registered_names(FEATURES_FILE, "FEATURES")
+    for name in _listed(cfg.features) if features else ():
+        problem = _one_of("--features", name, features)
+        if problem:
+            return problem
     models = registered_names(MODELS_FILE, "MODELS")
     for name in model_names(cfg):
         if models and name not in models:
@@ -378,9 +387,6 @@ def check_config(cfg: ExperimentConfig) -> str | None:
         return (f"--asr-model {cfg.asr_model!r} and --asr-models {cfg.asr_models!r} disagree: "
                 f"give the Whisper models with one of them (e.g. --asr-models "
                 f"{','.join([cfg.asr_model, *listed])})")
-    if cfg.predictor == "whisper-head" and len(asr_models(cfg)) > 1:
-        return (f"--predictor whisper-head reads one Whisper encoder; --asr-models names "
-                f"{len(asr_models(cfg))} ({cfg.asr_models!r}): give one")
     if not (math.isfinite(cfg.train_quality_weight) and cfg.train_quality_weight >= 0):
         return f"--train-quality-weight must be a number >= 0, got {cfg.train_quality_weight}"
     if cfg.train_epochs < 1 or cfg.train_batch_size < 1 or not cfg.train_lr > 0:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -161,3 +162,29 @@ def repair_jsonl(path: Path) -> None:
         return
     records = read_jsonl(path)
     write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+@contextlib.contextmanager
+def replaced_folder(target: Path) -> Iterator[Path]:
+    """Yield a new empty folder beside ``target`` to build into; swap it in for ``target``
+    only when the block completes.
+
+    On an exception (or an interruption) the new folder is removed and ``target`` is left
+    as it was. On success the old ``target`` is renamed aside, the new folder renamed into
+    its place, then the old one removed: ``target`` is never missing except between two
+    renames.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    try:
+        os.chmod(new, 0o777 & ~current_umask())  # mkdtemp creates 0700
+        yield new
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)

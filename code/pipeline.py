@@ -45,7 +45,8 @@ from code.evaluation.evaluation_helper import (
     split_table,
 )
 from code.evaluation.outputs.html_report import write_html_reports
-from code.evaluation.prediction.predictors import make_predictor
+from code.evaluation.prediction.capabilities import EMBEDDINGS
+from code.evaluation.prediction.predictors import make_predictor, predictor_class
 from code.evaluation.quality.aid_quality import quality_audiogram_problem
 from code.evaluation.table import FeatureTable, read_feature_files
 from code.io_utils import write_json_atomic
@@ -82,6 +83,9 @@ def preflight(cfg) -> None:
         predictor = make_predictor(cfg.predictor, options=predictor_options(cfg))
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    if predictor.takes == EMBEDDINGS and len(asr_models(cfg)) > 1:
+        raise ConfigError(f"--predictor {cfg.predictor} reads one Whisper encoder; --asr-models names "
+                          f"{len(asr_models(cfg))} ({cfg.asr_models!r}): give one")
     if cfg.predictor_options:
         _trial_fit(cfg, predictor)
     try:  # the categories --audiograms leaves out keep pyclarity's audiograms
@@ -97,7 +101,7 @@ def preflight(cfg) -> None:
     wanted = stages(cfg)
     needs_asr = "2" in wanted and not cfg.scores
     devices = [("--device", cfg.device)] if "1" in wanted and not cfg.scores else []
-    if needs_asr or cfg.predictor == "whisper-head":
+    if needs_asr or predictor_class(cfg.predictor).trains_on_device:
         devices.append(("--asr-device", cfg.asr_device))
     for option, device in devices:
         if not device.startswith("cuda"):
@@ -127,7 +131,7 @@ def _trial_fit(cfg, predictor) -> None:
     """Fit the predictor on made-up features, so that settings it refuses (a negative
     learning rate) are found before any audio work, not after hours of it."""
     rng = np.random.default_rng(0)
-    names = embedding_columns(4) if cfg.predictor == "whisper-head" else ["asr.trial.better_ear"]
+    names = embedding_columns(4) if predictor.takes == EMBEDDINGS else ["asr.trial.better_ear"]
     records = [{"signal": f"trial{i}", "prompt": f"trial prompt {i % 8}", "n_words": 3,
                 "hearing_loss": HEARING_LOSS_CATEGORIES[i % len(HEARING_LOSS_CATEGORIES)]}
                for i in range(TRIAL_RECORDS)]
@@ -320,7 +324,8 @@ def run(cfg) -> None:
             continue
         paths = {r["signal"]: scored_path(out_dir, r["signal"], cfg.input) for r in split.records}
         features = split_table(progress.cfg_for("2", model), split, paths, cache_folder=out_dir,
-                               desc=f"Stage 2: {model}")
+                               desc=f"Stage 2: {model}",
+                               embeddings=predictor_class(cfg.predictor).takes == EMBEDDINGS)
         if quality_wanted(cfg):
             quality[model] = model_quality(cfg, split, table, out_dir, model,
                                            recompute=recompute_stage(progress.cfg_for("2", model), "2"))
@@ -334,7 +339,7 @@ def run(cfg) -> None:
             continue
         fits = fits or fit_set(progress.cfg_for("2", "fit set"), split, predicted=features)
         progress.mark("2", "fit set")
-        default_feature = (None if cfg.predictor == "whisper-head"
+        default_feature = (None if predictor_class(cfg.predictor).takes == EMBEDDINGS
                            else f"asr.{asr_label(asr_models(cfg)[0])}.better_ear")
         name = run_name(cfg, model)  # the files' name (code.runs): data set, home and settings read once
         predictions = predict_and_write(cfg, split, features, fits, name,

@@ -27,7 +27,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from code.config import CODE_DIR, DEFAULTS, asr_models, fit_splits
+from code.config import CODE_DIR, DEFAULTS, FEATURE_FLAGS, asr_models, fit_splits
 from code.data.layout import resolve_data_root
 from code.keys import bytes_digest, file_digest, settings_digest
 
@@ -43,7 +43,7 @@ _LABELS = {
     "audiograms": lambda v: "audiograms",
     "msbg": lambda v: f"msbg={v}",
     "stoi_max_lag_s": lambda v: f"stoi-lag{v}",
-    "haspi": lambda v: "haspi",
+    "features": None,  # one label per Stage-2 feature added (its name) or left out (no-<name>)
     "asr_engine": lambda v: v,
     "asr_models": lambda v: "asr=" + "+".join(Path(m).stem if os.sep in m else m for m in v),
     "asr_compute_type": lambda v: v,
@@ -56,6 +56,20 @@ _LABELS = {
     "folds": lambda v: f"folds{v}",
     "seed": lambda v: f"seed{v}",
 }
+
+
+def selected_features(cfg) -> tuple[str, ...]:
+    """The Stage-2 pair features a run computes: ``--features``, plus the feature a flag of
+    ``FEATURE_FLAGS`` names when given (``--haspi``: ``--features stoi,haspi``), each once, in order."""
+    names = [n.strip() for n in cfg.features.split(",") if n.strip()]
+    return tuple(dict.fromkeys(names + [flag for flag in FEATURE_FLAGS if getattr(cfg, flag)]))
+
+
+def feature_differences(cfg) -> dict[str, bool]:
+    """``{name: True}`` for each Stage-2 feature a run adds to the defaults', ``{name: False}``
+    for each it leaves out (so ``--haspi`` differs as it always did: haspi, True)."""
+    chosen, default = selected_features(cfg), selected_features(DEFAULTS)
+    return {**{n: True for n in chosen if n not in default}, **{n: False for n in default if n not in chosen}}
 
 
 def _value(cfg, name: str):
@@ -114,7 +128,9 @@ def differences(cfg, *, home: dict | None = None) -> dict:
     if (current["metadata_dir"], current["challenge"]) != (home.get("metadata_dir"), home.get("challenge")):
         out["data_set"] = current
     for name in _LABELS:
-        if _matters(cfg, name) and _value(cfg, name) != _value(DEFAULTS, name):
+        if name == "features":
+            out.update(feature_differences(cfg))
+        elif _matters(cfg, name) and _value(cfg, name) != _value(DEFAULTS, name):
             out[name] = _value(cfg, name)
     return out
 
@@ -122,7 +138,9 @@ def differences(cfg, *, home: dict | None = None) -> dict:
 def setting_label(name: str, value) -> str:
     """How a setting that differs from the defaults is written in run names and tables
     (``--predictor gbm`` -> ``gbm``); the setting's name for one without a label."""
-    return _LABELS[name](value) if name in _LABELS else name
+    if _LABELS.get(name) is not None:
+        return _LABELS[name](value)
+    return f"no-{name}" if value is False else name  # a Stage-2 feature left out, or added
 
 
 def _safe(text: str) -> str:

@@ -34,6 +34,7 @@ from code.config import INPUT_KINDS
 from code.data.layout import SplitLayout, locate_split
 from code.data.metadata import load_metadata
 from code.data.synthetic import write_marker
+from code.io_utils import replaced_folder, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +120,8 @@ def _copy_audio(source: SplitLayout, target: Path, records: list[dict]) -> int:
 
 
 def build(source: Path, out: Path) -> int:
-    """Write the CLIP2 demo under ``out``; return its audio size in bytes."""
-    base = out / "cadenza_data" / "clip2"
-    if base.exists():
-        shutil.rmtree(base)
-    (base / "metadata").mkdir(parents=True)
+    """Write the CLIP2 demo under ``out``; return its audio size in bytes. The demo is built
+    in a new folder and swapped in only when complete: an interruption leaves the old one."""
     train_layout = locate_split(source, "train", challenge="clip1")
     valid_layout = locate_split(source, "valid", challenge="clip1")
     train = pick_train(load_metadata(train_layout.metadata_file))
@@ -131,26 +129,29 @@ def build(source: Path, out: Path) -> int:
     metadata, responses = clip2_train(train)
     files = {"train_metadata.json": metadata, "train_responses.json": responses,
              "valid_metadata.json": clip2_valid(valid)}
-    for name, obj in files.items():
-        (base / "metadata" / name).write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
-    write_marker(base / "metadata")  # the labels are made up: every tool that prints figures says so
-    size = _copy_audio(train_layout, base / "train", train) + _copy_audio(valid_layout, base / "valid", valid)
-    (out / "README.md").write_text(README, encoding="utf-8")
     store = Path(source) / "cadenza_data" / "stage2_store"  # the same audio: the source's shipped values
-    if store.is_dir():
-        (base / "stage2_store").symlink_to(os.path.relpath(store.resolve(), base.resolve()), target_is_directory=True)
+    with replaced_folder(out / "cadenza_data" / "clip2") as base:
+        (base / "metadata").mkdir(parents=True)
+        for name, obj in files.items():
+            (base / "metadata" / name).write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
+        write_marker(base / "metadata")  # the labels are made up: every tool that prints figures says so
+        size = _copy_audio(train_layout, base / "train", train) + _copy_audio(valid_layout, base / "valid", valid)
+        if store.is_dir():
+            (base / "stage2_store").symlink_to(os.path.relpath(store.resolve(), (out / "cadenza_data" / "clip2").resolve()),
+                                               target_is_directory=True)
+    write_text_atomic(out / "README.md", README)
     logger.info("CLIP2 demo: %d train, %d valid signals, %.2f MB of audio -> %s",
-                len(train), len(valid), size / 1e6, base)
+                len(train), len(valid), size / 1e6, out / "cadenza_data" / "clip2")
     if size > MAX_BYTES:
         logger.warning("the CLIP2 demo is larger than %.1f MB; lower TRAIN_PROMPTS", MAX_BYTES / 1e6)
     return size
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, default=Path("data/demo"), help="the CLIP1 demo")
     parser.add_argument("--out", type=Path, default=Path("data/demo_clip2"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     build(args.source, args.out)
 

@@ -1,6 +1,6 @@
 """Regenerate the shipped demo dataset under data/demo/ (CLIP release layout).
 
-    python scripts/make_demo_data.py [--out data/demo]
+    python scripts/make_demo_data.py [--out data/demo] [--prompts N]
 
 Needs espeak-ng (Debian package ``espeak-ng``) for the voices; nothing at run
 time needs it. The output is deterministic for a given espeak-ng build.
@@ -60,6 +60,7 @@ from tqdm import tqdm
 
 from code.data.synthetic import write_marker
 from code.hearing_loss.simulator import SIMULATORS, simulate_hearing_loss
+from code.io_utils import replaced_folder
 from code.models.audiograms import DEFAULT_AUDIOGRAMS
 
 logger = logging.getLogger("make_demo_data")
@@ -258,29 +259,32 @@ def build_split(out: Path, split: str, prompts: list, first_fma: int,
         return [f.result() for f in tqdm(futures, desc=split)]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("data/demo"))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--simulator", choices=SIMULATORS, default="reference",
                         help="MSBG implementation; both give the same stored 16-bit files")
-    args = parser.parse_args()
+    parser.add_argument("--prompts", type=int, default=None,
+                        help="only the first N prompts of each split (default: all; the tests' smallest size)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed to regenerate the demo data: apt-get install espeak-ng")
-    base = args.out / "cadenza_data"
-    if base.exists():
-        shutil.rmtree(base)
     pool = [speak(line, voice, pitch=50, speed=165) for line, voice in zip(BABBLE_LINES, BABBLE_VOICES)]
-    for split, prompts, first_fma in (("train", TRAIN_PROMPTS, 0),
-                                      ("valid", VALID_PROMPTS, len(TRAIN_PROMPTS))):
-        records = build_split(base, split, prompts, first_fma, pool, jobs=args.jobs,
-                              simulator=args.simulator)
-        meta = base / "metadata" / f"{split}_metadata.json"
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-        logger.info("%s: %d signals -> %s", split, len(records), meta)
-    write_marker(base / "metadata")  # the labels are made up: every tool that prints figures says so
+    # Built in a new folder, swapped in only when complete: an interruption leaves the old demo
+    # (and its shipped Stage-2 store; a completed rebuild has none: run scripts/make_demo_store.py).
+    target = args.out / "cadenza_data"
+    with replaced_folder(target) as base:
+        for split, prompts, first_fma in (("train", TRAIN_PROMPTS, 0),
+                                          ("valid", VALID_PROMPTS, len(TRAIN_PROMPTS))):
+            records = build_split(base, split, prompts[:args.prompts], first_fma, pool, jobs=args.jobs,
+                                  simulator=args.simulator)
+            meta = base / "metadata" / f"{split}_metadata.json"
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+            logger.info("%s: %d signals -> %s", split, len(records), target / "metadata" / meta.name)
+        write_marker(base / "metadata")  # the labels are made up: every tool that prints figures says so
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ def _cfg(**change):
     ({"asr_engine": "openai-whisper", "asr_model": "base.en", "asr_models": "small.en"},
      "--asr-model 'base.en' and --asr-models 'small.en' disagree"),
     ({"asr_models": "tiny.en,tiny.en"}, "lists a model twice"),
-    ({"predictor": "whisper-head", "asr_models": "tiny.en,base.en"}, "reads one Whisper encoder"),
     ({"stoi_max_lag_s": 2.0}, "--stoi-max-lag-s must be within 0..1"),
 ])
 def test_bad_options_refused_while_parsing(change, expected):
@@ -48,6 +47,15 @@ def test_one_truth_for_the_asr_models():
     cfg = _cfg(predictor="whisper-head", asr_models="small.en")
     assert asr_models(cfg) == ["small.en"] and asr_settings(cfg).model == "small.en"
     assert asr_settings(_cfg()).model == DEFAULTS.asr_model
+
+
+def test_embeddings_predictor_refused_with_several_asr_models(tmp_path):
+    """A predictor that takes Whisper encoder embeddings reads one encoder (preflight, before any work)."""
+    from code.pipeline import preflight
+
+    cfg = _cfg(predictor="whisper-head", asr_models="tiny.en,base.en", results_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="--predictor whisper-head reads one Whisper encoder; --asr-models names 2"):
+        preflight(cfg)
 
 
 def test_cuda_refused_before_work_without_cuda(tmp_path):

@@ -14,7 +14,7 @@ from clarity.utils.audiogram import AUDIOGRAM_REF
 
 from code.data.audio import read_audio
 from code.evaluation.cache import Store
-from code.evaluation.features.extract import _haspi_cached
+from code.evaluation.features.registry import pair_feature_values
 from code.evaluation.quality.haspi_features import haspi_features
 from tests.conftest import DEMO_ROOT
 
@@ -57,13 +57,13 @@ def test_haspi_features_are_stored_and_a_silent_ear_is_missing(tmp_path, caplog)
     store = Store(tmp_path / "store")
     items = [("a", heard_path, reference_path), ("b", silent, reference_path)]
     with caplog.at_level(logging.INFO):
-        first = _haspi_cached(items, store, RATE, recompute=False)
+        first = pair_feature_values("haspi", {}, items, store=store, sample_rate=RATE, recompute=False)
     assert "HASPI: 2 signal(s) to compute, 0 reused" in caplog.text
     assert 0.0 <= first["a"]["haspi.left"] <= 1.0
     assert math.isnan(first["b"]["haspi.right"])  # undefined, not 0
     assert first["b"]["haspi.better_ear"] == first["b"]["haspi.left"]
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        again = _haspi_cached(items, store, RATE, recompute=False)
+        again = pair_feature_values("haspi", {}, items, store=store, sample_rate=RATE, recompute=False)
     assert "0 signal(s) to compute, 2 reused" in caplog.text
     assert again["a"] == first["a"] and math.isnan(again["b"]["haspi.right"])

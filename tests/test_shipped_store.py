@@ -15,6 +15,7 @@ from code.data.validation import validate_split
 from code.evaluation.asr.settings import asr_settings
 from code.evaluation.cache import Store
 from code.evaluation.features import extract
+from code.evaluation.features.registry import FEATURES
 from code.keys import key_of
 
 SHIPPED = DEMO_ROOT / "cadenza_data" / extract.SHIPPED_STORE
@@ -38,7 +39,7 @@ def test_the_fit_set_values_are_shipped_and_current(tmp_path):
             missing.append(f"transcript of {record['signal']}")
         stoi = key_of("intrusive", audio=digest, reference=store.digest(reference),
                       sample_rate=DEFAULTS.sample_rate, max_lag_s=DEFAULTS.stoi_max_lag_s,
-                      code=extract.intrusive_code())
+                      code=FEATURES["stoi"].code_key())
         if shipped.get("intrusive", stoi) is None:
             missing.append(f"STOI of {record['signal']}")
     assert not missing, f"{REBUILD} ({len(missing)} values missing, e.g. {missing[:2]})"

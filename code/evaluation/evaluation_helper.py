@@ -23,6 +23,7 @@ from code.evaluation.features.extract import split_table
 from code.evaluation.outputs.submission import log_metrics, write_outputs
 from code.evaluation.prediction.fit_set import FitSet, fit_records, fit_set, fit_share, labelled
 from code.evaluation.prediction.fitting import fit_predict
+from code.evaluation.prediction.predictors import predictor_class
 from code.evaluation.table import FeatureTable
 
 __all__ = ["FitSet", "fit_records", "fit_set", "fit_share", "labelled", "predict_and_write", "split_table"]
@@ -60,8 +61,8 @@ def _columns(table: FeatureTable, columns: dict[str, str], split: SplitData) -> 
 
 def predictor_options(cfg) -> dict | None:
     """Extra settings a predictor takes: ``--predictor-options`` (overriding its defaults,
-    e.g. gbm's ``learning_rate``) and the device of the whisper-head's training."""
+    e.g. gbm's ``learning_rate``) and, for one that trains on a device, ``--asr-device``."""
     options = {"settings": dict(cfg.predictor_options)} if cfg.predictor_options else {}
-    if cfg.predictor == "whisper-head":
+    if predictor_class(cfg.predictor).trains_on_device:
         options["device"] = cfg.asr_device
     return options or None

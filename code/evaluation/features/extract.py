@@ -10,7 +10,6 @@ computation recomputes only its values.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from code.config import asr_models, recompute_stage
+from code.config import DEFAULTS, asr_models, recompute_stage
 from code.data.audio import read_audio
 from code.data.layout import SplitData
 from code.errors import DataError
@@ -37,11 +36,12 @@ from code.evaluation.asr.scoring import LyricScorer
 from code.evaluation.asr.settings import ENGINE_PACKAGES, ASRSettings, asr_label, asr_settings
 from code.evaluation.cache import Store, results_store
 from code.evaluation.features.chorus import with_chorus
-from code.evaluation.pair_values import pair_values
+from code.evaluation.features.registry import default_features, feature, pair_feature_values
 from code.evaluation.shipped_values import shipped_value_problem
 from code.evaluation.table import FeatureTable, write_features_jsonl
 from code.io_utils import write_text_atomic
 from code.keys import code_digest, key_of, settings_digest
+from code.runs import selected_features
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,6 @@ TRANSCRIPT_CODE = (_prefetch, make_engine, _stored_ears)
 SCORE_CODE = (LyricScorer,)  # the CLIP1 scorer's use; pyclarity's own by version
 SCORE_PACKAGES = ("pyclarity", "inflect", "jiwer")
 SHIPPED_STORE = "stage2_store"  # a data set's precomputed Stage-2 values, beside its metadata/
-INTRUSIVE_PACKAGES = ("pystoi", "scipy", "soxr", "soundfile")
-
-
-def intrusive_code() -> str:
-    """The code key of STOI/eSTOI values (imports the intrusive measures on first use)."""
-    from code.evaluation.features.intrusive import intrusive_features
-
-    return code_digest(intrusive_features, read_audio, packages=INTRUSIVE_PACKAGES)
 
 
 def transcript_key(audio_digest: str, settings: ASRSettings, sample_rate: int) -> str:
@@ -252,37 +244,9 @@ def asr_features(records: dict[str, dict], label: str) -> dict[str, dict[str, fl
     return out
 
 
-def _intrusive_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
-                      recompute: bool, max_lag_s: float, jobs: int = 1) -> dict[str, dict[str, float]]:
-    """STOI/eSTOI per ear of (signal, heard audio, unprocessed reference)."""
-    from code.evaluation.features.intrusive import intrusive_features
-
-    return pair_values("intrusive", "Stage 2: STOI/eSTOI", [(*item, {}) for item in items], store=store,
-                       sample_rate=sample_rate, recompute=recompute, code=intrusive_code(),
-                       settings={"max_lag_s": max_lag_s},
-                       compute=functools.partial(intrusive_features, max_lag_s=max_lag_s), jobs=jobs)
-
-
-def haspi_code() -> str:
-    """The code key of HASPI features (imports the fast HASPI on first use)."""
-    from code.evaluation.quality.haspi_features import HASPI_PACKAGES, haspi_features
-
-    return code_digest(haspi_features, read_audio, packages=HASPI_PACKAGES)
-
-
-def _haspi_cached(items: list[tuple[str, Path, Path]], store: Store, sample_rate: int,
-                  recompute: bool, jobs: int = 1) -> dict[str, dict[str, float]]:
-    """HASPI v2 per ear and better ear of (signal, heard audio, unprocessed reference)."""
-    from code.evaluation.quality.haspi_features import haspi_features, haspi_settings
-
-    return pair_values("haspi", "Stage 2: HASPI", [(*item, {}) for item in items], store=store,
-                       sample_rate=sample_rate, recompute=recompute, code=haspi_code(),
-                       settings={"haspi": haspi_settings()}, compute=haspi_features, jobs=jobs)
-
-
 def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings], cache_folder: Path,
                    store: Store, sample_rate: int = 44100, shard: str = "", recompute: bool = False,
-                   desc: str = "Stage 2", stoi_max_lag_s: float = 0.05, haspi: bool = False,
+                   desc: str = "Stage 2", features: list[tuple[str, dict]] | None = None,
                    jobs: int = 1) -> FeatureTable:
     """Every per-signal feature of a split's audio, as one table, also written to
     ``<cache_folder>/features.<split>.<digest>.jsonl`` (the shape ``--scores`` reads)
@@ -293,11 +257,14 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     logprob_left,logprob_right,no_speech_left,no_speech_right,compression_ratio_left,
     compression_ratio_right,repetition_left,repetition_right,words_heard}`` (see
     ``asr_features``; missing values are NaN, written as null); and,
-    when every signal has its unprocessed audio, ``stoi.{left,right}`` and
-    ``estoi.{left,right}`` of the audio against it (and with ``haspi``,
-    ``haspi.{left,right,better_ear}``: ``code.evaluation.quality.haspi_features``); with several ASR models, their
+    when every signal has its unprocessed audio, the columns of each pair feature of
+    ``features`` (``(name, settings)``: a name in ``registry.FEATURES`` and its function's
+    settings; default: STOI/eSTOI with their default settings); with several ASR models, their
     ``asr.chorus.*`` summaries (``code.evaluation.features.chorus``, not in the file).
+    The file's digest covers the ASR settings and, for other than the default features, their
+    names (so no two feature sets share a file).
     """
+    features = default_features() if features is None else features
     items = [ScoreItem(r["signal"], r["prompt"], paths[r["signal"]]) for r in split.records]
     rows: dict[str, dict[str, float]] = {r["signal"]: {} for r in split.records}
     digests = []
@@ -315,18 +282,19 @@ def split_features(split, paths: dict[str, Path], *, settings: list[ASRSettings]
     references = {r["signal"]: split.layout.audio_path(r["signal"], "unprocessed") for r in split.records}
     if references and all(p.is_file() for p in references.values()):
         against = [(s, paths[s], references[s]) for s in rows]
-        intrusive = _intrusive_cached(against, store, sample_rate, recompute, stoi_max_lag_s, jobs)
-        for signal, values in intrusive.items():
-            rows[signal].update(values)
-        for signal, values in (_haspi_cached(against, store, sample_rate, recompute, jobs) if haspi
-                               else {}).items():
-            rows[signal].update(values)
-    else:
-        logger.info("no unprocessed audio for every signal of %r: no STOI/eSTOI features",
-                    split.layout.split)
+        for name, options in features:
+            for signal, values in pair_feature_values(name, options, against, store=store, sample_rate=sample_rate,
+                                                      recompute=recompute, jobs=jobs).items():
+                rows[signal].update(values)
+    elif features:
+        logger.info("no unprocessed audio for every signal of %r: no %s features", split.layout.split,
+                    ", ".join(name for name, _ in features))
     names = list(next(iter(rows.values())).keys()) if rows else []
     table = FeatureTable(list(rows), names, np.array([[v[n] for n in names] for v in rows.values()]))
     if not shard:
+        names = [name for name, _ in features]
+        if names != list(selected_features(DEFAULTS)):
+            digests.append({"features": names})
         out = Path(cache_folder) / f"features.{split.layout.split}.{settings_digest(digests)}.jsonl"
         write_features_jsonl(out, [{"signal": s, **v} for s, v in rows.items()])
         logger.info("features (%d columns) of %d signal(s): %s", len(names), len(rows), out)
@@ -345,9 +313,11 @@ def stage2_store(results_dir: Path, split: SplitData, *, trust_shipped: bool = T
     return results_store(Path(results_dir), seeds=seeds, seed_check=shipped_value_problem)
 
 
-def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str) -> FeatureTable:
+def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str,
+                embeddings: bool = False) -> FeatureTable:
     """What the predictor reads for a split's audio: the feature table of every ASR
-    model (and STOI/eSTOI), or, for ``whisper-head``, the Whisper encoder embeddings.
+    model (and the pair features), or, with ``embeddings`` (a predictor that takes them),
+    the Whisper encoder embeddings.
 
     Values come from the results folder's store, then from the data set's shipped
     store (``<cadenza_data>/stage2_store/``, read only; the demo ships its default
@@ -355,7 +325,7 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     key matches (same audio, settings and code), so a stale one is recomputed."""
     recompute = recompute_stage(cfg, "2")
     store = stage2_store(Path(cfg.results_dir), split, trust_shipped=cfg.trust_shipped_store)
-    if cfg.predictor == "whisper-head":
+    if embeddings:
         from code.evaluation.asr.embeddings import encoder_embeddings
 
         return encoder_embeddings([(r["signal"], paths[r["signal"]]) for r in split.records],
@@ -364,4 +334,5 @@ def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc:
     return split_features(split, paths, settings=[asr_settings(cfg, m) for m in asr_models(cfg)],
                           cache_folder=cache_folder, store=store, sample_rate=cfg.sample_rate,
                           shard=cfg.shard, recompute=recompute, desc=desc,
-                          stoi_max_lag_s=cfg.stoi_max_lag_s, haspi=cfg.haspi, jobs=cfg.jobs)
+                          features=[(name, feature(name).settings(cfg)) for name in selected_features(cfg)],
+                          jobs=cfg.jobs)

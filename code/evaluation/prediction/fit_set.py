@@ -29,6 +29,8 @@ from code.errors import DataError
 from code.evaluation.asr.scoring import OFFICIAL_TRAIN_SCORES
 from code.evaluation.asr.settings import ASRSettings, asr_label, asr_settings
 from code.evaluation.features.extract import split_table
+from code.evaluation.prediction.capabilities import EMBEDDINGS
+from code.evaluation.prediction.predictors import predictor_class
 from code.evaluation.table import FeatureTable, read_feature_file, read_feature_files
 from code.io_utils import read_jsonl
 from code.keys import settings_digest
@@ -36,7 +38,6 @@ from code.keys import settings_digest
 logger = logging.getLogger(__name__)
 
 TRAIN_SCORES_DIR = "_train_scores"  # under results/: fit-set features shared by every model
-ONE_COLUMN_PREDICTORS = ("logistic", "logistic-hl")
 
 
 @dataclass
@@ -156,7 +157,7 @@ def fit_set(cfg, split: SplitData, *, predicted: FeatureTable, audio_route: bool
         folder = Path(cfg.results_dir) / TRAIN_SCORES_DIR
         desc = f"Stage 2: fit set ({part.layout.split})"
         tables.append(split_table(cfg, SplitData(part.layout, mine), paths, cache_folder=folder,
-                                  desc=desc))
+                                  desc=desc, embeddings=_embeddings(cfg)))
     table = _stack(tables)
     if set(table.names) != set(predicted.names):
         # e.g. the fit split has unprocessed audio and the predicted split not: keep shared columns
@@ -183,13 +184,18 @@ def fit_share(cfg, split: SplitData) -> None:
         paths = {r["signal"]: part.layout.audio_path(r["signal"], "signals") for r in mine}
         split_table(cfg, SplitData(part.layout, mine), paths,
                     cache_folder=Path(cfg.results_dir) / TRAIN_SCORES_DIR,
-                    desc=f"Stage 2: fit set ({part.layout.split}, shard {cfg.shard})")
+                    desc=f"Stage 2: fit set ({part.layout.split}, shard {cfg.shard})", embeddings=_embeddings(cfg))
+
+
+def _embeddings(cfg) -> bool:
+    """Whether the run's predictor reads Whisper encoder embeddings instead of features."""
+    return predictor_class(cfg.predictor).takes == EMBEDDINGS
 
 
 def _official(cfg, parts: list[SplitData], signals: list[str]) -> FeatureTable | None:
     """The official precomputed training scores, when this run may use them."""
     if not (asr_settings(cfg).is_official_baseline() and len(asr_models(cfg)) == 1
-            and cfg.predictor in ONE_COLUMN_PREDICTORS and not cfg.feature
+            and predictor_class(cfg.predictor).fits_precomputed and not cfg.feature
             and [p.layout.split for p in parts] == ["train"] and cfg.challenge == "clip1"):
         return None
     _, rows = read_feature_file(OFFICIAL_TRAIN_SCORES["whisper.mixture"])

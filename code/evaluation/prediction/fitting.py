@@ -11,6 +11,7 @@ import numpy as np
 from code.errors import DataError, Problem
 from code.evaluation.features.chorus import with_chorus
 from code.evaluation.prediction.calibration import fold_groups, prompt_folds
+from code.evaluation.prediction.capabilities import describe
 from code.evaluation.prediction.predictors import Predictor, make_predictor, pick_feature, predictor_class
 from code.evaluation.table import FeatureTable, check_same_features, missing_counts
 
@@ -72,6 +73,11 @@ def fit_predict(name: str, *, fit_table: FeatureTable, fit_records: list[dict],
     fit_x = fit_table.select([r["signal"] for r in fit_records])
     predict_x = check_same_features(fit_table, predict_table).select([r["signal"] for r in predict_records])
     _log_ignored_feature(cls, fit_x.names, feature)
+    try:
+        used_here = cls.used_columns(fit_x.names, feature)
+    except DataError:
+        used_here = []
+    logger.info("predictor %s %s", name, describe(cls, used_here))
     skipped: list[Problem] = []
     if not cls.handles_missing:
         used = cls.used_columns(fit_x.names, feature)
@@ -133,7 +139,7 @@ def _log_ignored_feature(cls: type, names: list[str], feature: str | None) -> No
     """Say that a predictor using every column ignores ``feature``, only when the
     caller named one other than the default a one-feature predictor would take
     (the pipeline passes that default when the user set none)."""
-    if feature is None or cls.name in ("logistic", "logistic-hl"):
+    if feature is None or cls.uses_feature:
         return
     try:
         default = pick_feature(names, None)

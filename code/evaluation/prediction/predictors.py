@@ -37,6 +37,7 @@ import numpy as np
 from code.config import HEARING_LOSS_CATEGORIES, did_you_mean
 from code.errors import DataError, Problem
 from code.evaluation.prediction.calibration import LogisticCalibration
+from code.evaluation.prediction.capabilities import ALL_FEATURES, ONE_COLUMN, pick_feature
 from code.evaluation.prediction.stacking import StackPredictor
 from code.evaluation.prediction.whisper_head import WhisperHeadPredictor
 from code.evaluation.table import FeatureTable
@@ -59,7 +60,12 @@ class Predictor(Protocol):
     ``n_words``); targets and predictions are on 0..100."""
 
     name: ClassVar[str]
+    # what it takes (code/evaluation/prediction/capabilities.py): the class's tags
+    takes: ClassVar[str]
     handles_missing: ClassVar[bool]  # True: NaN features are fitted and predicted as such
+    uses_feature: ClassVar[bool]
+    fits_precomputed: ClassVar[bool]
+    trains_on_device: ClassVar[bool]
     notes: list[str]  # what the last fit fell back on, for the log
     skipped: list[Problem]  # set by fit_predict: records left out for missing values
 
@@ -73,35 +79,6 @@ class Predictor(Protocol):
     def params(self) -> dict: ...
 
     def save(self, path_stem: Path) -> list[Path]: ...
-
-
-DEFAULT_FEATURE_SUFFIX = ".better_ear"  # with several columns and none named: the first better-ear ASR score
-OFFICIAL_ASR_COLUMN = "whisper.mixture"  # the ASR score of pyclarity's precomputed files (the official calibration's)
-
-
-def pick_feature(names: list[str], feature: str | None) -> str:
-    """The one column a single-feature predictor uses: ``feature``; else the only
-    column; else the first better-ear ASR score (``asr.<model>.better_ear``); else
-    the official score files' ASR column (``whisper.mixture``), as the official
-    baseline calibrates.
-
-    Raises:
-        DataError: listing the columns, when ``feature`` is not among them, or is
-            None while there are several and none is a better-ear score.
-    """
-    if feature is not None:
-        if feature not in names:
-            raise DataError(f"feature {feature!r} is not a feature column; columns are {names}")
-        return feature
-    if len(names) == 1:
-        return names[0]
-    better = [n for n in names if n.startswith("asr.") and n.endswith(DEFAULT_FEATURE_SUFFIX)]
-    if not better and OFFICIAL_ASR_COLUMN in names:
-        return OFFICIAL_ASR_COLUMN
-    if not better:
-        raise DataError(f"{len(names)} feature columns {names}: name the one to calibrate "
-                        f"with --feature NAME (e.g. --feature {names[0]})")
-    return better[0]
 
 
 def _checked_column(features: FeatureTable, name: str) -> np.ndarray:
@@ -127,7 +104,11 @@ class LogisticPredictor:
     """One feature column (0..1) through the 0..100 logistic: the official baseline."""
 
     name: ClassVar[str] = "logistic"
+    takes: ClassVar[str] = ONE_COLUMN
     handles_missing: ClassVar[bool] = False
+    uses_feature: ClassVar[bool] = True
+    fits_precomputed: ClassVar[bool] = True
+    trains_on_device: ClassVar[bool] = False
 
     @classmethod
     def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
@@ -165,7 +146,11 @@ class HearingLossLogisticPredictor:
     records (or none) uses the logistic fitted on all records."""
 
     name: ClassVar[str] = "logistic-hl"
+    takes: ClassVar[str] = ONE_COLUMN
     handles_missing: ClassVar[bool] = False
+    uses_feature: ClassVar[bool] = True
+    fits_precomputed: ClassVar[bool] = True
+    trains_on_device: ClassVar[bool] = False
     used_columns = LogisticPredictor.used_columns
 
     def __init__(self, *, feature: str | None = None, seed: int = 0) -> None:
@@ -245,7 +230,11 @@ class GBMPredictor:
     """Gradient-boosted trees on every feature column, hearing loss and number of words."""
 
     name: ClassVar[str] = "gbm"
+    takes: ClassVar[str] = ALL_FEATURES
     handles_missing: ClassVar[bool] = True  # HistGradientBoostingRegressor learns where NaN goes
+    uses_feature: ClassVar[bool] = False
+    fits_precomputed: ClassVar[bool] = False
+    trains_on_device: ClassVar[bool] = False
     EXTRA_COLUMNS: ClassVar[tuple[str, ...]] = ("record.hearing_loss_0_1_2", "record.n_words")
 
     @classmethod

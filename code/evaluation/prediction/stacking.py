@@ -24,6 +24,7 @@ import numpy as np
 
 from code.errors import DataError, shown
 from code.evaluation.prediction.calibration import fold_groups, prompt_folds
+from code.evaluation.prediction.capabilities import ALL_FEATURES, ONE_COLUMN, pick_feature
 from code.evaluation.table import FeatureTable
 from code.io_utils import write_json_atomic
 
@@ -37,23 +38,21 @@ STACK_SETTINGS = {
     "inner_folds": 5,
 }
 MEMBER_KEYS = ("predictor", "feature", "settings")
-ONE_FEATURE = ("logistic", "logistic-hl")
 
 
 def logistic_feature(names: list[str], feature: str | None) -> str:
     """The column of a one-feature member with no feature of its own: ``feature`` when the
     caller named one other than the default better-ear score; else the chorus mean when
     present; else the default (a logistic's ``used_columns``: ``pick_feature``)."""
-    pick = StackPredictor.registry()[0]("logistic").used_columns
     try:
-        default = pick(names, None)[0]
+        default = pick_feature(names, None)
     except DataError:
         default = None
     if feature is not None and feature != default:
-        return pick(names, feature)[0]
+        return pick_feature(names, feature)
     if CHORUS_FEATURE in names:
         return CHORUS_FEATURE
-    return pick(names, feature)[0]
+    return pick_feature(names, feature)
 
 
 def inner_folds(value: object) -> int:
@@ -129,6 +128,10 @@ class StackPredictor:
     """Non-negative weights summing to 1 over member predictors, learned out-of-fold."""
 
     name: ClassVar[str] = "stack"
+    takes: ClassVar[str] = ALL_FEATURES  # its members' columns
+    uses_feature: ClassVar[bool] = True  # the column of its one-column members without their own
+    fits_precomputed: ClassVar[bool] = False
+    trains_on_device: ClassVar[bool] = False
     # a record missing a one-feature member's column is refused (fit_predict asks used_columns)
     handles_missing: ClassVar[bool] = False
 
@@ -188,7 +191,7 @@ class StackPredictor:
         make_predictor = self.registry()[1]
         member = self.settings["members"][index]
         feature = member.get("feature")
-        if member["predictor"] in ONE_FEATURE and feature is None:
+        if self.registry()[0](member["predictor"]).takes == ONE_COLUMN and feature is None:
             feature = logistic_feature(names, self.feature)
         options = {"settings": member["settings"]} if member.get("settings") else None
         return make_predictor(member["predictor"], feature=feature, seed=self.seed, options=options), feature

@@ -31,6 +31,7 @@ from code.data.held_out import held_out_prompts
 from code.errors import DataError
 from code.evaluation.asr.embeddings import EARS, embedding_columns
 from code.evaluation.prediction.calibration import fold_groups
+from code.evaluation.prediction.capabilities import EMBEDDINGS
 from code.evaluation.table import FeatureTable
 from code.io_utils import atomic_path, write_json_atomic
 from code.resources import torch_device
@@ -134,7 +135,11 @@ class WhisperHeadPredictor:
     """A torch head on both ears' Whisper encoder embeddings; the better ear's score (0..100)."""
 
     name: ClassVar[str] = "whisper-head"
+    takes: ClassVar[str] = EMBEDDINGS
     handles_missing: ClassVar[bool] = False  # a missing embedding value is refused (fit_predict)
+    uses_feature: ClassVar[bool] = False
+    fits_precomputed: ClassVar[bool] = False
+    trains_on_device: ClassVar[bool] = True  # --asr-device
 
     @classmethod
     def used_columns(cls, names: list[str], feature: str | None) -> list[str]:
