@@ -2,7 +2,7 @@
 everything derived from it (model list, ASR model list, fit splits, stages, shard).
 
 This module sits at the bottom of the project: it imports nothing from ``code`` but ``code.errors``
-(and ``code.slurm_options``, the checks of the ``--slurm`` options)
+(and its checks kept apart: ``code.config_lists``, ``code.config_values``, ``code.slurm_options``)
 and nothing heavy (no torch, Whisper, numba, pyclarity, scikit-learn), so
 ``python main.py --help`` and a mistyped option answer at once. Every other
 module takes what it needs from here, or as arguments.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from code.config_lists import lists_problem
-from code.errors import shown
+from code.config_values import audiograms_problem, options_problem, results_dir_problem
 from code.slurm_options import slurm_problem
 
 SAMPLE_RATE = 44100  # Hz: the challenge audio's rate, and the hearing-loss simulator's
@@ -39,7 +39,6 @@ RECOMPUTE = ("none", "1", "2", "all")
 QUALITY_METRICS = ("haaqi", "none")
 COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "int8_float16", "bfloat16", "int16")
 
-AUDIOGRAM_LEVELS_DB_HL = (-10.0, 120.0)  # plausible hearing thresholds (dB HL) an audiogram may give
 MIN_SAMPLE_RATE = 8000  # Hz: below this no speech band is left for Whisper (16 kHz) or STOI (10 kHz)
 
 CODE_DIR = Path(__file__).resolve().parent
@@ -258,84 +257,6 @@ def device_problem(option: str, device: str, *, allow_empty: bool = True) -> str
             f"got {device!r}{did_you_mean(device, ['cpu', 'cuda'])}")
 
 
-def _numbers(value: object) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
-
-
-def audiogram_problem(category: str, spec: object) -> str | None:
-    """Why ``--audiograms``' entry for ``category`` cannot be used, else None: it must be
-    ``{"levels": [...], "frequencies": [...]}``, lists of numbers of one length, every
-    level finite and within ``AUDIOGRAM_LEVELS_DB_HL``, the frequencies finite, positive
-    and rising."""
-    where = f"--audiograms {category!r}"
-    if not isinstance(spec, dict) or set(spec) != {"levels", "frequencies"}:
-        return (f"{where} must be an object {{\"levels\": [dB HL, ...], \"frequencies\": [Hz, ...]}}, "
-                f"got {shown(spec)}")
-    levels, frequencies = spec["levels"], spec["frequencies"]
-    for name, values in (("levels", levels), ("frequencies", frequencies)):
-        if not _numbers(values):
-            return f"{where}: {name} must be a non-empty list of numbers, got {shown(values)}"
-        bad = [x for x in values if not math.isfinite(x)]
-        if bad:
-            return f"{where}: {name} must be finite numbers, got {bad[0]} in {shown(values)}"
-    if len(levels) != len(frequencies):
-        return (f"{where}: {len(levels)} levels for {len(frequencies)} frequencies; "
-                "give one level per frequency")
-    low, high = AUDIOGRAM_LEVELS_DB_HL
-    outside = [x for x in levels if not low <= x <= high]
-    if outside:
-        return (f"{where}: level {outside[0]} is outside {low:g}..{high:g} dB HL, the plausible "
-                f"range of a hearing threshold (levels {shown(levels)})")
-    if any(f <= 0 for f in frequencies) or any(b <= a for a, b in zip(frequencies, frequencies[1:])):
-        return f"{where}: frequencies must be positive and rising (Hz), got {shown(frequencies)}"
-    return None
-
-
-def _audiograms_problem(audiograms: object) -> str | None:
-    if not isinstance(audiograms, dict):
-        return f"--audiograms must be a JSON object of categories, got {shown(audiograms)}"
-    for category, spec in audiograms.items():
-        if category not in HEARING_LOSS_CATEGORIES:
-            return f"audiograms: unknown category {shown(category)}; expected {list(HEARING_LOSS_CATEGORIES)}"
-        problem = audiogram_problem(category, spec)
-        if problem:
-            return problem
-    sets = {category: tuple(spec["frequencies"]) for category, spec in audiograms.items()}
-    if len(set(sets.values())) > 1:
-        listing = "; ".join(f"{c}: {list(f)}" for c, f in sets.items())
-        return ("--audiograms gives the categories different frequencies; models get one level per "
-                f"frequency for every signal, so give every category the same frequencies ({listing})")
-    return None
-
-
-def _options_problem(options: object) -> str | None:
-    if not isinstance(options, dict):
-        return f"--predictor-options must be a JSON object of settings, got {shown(options)}"
-    for key, value in options.items():
-        if value is not None and not isinstance(value, (int, float, str, bool)) and key != "members":  # the stack checks its members
-            return (f"--predictor-options {key!r} must be a number, a string, true/false or null, "
-                    f"got {shown(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"--predictor-options {key!r} must be a finite number, got {value}"
-    return None
-
-
-def _results_dir_problem(results_dir: str) -> str | None:
-    path = Path(results_dir)
-    for folder in (path, *path.parents):
-        try:
-            if not folder.exists():
-                continue
-        except (OSError, ValueError) as e:
-            return f"--results-dir {shown(results_dir)} cannot be a folder here: {e}"
-        if not folder.is_dir():
-            what = "is a file" if folder == path else f"lies under {folder}, which is a file"
-            return f"--results-dir {path} {what}; expected a folder (or a path where one can be made)"
-        return None
-    return None
-
-
 def check_config(cfg: ExperimentConfig) -> str | None:
     """A one-line reason when the config cannot work, else None. Cheap: no model,
     data or heavy library is loaded (``main.py`` calls it while parsing)."""
@@ -369,8 +290,9 @@ def check_config(cfg: ExperimentConfig) -> str | None:
             return problem
     if not stages(cfg) <= {"1", "2"} or not stages(cfg):
         return f"--stages must be 1, 2 or 1,2; got {cfg.stages!r}"
-    for problem in (_audiograms_problem(cfg.audiograms), _options_problem(cfg.predictor_options),
-                    _results_dir_problem(cfg.results_dir), slurm_problem(cfg, DEFAULTS)):
+    for problem in (audiograms_problem(cfg.audiograms, HEARING_LOSS_CATEGORIES),
+                    options_problem(cfg.predictor_options), results_dir_problem(cfg.results_dir),
+                    slurm_problem(cfg, DEFAULTS)):
         if problem:
             return problem
     if not cfg.sample_rate >= MIN_SAMPLE_RATE:

@@ -13,7 +13,7 @@ from clarity.utils.audiogram import AUDIOGRAM_MILD, AUDIOGRAM_MODERATE
 
 from code.data.audio import read_audio
 from code.evaluation.cache import Store
-from code.evaluation.features.extract import _haspi_cached, _intrusive_cached
+from code.evaluation.features.registry import pair_feature_values
 from code.evaluation.pair_values import pair_values
 from code.evaluation.pair_workers import core_shares, worker_count
 from code.evaluation.quality.aid_quality import QualityItem, aid_quality
@@ -72,8 +72,10 @@ def test_stoi_and_haspi_do_not_depend_on_jobs(tmp_path):
     # audio gave 0.91394774499016{17,40,41,42,43,60} in six runs here), so STOI/eSTOI are
     # compared to 1e-12; HASPI (and HAAQI below) exactly
     items = _pairs(tmp_path, 5)
-    runs = {jobs: (_intrusive_cached(items, Store(tmp_path / f"s{jobs}"), RATE, False, 0.05, jobs),
-                   _haspi_cached(items, Store(tmp_path / f"h{jobs}"), RATE, False, jobs))
+    runs = {jobs: (pair_feature_values("stoi", {"max_lag_s": 0.05}, items, store=Store(tmp_path / f"s{jobs}"),
+                                       sample_rate=RATE, recompute=False, jobs=jobs),
+                   pair_feature_values("haspi", {}, items, store=Store(tmp_path / f"h{jobs}"), sample_rate=RATE,
+                                       recompute=False, jobs=jobs))
             for jobs in (1, 2, 4)}
     for jobs in (2, 4):
         assert _same(runs[jobs][0], runs[1][0], 1e-12)

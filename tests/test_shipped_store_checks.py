@@ -15,6 +15,7 @@ import pytest
 from code.data.validation import validate_split
 from code.evaluation.cache import Store
 from code.evaluation.features import extract
+from code.evaluation.features.registry import pair_feature_values
 from code.evaluation.shipped_values import shipped_value_problem
 from tests.conftest import DEMO_ROOT, demo_records, make_clip_root, run_main
 
@@ -60,7 +61,8 @@ def _items(root, n=2):
 
 
 def _stoi(items, store):
-    return extract._intrusive_cached(items, store, 44100, False, 0.05)
+    return pair_feature_values("stoi", {"max_lag_s": 0.05}, items, store=store, sample_rate=44100,
+                               recompute=False)
 
 
 def _same(a, b) -> bool:
