@@ -15,7 +15,7 @@ import pytest
 from code.data.validation import validate_split
 from code.evaluation.cache import Store
 from code.evaluation.features import extract
-from code.evaluation.features.registry import pair_feature_values
+from code.evaluation.features.registry import pair_feature_values, store_ranges
 from code.evaluation.shipped_values import shipped_value_problem
 from tests.conftest import DEMO_ROOT, demo_records, make_clip_root, run_main
 
@@ -50,7 +50,7 @@ VALUES = [
 
 @pytest.mark.parametrize("case,kind,value,expected", VALUES, ids=[v[0] for v in VALUES])
 def test_a_shipped_value_is_checked(case, kind, value, expected):
-    problem = shipped_value_problem(kind, value)
+    problem = shipped_value_problem(kind, value, store_ranges())
     assert (problem is None) if expected is None else (expected in (problem or "")), problem
 
 

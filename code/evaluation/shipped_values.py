@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import math
 
-# The range each measure can take, by the first part of its column name (``haaqi.left``: haaqi).
-FEATURE_RANGES = {
-    "stoi": (-1.0, 1.0),  # a mean of correlations
-    "estoi": (-1.0, 1.0),
-    "haspi": (0.0, 1.0),
-    "haaqi": (0.0, 1.0),
-}
+Ranges = dict[str, tuple[float, float]]  # the range of each measure, by the first part of its column name
+
+# The report's music quality (``haaqi.left``: haaqi); each Stage-2 pair feature declares its own
+# ranges in ``code/evaluation/features/registry.py``, passed in as ``pair_ranges``.
+QUALITY_RANGES: dict[str, Ranges] = {"haaqi": {"haaqi": (0.0, 1.0)}}
 CONFIDENCE_RANGES = {"avg_logprob": (-math.inf, 0.0), "no_speech_prob": (0.0, 1.0)}
 UNIT = (0.0, 1.0)  # a words-correct score
 EARS = 2
@@ -34,14 +32,14 @@ def _number_problem(name: str, value: object, bounds: tuple[float, float], *, nu
     return None
 
 
-def _features_problem(value: dict) -> str | None:
+def _features_problem(value: dict, ranges: Ranges) -> str | None:
     features = value.get("features")
     if not isinstance(features, dict) or not features:
         return "no 'features' object"
     for name, number in features.items():
-        bounds = FEATURE_RANGES.get(str(name).split(".")[0])
+        bounds = ranges.get(str(name).split(".")[0])
         if bounds is None:
-            return f"unknown measure {name!r} (known: {sorted(FEATURE_RANGES)})"
+            return f"unknown measure {name!r} (known: {sorted(ranges)})"
         problem = _number_problem(name, number, bounds, nullable=True)  # null: undefined (e.g. silence)
         if problem:
             return problem
@@ -82,13 +80,17 @@ def _embedding_problem(value: dict) -> str | None:
     return None
 
 
-CHECKS = {"transcript": _transcript_problem, "score": _score_problem, "intrusive": _features_problem,
-          "haspi": _features_problem, "haaqi": _features_problem, "embedding": _embedding_problem}
+CHECKS = {"transcript": _transcript_problem, "score": _score_problem, "embedding": _embedding_problem}
 
 
-def shipped_value_problem(kind: str, value: dict) -> str | None:
+def shipped_value_problem(kind: str, value: dict, pair_ranges: dict[str, Ranges] | None = None) -> str | None:
     """Why ``value`` (of ``kind``, read from a shipped store) cannot be used, or None.
-    Kinds without a check here (a file's digest, say) are never taken from a shipped store."""
+    ``pair_ranges``: ``{store kind: ranges}`` of the pair values (the Stage-2 pair features'
+    declared ranges; the report's HAAQI is always known). Kinds without a check (a file's
+    digest, say) are never taken from a shipped store."""
+    ranges = {**QUALITY_RANGES, **(pair_ranges or {})}.get(kind)
+    if ranges is not None:
+        return _features_problem(value, ranges)
     check = CHECKS.get(kind)
     if check is None:
         return f"{kind!r} values are not taken from a data set's store"

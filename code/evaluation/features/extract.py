@@ -36,7 +36,7 @@ from code.evaluation.asr.scoring import LyricScorer
 from code.evaluation.asr.settings import ENGINE_PACKAGES, ASRSettings, asr_label, asr_settings
 from code.evaluation.cache import Store, results_store
 from code.evaluation.features.chorus import with_chorus
-from code.evaluation.features.registry import default_features, feature, pair_feature_values
+from code.evaluation.features.registry import default_features, feature, pair_feature_values, store_ranges
 from code.evaluation.shipped_values import shipped_value_problem
 from code.evaluation.table import FeatureTable, write_features_jsonl
 from code.io_utils import write_text_atomic
@@ -310,7 +310,9 @@ def stage2_store(results_dir: Path, split: SplitData, *, trust_shipped: bool = T
         logger.info("not reading the values the data set ships in %s (--no-trust-shipped-store): "
                     "every value is computed here", shipped)
     seeds = (shipped,) if trust_shipped and shipped.is_dir() else ()
-    return results_store(Path(results_dir), seeds=seeds, seed_check=shipped_value_problem)
+    ranges = store_ranges()
+    return results_store(Path(results_dir), seeds=seeds,
+                         seed_check=lambda kind, value: shipped_value_problem(kind, value, ranges))
 
 
 def split_table(cfg, split: SplitData, paths: dict, *, cache_folder: Path, desc: str,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,9 @@ class PairFeature:
     name of a function of ``module`` returning what else keys its values (fixed settings),
     under ``constants_key``. ``kind``: its folder in the store (default: its name).
     ``packages``: whose versions key its values (or the name of such a tuple in ``module``).
+    ``ranges``: ``{measure: (low, high)}``, the values each measure (a column's first part,
+    ``stoi`` of ``stoi.left``) can take; a value a data set ships outside them is refused
+    (``code.evaluation.shipped_values``). Empty: any number per column prefix of ``columns``.
     """
 
     module: str
@@ -56,6 +60,7 @@ class PairFeature:
     packages: tuple[str, ...] | str = AUDIO_PACKAGES
     needs: tuple[str, ...] = (UNPROCESSED,)
     title: str = ""
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def compute(self) -> Callable[..., dict[str, float]]:
         return getattr(importlib.import_module(self.module), self.function)
@@ -87,12 +92,13 @@ FEATURES: dict[str, PairFeature] = {
     "stoi": PairFeature("code.evaluation.features.intrusive", "intrusive_features", kind="intrusive",
                         columns=("stoi.left", "stoi.right", "estoi.left", "estoi.right"),
                         options={"max_lag_s": "stoi_max_lag_s"},
-                        packages=("pystoi", "scipy", "soxr", "soundfile"), title="STOI/eSTOI"),
+                        packages=("pystoi", "scipy", "soxr", "soundfile"), title="STOI/eSTOI",
+                        ranges={"stoi": (-1.0, 1.0), "estoi": (-1.0, 1.0)}),  # means of correlations
     # --haspi: HASPI v2 per ear and the better ear (code/evaluation/quality/haspi_features.py)
     "haspi": PairFeature("code.evaluation.quality.haspi_features", "haspi_features",
                          columns=("haspi.left", "haspi.right", "haspi.better_ear"),
                          constants="haspi_settings", constants_key="haspi",
-                         packages="HASPI_PACKAGES", title="HASPI"),
+                         packages="HASPI_PACKAGES", title="HASPI", ranges={"haspi": (0.0, 1.0)}),
 }
 
 
@@ -105,6 +111,14 @@ def feature(name: str) -> PairFeature:
     if name not in FEATURES:
         raise ValueError(f"unknown Stage-2 feature {name!r}; registered features: {', '.join(FEATURES)}")
     return FEATURES[name]
+
+
+def store_ranges() -> dict[str, dict[str, tuple[float, float]]]:
+    """``{store kind: {measure: (low, high)}}`` of every registered feature, for the checks of
+    values a data set ships (a feature without declared ranges: any number)."""
+    return {spec.kind or name: spec.ranges or {column.split(".")[0]: (-math.inf, math.inf)
+                                               for column in spec.columns}
+            for name, spec in FEATURES.items()}
 
 
 def default_features() -> list[tuple[str, dict]]:
