@@ -58,7 +58,8 @@ def clip2_demo_copy(root: Path) -> Path:
     demo's shipped store linked beside its metadata: its audio is the demo's, so the fit set's
     transcripts are read, not made again. Returns the data root."""
     data = root / CLIP2_DEMO.name
-    shutil.copytree(CLIP2_DEMO, data)
+    # the demo's own link is relative (to the demo beside it): linked again here, absolute
+    shutil.copytree(CLIP2_DEMO, data, ignore=shutil.ignore_patterns(DEMO_STORE.name))
     if DEMO_STORE.is_dir():
         (data / "cadenza_data" / "clip2" / DEMO_STORE.name).symlink_to(DEMO_STORE, target_is_directory=True)
     return data
