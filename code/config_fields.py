@@ -32,7 +32,8 @@ LAST_RANK = 1000  # a label without a rank comes after those with one
 
 
 def setting(default: Any, role: str, help: str, *, label: Callable[[Any], str] | str | None = None,
-            rank: int | None = None, unlabelled: str = "", command: bool = True) -> Any:
+            rank: int | None = None, applies: Callable[[Any], bool] | None = None,
+            compared: Callable[[Any], Any] | None = None, unlabelled: str = "", command: bool = True) -> Any:
     """A config field with its metadata.
 
     Args:
@@ -43,13 +44,17 @@ def setting(default: Any, role: str, help: str, *, label: Callable[[Any], str] |
         label: how a value differing from the default is written in a run's name
             (``lambda v: f"folds{v}"``), or ``EACH_FEATURE``.
         rank: where the label goes in a run's name (lower first; ties in field order).
+        applies: ``cfg -> bool``, whether the setting can change this run's predictions at all
+            (``--msbg`` only with ``--input unprocessed``); default: always.
+        compared: ``cfg -> value`` compared with the defaults' and given to the label (the
+            resolved list of ``--asr-models``); default: the field's value.
         unlabelled: for a ``STAGE1`` or ``PREDICTION`` setting without a label: why the run's
             name needs none (it is in the name otherwise, or enters Stage 1's key).
         command: False to leave it out of suggested ``python main.py`` commands (it names other
             work than the run's own); ``RESOURCES`` settings are always left out.
     """
-    metadata = {"role": role, "help": help, "label": label, "rank": rank, "unlabelled": unlabelled,
-                "command": command and role != RESOURCES}
+    metadata = {"role": role, "help": help, "label": label, "rank": rank, "applies": applies,
+                "compared": compared, "unlabelled": unlabelled, "command": command and role != RESOURCES}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -71,6 +76,22 @@ def name_labels(config_class) -> dict[str, Callable[[Any], str] | str]:
     labelled = [(f.metadata.get("rank") or LAST_RANK, i, f) for i, f in enumerate(dataclasses.fields(config_class))
                 if f.metadata.get("label") is not None]
     return {f.name: f.metadata["label"] for _, _, f in sorted(labelled, key=lambda t: t[:2])}
+
+
+def named_value(cfg, name: str) -> Any:
+    """A named setting's value as run names compare it (its ``compared``, else the field)."""
+    compared = _metadata(cfg, name).get("compared")
+    return compared(cfg) if compared else getattr(cfg, name)
+
+
+def applies(cfg, name: str) -> bool:
+    """Whether a setting can change this run's predictions at all (its ``applies``)."""
+    check = _metadata(cfg, name).get("applies")
+    return check(cfg) if check else True
+
+
+def _metadata(cfg, name: str):
+    return next(f.metadata for f in dataclasses.fields(cfg) if f.name == name)
 
 
 def in_commands(config_class) -> tuple[str, ...]:

@@ -26,8 +26,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from code.config import CODE_DIR, DEFAULTS, FEATURE_FLAGS, ExperimentConfig, asr_models, fit_splits
-from code.config_fields import EACH_FEATURE, in_commands, name_labels
+from code.config import CODE_DIR, DEFAULTS, FEATURE_FLAGS, ExperimentConfig, fit_splits
+from code.config_fields import EACH_FEATURE, applies, in_commands, name_labels, named_value
 from code.data.layout import resolve_data_root
 from code.keys import bytes_digest, file_digest, settings_digest
 
@@ -53,23 +53,6 @@ def feature_differences(cfg) -> dict[str, bool]:
     for each it leaves out (so ``--haspi`` differs as it always did: haspi, True)."""
     chosen, default = selected_features(cfg), selected_features(DEFAULTS)
     return {**{n: True for n in chosen if n not in default}, **{n: False for n in default if n not in chosen}}
-
-
-def _value(cfg, name: str):
-    if name == "asr_models":
-        return asr_models(cfg)
-    if name == "fit_split":
-        return sorted(fit_splits(cfg))
-    return getattr(cfg, name)
-
-
-def _matters(cfg, name: str) -> bool:
-    """Whether a setting can change this run's predictions at all."""
-    if name == "msbg":
-        return cfg.input == "unprocessed"
-    if name == "asr_compute_type":
-        return cfg.asr_engine == "faster-whisper"
-    return True
 
 
 def data_set(cfg) -> dict:
@@ -113,8 +96,8 @@ def differences(cfg, *, home: dict | None = None) -> dict:
     for name, label in _LABELS.items():
         if label == EACH_FEATURE:
             out.update(feature_differences(cfg))
-        elif _matters(cfg, name) and _value(cfg, name) != _value(DEFAULTS, name):
-            out[name] = _value(cfg, name)
+        elif applies(cfg, name) and named_value(cfg, name) != named_value(DEFAULTS, name):
+            out[name] = named_value(cfg, name)
     return out
 
 

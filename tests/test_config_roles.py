@@ -57,6 +57,11 @@ def test_run_names_keep_their_labels_and_order():
     assert run_name(cfg, "NLR1", home=data_set(cfg)) == (
         "NLR1-unprocessed-phoneme-msbg=torch-stoi-lag0.1-haspi-openai-whisper-asr=tiny.en+base.en-gbm-options"
         "-feature=stoi.better_ear-fit=train+valid-seed3-639f8f")
+    same = {"msbg": "torch", "asr_compute_type": "int8", "asr_models": "tiny.en", "fit_split": "train"}
+    for name, value in same.items():  # declared not to apply here, or the same value resolved
+        plain = dataclasses.replace(DEFAULTS, asr_engine="openai-whisper") if name == "asr_compute_type" else DEFAULTS
+        changed = dataclasses.replace(plain, **{name: value})
+        assert run_name(changed, "NLR1", home=data_set(cfg)) == run_name(plain, "NLR1", home=data_set(cfg)), name
 
 
 def _other(value):
