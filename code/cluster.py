@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from code.config import ExperimentConfig
+from code.config_fields import RESOURCES, fields_with_role
 from code.cluster_checks import (ClusterUnavailable, Partition, check_options, check_shared,
                                  check_slurm_here, slurm_command)
 from code.errors import ConfigError
@@ -33,9 +35,9 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 MAIN = PROJECT_DIR / "main.py"
 LOG_LINES = 12  # a failed task's log lines shown
 POLL_S = 2.0  # --slurm-wait: seconds between looks at the queue
-# Options that change no value a job computes: left out of the run's name, so a rerun with
-# more CPUs or another device goes on with the same submission.
-NOT_IN_NAME = ("jobs", "device", "batch_size", "asr_batch_size")
+# Options that change no value a job computes (their role is RESOURCES): left out of the run's
+# name, so a rerun with more CPUs or another device goes on with the same submission.
+NOT_IN_NAME = fields_with_role(ExperimentConfig, RESOURCES)
 
 
 @dataclass

@@ -2,26 +2,32 @@
 everything derived from it (model list, ASR model list, fit splits, stages, shard).
 
 This module sits at the bottom of the project: it imports nothing from ``code`` but ``code.errors``
-(and its checks kept apart: ``code.config_lists``, ``code.config_values``, ``code.slurm_options``)
+(and its checks kept apart: ``code.config_lists``, ``code.config_values``, ``code.slurm_options``;
+the fields' declarations read by ``code.config_fields``)
 and nothing heavy (no torch, Whisper, numba, pyclarity, scikit-learn), so
 ``python main.py --help`` and a mistyped option answer at once. Every other
 module takes what it needs from here, or as arguments.
 
 ``main.py`` holds the editable block (``CONFIG = ExperimentConfig(...)``) and the
-command line; each field below is an option (``--field-name``), described by its
-comment here.
+command line; each field below is an option (``--field-name``), declared with
+``setting(default, role, help, ...)``: its ``--help`` text, and what it changes (its role:
+Stage 1, a prediction, only the output, the way this command works, or only its resources),
+from which run names, keys, ``--recompute`` and suggested commands follow
+(``code/config_fields.py``).
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import inspect
 import math
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from code import config_fields
+from code.config_fields import EACH_FEATURE, OUTPUT, PREDICTION, RESOURCES, STAGE1, WORK, setting
 from code.config_lists import lists_problem
 from code.config_values import audiograms_problem, options_problem, results_dir_problem
 from code.slurm_options import slurm_problem
@@ -51,87 +57,73 @@ FEATURE_FLAGS = ("haspi",)  # boolean options that add the Stage-2 feature of th
 @dataclass(frozen=True)
 class ExperimentConfig:
     # data (relative paths in main.py's block are relative to main.py's folder; on the command line, to the current one)
-    data_root: str = "data/demo"  # folder holding cadenza_data/ (or cadenza_data/ itself, or cadenza_data/clip2/); the demo ships with the project
-    challenge: str = ""  # clip1 or clip2; empty: detected from the data root's layout
-    split: str = "valid"  # the split to predict
-    input: str = "signals"  # model input: signals (as heard, official) or unprocessed (+ hearing-loss simulation after the model)
-    target: str = "correctness"  # what listeners' labels measure: correctness (words, 0..1) or phoneme_correctness (CLIP2)
-    skip_invalid: bool = False  # leave invalid records out (listed in results/) instead of stopping
-    sample_rate: int = 44100  # audio is resampled to this rate on loading
+    data_root: str = setting("data/demo", STAGE1, "folder holding cadenza_data/ (or cadenza_data/ itself, or cadenza_data/clip2/); the demo ships with the project", unlabelled="the data set: in the name when not the results folder's home")
+    challenge: str = setting("", STAGE1, "clip1 or clip2; empty: detected from the data root's layout", unlabelled="the data set's (as --data-root)")
+    split: str = setting("valid", STAGE1, "the split to predict", unlabelled="the CSV's name ends with it")
+    input: str = setting("signals", STAGE1, "model input: signals (as heard, official) or unprocessed (+ hearing-loss simulation after the model)", unlabelled="in the name as -unprocessed")
+    target: str = setting("correctness", PREDICTION, "what listeners' labels measure: correctness (words, 0..1) or phoneme_correctness (CLIP2)", label=lambda v: "phoneme" if v == "phoneme_correctness" else v, rank=1)
+    skip_invalid: bool = setting(False, WORK, "leave invalid records out (listed in results/) instead of stopping", command=False)
+    sample_rate: int = setting(44100, STAGE1, "audio is resampled to this rate on loading", label=lambda v: f"sr{v}", rank=2)
     # enhancement (Stage 1)
-    model: str = "NLR1"  # the hearing-aid model, a name registered in code/models/hearing_aid_models.py MODELS
-    models: str = ""  # comma-separated models to compare (overrides --model); writes a hearing-aid report
-    baseline: str = "identity"  # the model the hearing-aid report gives every other model's change against (one of --models)
-    quality: str = "haaqi"  # music quality in the hearing-aid report of --input unprocessed --models runs: haaqi (each output against the unprocessed audio) or none
-    alpha: float = 0.5  # the report's combined score: alpha * intelligibility (0..1) + (1 - alpha) * HAAQI, as CAD2's recipe code
-    # Audiogram per hearing-loss category, {"Mild": {"levels": [...], "frequencies": [...]}}.
-    # Categories left out use pyclarity's AUDIOGRAM_REF / AUDIOGRAM_MILD / AUDIOGRAM_MODERATE.
-    audiograms: dict = field(default_factory=dict)
-    msbg: str = "fast"  # hearing-loss simulator for --input unprocessed: fast (this project's), reference (pyclarity's Ear) or torch (the fast one in torch, on CUDA when available)
-    device: str = ""  # where torch models run: cpu, cuda or cuda:N (empty: cuda when available)
-    batch_size: int = 4  # signals per Stage-1 batch
-    jobs: int = 0  # worker processes for Stage 1 and for Stage 2's HAAQI, HASPI and STOI (0: the CPUs this process may use)
-    tag: str = ""  # a name for this configuration: outputs go to results/<Model>-<tag>/, submission_<Model>-<tag>_<split>.csv; --train writes results/_training/<Model>-<tag>.pt
+    model: str = setting("NLR1", STAGE1, "the hearing-aid model, a name registered in code/models/hearing_aid_models.py MODELS", unlabelled="the name starts with it", command=False)
+    models: str = setting("", STAGE1, "comma-separated models to compare (overrides --model); writes a hearing-aid report", unlabelled="each model's run starts with its name", command=False)
+    baseline: str = setting("identity", OUTPUT, "the model the hearing-aid report gives every other model's change against (one of --models)")
+    quality: str = setting("haaqi", OUTPUT, "music quality in the hearing-aid report of --input unprocessed --models runs: haaqi (each output against the unprocessed audio) or none")
+    alpha: float = setting(0.5, OUTPUT, "the report's combined score: alpha * intelligibility (0..1) + (1 - alpha) * HAAQI, as CAD2's recipe code")
+    audiograms: dict = setting({}, STAGE1, 'Audiogram per hearing-loss category, {"Mild": {"levels": [...], "frequencies": [...]}}. Categories left out use pyclarity\'s AUDIOGRAM_REF / AUDIOGRAM_MILD / AUDIOGRAM_MODERATE.', label=lambda v: "audiograms", rank=3)
+    msbg: str = setting("fast", STAGE1, "hearing-loss simulator for --input unprocessed: fast (this project's), reference (pyclarity's Ear) or torch (the fast one in torch, on CUDA when available)", applies=lambda cfg: cfg.input == "unprocessed", label=lambda v: f"msbg={v}", rank=4)
+    device: str = setting("", RESOURCES, "where torch models run: cpu, cuda or cuda:N (empty: cuda when available)")
+    batch_size: int = setting(4, RESOURCES, "signals per Stage-1 batch")
+    jobs: int = setting(0, RESOURCES, "worker processes for Stage 1 and for Stage 2's HAAQI, HASPI and STOI (0: the CPUs this process may use)")
+    tag: str = setting("", OUTPUT, "a name for this configuration: outputs go to results/<Model>-<tag>/, submission_<Model>-<tag>_<split>.csv; --train writes results/_training/<Model>-<tag>.pt")
     # ASR and features (Stage 2)
-    asr_engine: str = "faster-whisper"  # faster-whisper or openai-whisper (the official baseline's)
-    asr_model: str = "tiny.en"  # Whisper model name or path; tiny.en for faster-whisper ships offline
-    asr_models: str = ""  # comma-separated Whisper models scored in one run (replaces --asr-model; give one or the other); features per model
-    asr_compute_type: str = "float32"  # faster-whisper only: float32 (reproducible across CPUs) or int8 (faster)
-    asr_device: str = "cpu"  # cpu, cuda or cuda:N, for Whisper
-    asr_batch_size: int = 8  # ears per batched first-window decode
-    haspi: bool = False  # add HASPI v2 features (haspi.left/right/better_ear, 0..1) of the scored audio against the unprocessed audio, beside STOI (when every signal has it)
-    features: str = "stoi"  # the Stage-2 pair features beside the ASR scores, comma-separated names in code/evaluation/features/registry.py FEATURES (e.g. stoi,haspi; empty: none), when every signal has its unprocessed audio
-    stoi_max_lag_s: float = 0.05  # STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference
-    trust_shipped_store: bool = True  # use the Stage-2 values a data set ships in cadenza_data/stage2_store/ (each checked for range; a bad one is recomputed); --no-trust-shipped-store computes every value here
+    asr_engine: str = setting("faster-whisper", PREDICTION, "faster-whisper or openai-whisper (the official baseline's)", label=lambda v: v, rank=7)
+    asr_model: str = setting("tiny.en", PREDICTION, "Whisper model name or path; tiny.en for faster-whisper ships offline", unlabelled="in --asr-models' label (asr_models() reads both)")
+    asr_models: str = setting("", PREDICTION, "comma-separated Whisper models scored in one run (replaces --asr-model; give one or the other); features per model", compared=lambda cfg: asr_models(cfg), label=lambda v: "asr=" + "+".join(Path(m).stem if os.sep in m else m for m in v), rank=8)
+    asr_compute_type: str = setting("float32", PREDICTION, "faster-whisper only: float32 (reproducible across CPUs) or int8 (faster)", applies=lambda cfg: cfg.asr_engine == "faster-whisper", label=lambda v: v, rank=9)
+    asr_device: str = setting("cpu", WORK, "cpu, cuda or cuda:N, for Whisper")
+    asr_batch_size: int = setting(8, RESOURCES, "ears per batched first-window decode")
+    haspi: bool = setting(False, PREDICTION, "add HASPI v2 features (haspi.left/right/better_ear, 0..1) of the scored audio against the unprocessed audio, beside STOI (when every signal has it)", unlabelled="in --features' labels (it adds haspi)")
+    features: str = setting("stoi", PREDICTION, "the Stage-2 pair features beside the ASR scores, comma-separated names in code/evaluation/features/registry.py FEATURES (e.g. stoi,haspi; empty: none), when every signal has its unprocessed audio", label=EACH_FEATURE, rank=6)
+    stoi_max_lag_s: float = setting(0.05, PREDICTION, "STOI/eSTOI: the largest lag (s) removed between the audio and its unprocessed reference", label=lambda v: f"stoi-lag{v}", rank=5)
+    trust_shipped_store: bool = setting(True, WORK, "use the Stage-2 values a data set ships in cadenza_data/stage2_store/ (each checked for range; a bad one is recomputed); --no-trust-shipped-store computes every value here")
     # prediction
-    predictor: str = "logistic"  # how features become a 0..100 prediction (code/evaluation/prediction/predictors.py PREDICTORS)
-    feature: str = ""  # the feature column the logistic predictors use (empty: the better-ear ASR score)
-    # Settings of the predictor over its defaults, e.g. {"learning_rate": 0.05} for gbm or {"hidden_dim": 128}
-    # for whisper-head (the logistic predictors have none); saved in the provenance and the run's name.
-    predictor_options: dict = field(default_factory=dict)
-    scores: str = ""  # per-signal feature files (JSONL, comma-separated) for the split: skip the audio stages
-    train_scores: str = ""  # feature files of the fit split (default: official file or computed)
-    fit_split: str = "train"  # labelled split(s) the predictor is fitted on: train, valid, or train,valid
-    folds: int = 5  # folds (grouped by track when the metadata has fma, else by prompt) for out-of-fold predictions on records of the fit split
-    seed: int = 0  # seed of the folds and of learned predictors
-    team_id: str = ""  # e.g. T001: also write the organisers' file names (ICASSP2026_<split>_<TEAM>.csv)
+    predictor: str = setting("logistic", PREDICTION, "how features become a 0..100 prediction (code/evaluation/prediction/predictors.py PREDICTORS)", label=lambda v: v, rank=10)
+    feature: str = setting("", PREDICTION, "the feature column the logistic predictors use (empty: the better-ear ASR score)", label=lambda v: f"feature={v}", rank=12)
+    predictor_options: dict = setting({}, PREDICTION, 'Settings of the predictor over its defaults, e.g. {"learning_rate": 0.05} for gbm or {"hidden_dim": 128} for whisper-head (the logistic predictors have none); saved in the provenance and the run\'s name.', label=lambda v: "options", rank=11)
+    scores: str = setting("", PREDICTION, "per-signal feature files (JSONL, comma-separated) for the split: skip the audio stages", label=lambda v: "scores", rank=13)
+    train_scores: str = setting("", PREDICTION, "feature files of the fit split (default: official file or computed)", label=lambda v: "train-scores", rank=14)
+    fit_split: str = setting("train", PREDICTION, "labelled split(s) the predictor is fitted on: train, valid, or train,valid", compared=lambda cfg: sorted(fit_splits(cfg)), label=lambda v: "fit=" + "+".join(v), rank=15)
+    folds: int = setting(5, PREDICTION, "folds (grouped by track when the metadata has fma, else by prompt) for out-of-fold predictions on records of the fit split", label=lambda v: f"folds{v}", rank=16)
+    seed: int = setting(0, PREDICTION, "seed of the folds and of learned predictors", label=lambda v: f"seed{v}", rank=17)
+    team_id: str = setting("", OUTPUT, "e.g. T001: also write the organisers' file names (ICASSP2026_<split>_<TEAM>.csv)", command=False)
     # running
-    results_dir: str = "results"  # where everything is written
-    stages: str = "1,2"  # which stages to run: 1, 2 or 1,2
-    recompute: str = "none"  # redo work even when cached: none, 1 (Stage 1), 2 (Stage 2) or all
-    shard: str = ""  # K/N: process the K-th of N parts of the split (cluster job arrays)
-    slurm: int = 0  # submit the run to SLURM as N shard tasks (--jobs CPUs each) and a final job that writes the CSV, then return; the same command again says how they went and submits what is unfinished (docs/caching-and-clusters.md)
-    slurm_partition: str = ""  # --slurm: the jobs' partition (empty: the cluster's default)
-    slurm_time: str = ""  # --slurm: each job's time limit, minutes or [D-]H:MM:SS (empty: the partition's default)
-    slurm_mem: str = ""  # --slurm: memory per job, e.g. 16G (empty: the partition's default)
-    slurm_gres: str = ""  # --slurm: generic resources per job, e.g. gpu:1
-    slurm_extra: dict = field(default_factory=dict)  # --slurm: more sbatch options, e.g. {"account": "abc", "qos": "high"}
-    slurm_wait: bool = False  # --slurm: stay until the jobs end and say how they went (exit 1 when one failed)
+    results_dir: str = setting("results", OUTPUT, "where everything is written")
+    stages: str = setting("1,2", WORK, "which stages to run: 1, 2 or 1,2", command=False)
+    recompute: str = setting("none", WORK, "redo work even when cached: none, 1 (Stage 1), 2 (Stage 2) or all", command=False)
+    shard: str = setting("", WORK, "K/N: process the K-th of N parts of the split (cluster job arrays)", command=False)
+    slurm: int = setting(0, WORK, "submit the run to SLURM as N shard tasks (--jobs CPUs each) and a final job that writes the CSV, then return; the same command again says how they went and submits what is unfinished (docs/caching-and-clusters.md)")
+    slurm_partition: str = setting("", WORK, "--slurm: the jobs' partition (empty: the cluster's default)")
+    slurm_time: str = setting("", WORK, "--slurm: each job's time limit, minutes or [D-]H:MM:SS (empty: the partition's default)")
+    slurm_mem: str = setting("", WORK, "--slurm: memory per job, e.g. 16G (empty: the partition's default)")
+    slurm_gres: str = setting("", WORK, "--slurm: generic resources per job, e.g. gpu:1")
+    slurm_extra: dict = setting({}, WORK, '--slurm: more sbatch options, e.g. {"account": "abc", "qos": "high"}')
+    slurm_wait: bool = setting(False, WORK, "--slurm: stay until the jobs end and say how they went (exit 1 when one failed)")
     # training (code/training/): --train trains the model(s) before Stage 1; weights go to results/_training/
-    train: bool = False  # train --model (e.g. LyricAid) on the fit split's Mild and Moderate unprocessed audio, through the hearing-loss simulator and a Whisper objective, before Stage 1
-    train_asr_model: str = ""  # openai-whisper model (name or .pt path) of the training objective; empty: $CLIP_OPENAI_CHECKPOINT, else the shared tiny.en checkpoint
-    train_epochs: int = 4  # at most this many passes over the training signals (early stopping on held-out prompts)
-    train_lr: float = 0.01  # Adam learning rate of the training
-    train_batch_size: int = 2  # signals per training step
-    train_quality_weight: float = 3.0  # the quality guard's weight: training maximises the Whisper objective minus this times the output's spectral departure from the listener's NAL-R (a stand-in for HAAQI; docs/training.md)
+    train: bool = setting(False, STAGE1, "train --model (e.g. LyricAid) on the fit split's Mild and Moderate unprocessed audio, through the hearing-loss simulator and a Whisper objective, before Stage 1", unlabelled="the trained weights: their digest is in Stage 1's key")
+    train_asr_model: str = setting("", STAGE1, "openai-whisper model (name or .pt path) of the training objective; empty: $CLIP_OPENAI_CHECKPOINT, else the shared tiny.en checkpoint", unlabelled="the trained weights: their digest is in Stage 1's key")
+    train_epochs: int = setting(4, STAGE1, "at most this many passes over the training signals (early stopping on held-out prompts)", unlabelled="the trained weights: their digest is in Stage 1's key")
+    train_lr: float = setting(0.01, STAGE1, "Adam learning rate of the training", unlabelled="the trained weights: their digest is in Stage 1's key")
+    train_batch_size: int = setting(2, STAGE1, "signals per training step", unlabelled="the trained weights: their digest is in Stage 1's key")
+    train_quality_weight: float = setting(3.0, STAGE1, "the quality guard's weight: training maximises the Whisper objective minus this times the output's spectral departure from the listener's NAL-R (a stand-in for HAAQI; docs/training.md)", unlabelled="the trained weights: their digest is in Stage 1's key")
 
 
 DEFAULTS = ExperimentConfig()
 
 
 def field_help() -> dict[str, str]:
-    """Each config field's comment in ``ExperimentConfig`` above, as its ``--help`` text."""
-    helps, above = {}, []
-    for line in inspect.getsource(ExperimentConfig).splitlines():
-        comment = re.match(r"\s+#\s*(.+)$", line)
-        if comment:
-            above.append(comment[1])
-            continue
-        match = re.match(r"\s+(\w+): [^=]+=[^#]*(?:#\s*(.+))?$", line)
-        if match:
-            helps[match[1]] = match[2] or " ".join(above[1:] if len(above) > 2 else above)
-        above = []
-    return helps
+    """Each config field's ``--help`` text, from its declaration in ``ExperimentConfig``."""
+    return config_fields.field_help(ExperimentConfig)
 
 
 def registered_names(path: Path, registry: str) -> list[str]:

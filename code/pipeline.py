@@ -19,6 +19,7 @@ import numpy as np
 
 from code.config import (
     HEARING_LOSS_CATEGORIES,
+    ExperimentConfig,
     asr_models,
     check_config,
     model_names,
@@ -26,6 +27,7 @@ from code.config import (
     recompute_stage,
     stages,
 )
+from code.config_fields import RESOURCES, fields_with_role
 from code.data.layout import SplitData, resolve_data_root
 from code.data.validation import validate_split
 from code.enhancement import enhance_split
@@ -196,8 +198,8 @@ class RecomputeProgress:
     (the model and stage it was in are redone from their start)."""
 
     def __init__(self, cfg):
-        kept = {k: v for k, v in dataclasses.asdict(cfg).items()
-                if k not in ("jobs", "device", "batch_size", "asr_batch_size")}
+        kept = {k: v for k, v in dataclasses.asdict(cfg).items()  # all but the resources
+                if k not in fields_with_role(ExperimentConfig, RESOURCES)}
         self.path = Path(cfg.results_dir) / f".recompute_{settings_digest(kept)}.json"
         self.cfg = cfg
         try:

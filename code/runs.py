@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shlex
 import subprocess
 from pathlib import Path
 
-from code.config import CODE_DIR, DEFAULTS, FEATURE_FLAGS, asr_models, fit_splits
+from code.config import CODE_DIR, DEFAULTS, FEATURE_FLAGS, ExperimentConfig, fit_splits
+from code.config_fields import EACH_FEATURE, applies, in_commands, name_labels, named_value
 from code.data.layout import resolve_data_root
 from code.keys import bytes_digest, file_digest, settings_digest
 
@@ -36,26 +36,9 @@ HOME_FILE = "home_data_set.json"  # in the results folder: the data set whose ru
 PROVENANCE_SUFFIX = ".run.json"
 
 # Settings that change a prediction besides model, tag, split and input (in the name already)
-# and the data set: field -> its label in a name.
-_LABELS = {
-    "target": lambda v: "phoneme" if v == "phoneme_correctness" else v,
-    "sample_rate": lambda v: f"sr{v}",
-    "audiograms": lambda v: "audiograms",
-    "msbg": lambda v: f"msbg={v}",
-    "stoi_max_lag_s": lambda v: f"stoi-lag{v}",
-    "features": None,  # one label per Stage-2 feature added (its name) or left out (no-<name>)
-    "asr_engine": lambda v: v,
-    "asr_models": lambda v: "asr=" + "+".join(Path(m).stem if os.sep in m else m for m in v),
-    "asr_compute_type": lambda v: v,
-    "predictor": lambda v: v,
-    "predictor_options": lambda v: "options",
-    "feature": lambda v: f"feature={v}",
-    "scores": lambda v: "scores",
-    "train_scores": lambda v: "train-scores",
-    "fit_split": lambda v: "fit=" + "+".join(v),
-    "folds": lambda v: f"folds{v}",
-    "seed": lambda v: f"seed{v}",
-}
+# and the data set: field -> its label in a name (``setting(..., label=...)`` in code/config.py),
+# in the order labels are written.
+_LABELS = name_labels(ExperimentConfig)
 
 
 def selected_features(cfg) -> tuple[str, ...]:
@@ -70,23 +53,6 @@ def feature_differences(cfg) -> dict[str, bool]:
     for each it leaves out (so ``--haspi`` differs as it always did: haspi, True)."""
     chosen, default = selected_features(cfg), selected_features(DEFAULTS)
     return {**{n: True for n in chosen if n not in default}, **{n: False for n in default if n not in chosen}}
-
-
-def _value(cfg, name: str):
-    if name == "asr_models":
-        return asr_models(cfg)
-    if name == "fit_split":
-        return sorted(fit_splits(cfg))
-    return getattr(cfg, name)
-
-
-def _matters(cfg, name: str) -> bool:
-    """Whether a setting can change this run's predictions at all."""
-    if name == "msbg":
-        return cfg.input == "unprocessed"
-    if name == "asr_compute_type":
-        return cfg.asr_engine == "faster-whisper"
-    return True
 
 
 def data_set(cfg) -> dict:
@@ -127,18 +93,18 @@ def differences(cfg, *, home: dict | None = None) -> dict:
     home = home if home is not None else home_data_set(Path(cfg.results_dir), current)
     if (current["metadata_dir"], current["challenge"]) != (home.get("metadata_dir"), home.get("challenge")):
         out["data_set"] = current
-    for name in _LABELS:
-        if name == "features":
+    for name, label in _LABELS.items():
+        if label == EACH_FEATURE:
             out.update(feature_differences(cfg))
-        elif _matters(cfg, name) and _value(cfg, name) != _value(DEFAULTS, name):
-            out[name] = _value(cfg, name)
+        elif applies(cfg, name) and named_value(cfg, name) != named_value(DEFAULTS, name):
+            out[name] = named_value(cfg, name)
     return out
 
 
 def setting_label(name: str, value) -> str:
     """How a setting that differs from the defaults is written in run names and tables
     (``--predictor gbm`` -> ``gbm``); the setting's name for one without a label."""
-    if _LABELS.get(name) is not None:
+    if callable(_LABELS.get(name)):
         return _LABELS[name](value)
     return f"no-{name}" if value is False else name  # a Stage-2 feature left out, or added
 
@@ -202,9 +168,9 @@ def provenance(cfg, model: str, metadata_file: Path) -> dict:
     }
 
 
-# Options left out of a suggested command: they change no prediction, or name other work.
-_NOT_IN_COMMAND = {"model", "models", "recompute", "shard", "stages", "team_id", "jobs", "device",
-                   "batch_size", "asr_batch_size", "skip_invalid"}
+# Options a suggested command may spell out: all but those that change only the resources
+# or name other work (``setting(..., command=False)`` in code/config.py).
+_IN_COMMAND = in_commands(ExperimentConfig)
 
 
 def command_for(config: dict, *, model: str) -> str:
@@ -212,7 +178,7 @@ def command_for(config: dict, *, model: str) -> str:
     settings (only the options that differ from the defaults)."""
     parts = ["python", "main.py", "--model", model]
     for f in dataclasses.fields(DEFAULTS):
-        if f.name in _NOT_IN_COMMAND or f.name not in config:
+        if f.name not in _IN_COMMAND or f.name not in config:
             continue
         value, default = config[f.name], getattr(DEFAULTS, f.name)
         if f.name == "data_root" and Path(value).resolve() == (PROJECT_DIR / default).resolve():

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom first. A module may import modules of its own layer or of a lower one.
 LAYERS = [
-    ("config and errors", ("code.config", "code.config_lists", "code.config_values", "code.errors", "code.slurm_options")),
+    ("config and errors", ("code.config", "code.config_fields", "code.config_lists", "code.config_values", "code.errors",
+                           "code.slurm_options")),
     ("plumbing", ("code.io_utils", "code.resources", "code.keys")),
     ("data pieces", ("code.data.",)),
     ("run identity", ("code.runs",)),
