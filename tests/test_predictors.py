@@ -265,7 +265,7 @@ def _with_gaps(table, rows, column):
 def test_gbm_fits_and_predicts_with_missing_values(data, caplog):
     records, truth, table = data
     gappy = _with_gaps(_with_gaps(table, list(range(0, 200, 9)), "other"), list(range(3, 200, 17)), "asr.score")
-    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction"):
         predicted, _ = _oof("gbm", records, truth, gappy)
     assert np.all(np.isfinite(predicted)) and len(predicted) == len(records)
     assert clip_metrics(predicted, truth)["RMSE"] < 0.75 * float(np.std(truth))
@@ -312,13 +312,13 @@ def test_folds_never_split_a_track_and_the_log_says_so(data, name, monkeypatch, 
             return super().predict(features, predict_records)
 
     monkeypatch.setitem(PREDICTORS, name, Spy)
-    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction"):
         _oof(name, records, truth, table)
     assert "grouped by track (fma) and prompt: 17 groups" in caplog.text
     assert len(log) == 5 and all(not seen & predicted for seen, predicted in log)
     caplog.clear()
     log.clear()
-    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction"):
         _oof(name, [{k: v for k, v in r.items() if k != "fma"} for r in records], truth, table)
     assert "grouped by prompt: 67 groups" in caplog.text
 
@@ -326,7 +326,7 @@ def test_folds_never_split_a_track_and_the_log_says_so(data, name, monkeypatch, 
 def test_predictor_log_names_only_a_feature_the_user_set(data, caplog):
     records, truth, table = data
     named = FeatureTable(table.signals, ["asr.tiny.en.better_ear", "other"], table.values)
-    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction.predictors"):
+    with caplog.at_level(logging.INFO, logger="code.evaluation.prediction"):
         _oof("gbm", records, truth, named, feature="asr.tiny.en.better_ear")  # the pipeline's default
         assert "ignored" not in caplog.text
         _oof("gbm", records, truth, named, feature="other")
