@@ -159,26 +159,29 @@ def test_chunks_of_several_pairs_give_each_pair_its_own_value(tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_report_is_the_same_at_one_and_two_jobs(tmp_path, caplog):
-    """``--input unprocessed --models identity,NLR1`` with Stage 2's pair values recomputed (as
-    ``--recompute 2`` does) by one process and by two workers: the same report. The demo is
-    copied without the HAAQI and STOI values it ships (its transcripts are kept: Whisper is
-    not what is compared), and the second run starts from a copy of the first's results
-    without theirs (Stage 1's outputs and the transcripts reused), so only the pair values
-    are computed again, by two workers."""
+    """``--input unprocessed --models identity,NLR1`` with Stage 2's pair values from one
+    process and from two workers: the same report. The first run reads the HAAQI and STOI
+    values the demo ships (computed by one process, under the same keys); the second runs on
+    a copy of the demo without them (its transcripts kept: Whisper is not what is compared),
+    from a copy of the first's results without them, so only the pair values are computed
+    again, by two workers."""
     import shutil
 
     import main
 
     data = tmp_path / "demo"
     shutil.copytree(DEMO_ROOT, data)
-    for kind in ("haaqi", "intrusive"):
-        shutil.rmtree(data / "cadenza_data" / "stage2_store" / kind)
     one, two = tmp_path / "one", tmp_path / "two"
     args = ["--data-root", str(data), "--input", "unprocessed", "--models", "identity,NLR1"]
-    assert main.main([*args, "--jobs", "1", "--results-dir", str(one)]) == 0
+    with caplog.at_level(logging.INFO):
+        assert main.main([*args, "--jobs", "1", "--results-dir", str(one)]) == 0
+    assert "HAAQI: 0 signal(s) to compute, 24 reused (24 from the data set's store)" in caplog.text
+    caplog.clear()
+    for kind in ("haaqi", "intrusive"):
+        shutil.rmtree(data / "cadenza_data" / "stage2_store" / kind)
     shutil.copytree(one, two)
     for kind in ("haaqi", "intrusive"):
-        shutil.rmtree(two / ".cache" / kind)
+        shutil.rmtree(two / ".cache" / kind, ignore_errors=True)
     written = ("hearing_aid_report_*.csv", "submission_*.csv")
     for pattern in written:
         for path in two.glob(pattern):
