@@ -47,6 +47,7 @@ from code.evaluation.evaluation_helper import (
     split_table,
 )
 from code.evaluation.outputs.html_report import write_html_reports
+from code.evaluation.outputs.report_names import quality_wanted
 from code.evaluation.prediction.capabilities import EMBEDDINGS
 from code.evaluation.prediction.predictors import make_predictor, predictor_class
 from code.evaluation.quality.aid_quality import quality_audiogram_problem
@@ -55,7 +56,7 @@ from code.io_utils import write_json_atomic
 from code.keys import settings_digest
 from code.models.audiograms import DEFAULT_AUDIOGRAMS, audiogram_from_levels, common_frequencies
 from code.models.hearing_aid_models import unknown_model
-from code.pipeline_report import model_quality, quality_wanted, report_name, write_hearing_aid_report
+from code.pipeline_report import model_quality, report_name, write_hearing_aid_report
 from code.runs import run_name
 from code.training.train import train_models
 

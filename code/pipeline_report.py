@@ -13,7 +13,7 @@ from code.data.synthetic import SYNTHETIC_NOTE, labels_are_synthetic
 from code.enhancement_plan import model_output_path
 from code.evaluation.features.extract import stage2_store
 from code.evaluation.outputs.report import change_text, report_rows, write_report
-from code.evaluation.outputs.report_names import quality_wanted, report_labels
+from code.evaluation.outputs.report_names import report_labels
 from code.evaluation.quality.aid_quality import QualityItem, aid_quality
 from code.runs import run_suffix
 
